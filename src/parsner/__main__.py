@@ -1,0 +1,5 @@
+import sys
+
+from parsner.cli import main
+
+sys.exit(main())

@@ -1,0 +1,39 @@
+"""Shared fixtures. Tests run offline: every hub miss would otherwise wait ~20 s."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from parsner.paths import SAMPLE_DIR, parsbert_v1_tokenizer_dir, shared_dir  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``shared/data`` with the real corpora, or skip (set $PARSNER_SHARED to point elsewhere)."""
+    d = shared_dir() / "data"
+    if not d.is_dir():
+        pytest.skip(f"real corpora not found at {d} (set PARSNER_SHARED to the shared folder)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def parsbert_tokenizer_dir() -> Path:
+    """ParsBERT v1's real tokenizer/config folder (no weights), or skip."""
+    d = parsbert_v1_tokenizer_dir()
+    if not (d / "vocab.txt").is_file():
+        pytest.skip(f"ParsBERT v1 tokenizer not found at {d} (set PARSNER_SHARED to the shared folder)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return SAMPLE_DIR
