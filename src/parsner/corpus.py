@@ -34,3 +34,4 @@ class ReadResult:
     repaired: int = 0  # orphan I- tags turned into B- (non-strict mode)
     notes: list[str] = field(default_factory=list)  # e.g. spans split/merged onto word boundaries
     tag_counts: Counter = field(default_factory=Counter)
+    texts: dict[str, str] = field(default_factory=dict)  # doc_id -> original document text (span data)

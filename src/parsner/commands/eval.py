@@ -1,0 +1,64 @@
+"""``parsner eval``: score a model on a dataset split, or any system's predictions file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from parsner.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="score a model on a dataset split, or a predictions file, with seqeval",
+        description=(
+            "Score entity-level precision/recall/F1 with seqeval in the default (conlleval) and strict IOB2 "
+            "modes, "
+            "with a bootstrap 95%% CI, error analysis and a confusion matrix. Either --model and --data, or "
+            "--predictions FILE with lines `token gold pred` (tab-separated when tokens contain spaces; "
+            "the last two columns are gold and predicted tags; blank line between sentences)."
+        ),
+    )
+    p.add_argument("--model", type=Path, help="trained run directory (parsner train --out)")
+    p.add_argument("--data", type=Path, help="dataset directory (parsner data build --out)")
+    p.add_argument("--split", default="test", help="dataset split to score (default: test)")
+    p.add_argument("--predictions", type=Path, metavar="FILE", help="score an existing token/gold/pred file")
+    p.add_argument("--out", type=Path,
+                   help="output directory (default: MODEL/eval-SPLIT or eval/runs/FILE-STEM)")
+    p.add_argument("--batch-size", type=int, default=32, help="sentences per prediction batch (default: 32)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="bootstrap resamples for the F1 CI (0 disables; default: 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--no-plots", action="store_true", help="do not write confusion.png")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    p.add_argument("--quiet", action="store_true", help="do not print the report")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from parsner import evaluate as ev
+
+    if args.bootstrap < 0:
+        raise ConfigError("--bootstrap must be >= 0")
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be >= 1")
+    common = {"n_bootstrap": args.bootstrap, "seed": args.seed, "overwrite": args.overwrite,
+              "plots": not args.no_plots}
+    if args.predictions is not None:
+        if args.model is not None or args.data is not None:
+            raise ConfigError("use either --predictions FILE or --model DIR --data DIR, not both")
+        out = args.out or ev.default_predictions_out(args.predictions)
+        result = ev.evaluate_predictions_file(args.predictions, out=out, **common)
+    else:
+        if args.model is None or args.data is None:
+            raise ConfigError("parsner eval needs --model DIR and --data DIR (or --predictions FILE)")
+        out = args.out or (args.model / f"eval-{args.split}")
+        result = ev.evaluate_model(args.model, args.data, args.split, out=out, batch_size=args.batch_size,
+                                   device=args.device, **common)
+    if not args.quiet:
+        print(result.report)
+    print(f"wrote {result.out_dir}/ (metrics.json, predictions.conll, analysis.json, report.md"
+          f"{'' if args.no_plots else ', confusion.png'})")
+    return 0

@@ -1,0 +1,359 @@
+"""The evaluation harness: score a model on a dataset split, or any system's predictions file.
+
+Both paths end in :func:`evaluate_tags`, which writes (atomically, into one directory)::
+
+    metrics.json       seqeval scores (default + strict IOB2), bootstrap CIs, error counts, provenance
+    predictions.conll  token<TAB>gold<TAB>pred, blank line between sentences (tabs: PEYMA tokens hold spaces)
+    analysis.json      error analysis with examples and the entity confusion matrix
+    report.md          the tables, readable on GitHub
+    confusion.png      the entity confusion matrix
+
+Predictions files (``parsner eval --predictions FILE``): one word per line, the LAST TWO columns are the
+gold and the predicted tag, a blank line ends a sentence. If a line contains a tab, columns are split on
+tabs and the first column is the token (middle columns, e.g. conlleval features, are ignored), so tokens may
+contain spaces. Otherwise columns are split on whitespace and everything before the last two columns is
+the token, joined with single spaces. ``-DOCSTART-`` lines separate sentences and are counted, not scored.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from parsner.analysis import ErrorAnalysis, analyze, summary_markdown
+from parsner.atomic import atomic_dir
+from parsner.errors import ConfigError, InputError
+from parsner.labels import TagError, normalize_tag
+from parsner.metrics import MODES, bootstrap_f1_ci, fmt_pct, score
+
+
+@dataclass
+class TaggedSet:
+    """Word-level tokens with gold and predicted tags, plus where each sentence came from."""
+
+    tokens: list[list[str]]
+    gold: list[list[str]]
+    pred: list[list[str]]
+    ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, Any]
+    analysis: ErrorAnalysis
+    report: str
+    out_dir: Path | None
+
+
+# --------------------------------------------------------------------------- predictions files
+
+
+def read_predictions(path: str | Path) -> TaggedSet:
+    """Parse a ``token gold pred`` file (see the module docstring). Bad lines raise InputError(file, line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, None, "predictions file not found")
+    out = TaggedSet([], [], [])
+    toks: list[str] = []
+    gold: list[str] = []
+    pred: list[str] = []
+    start_line = 0
+    docstarts = 0
+
+    def flush() -> None:
+        if toks:
+            out.tokens.append(list(toks))
+            out.gold.append(list(gold))
+            out.pred.append(list(pred))
+            out.ids.append(f"{path.name}:{start_line}")
+            toks.clear()
+            gold.clear()
+            pred.clear()
+
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(path, lineno, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                flush()
+                continue
+            if "\t" in line:
+                cols = line.split("\t")
+                if len(cols) < 3:
+                    raise InputError(path, lineno, f"expected 3 tab-separated columns (token, gold, pred), "
+                                                   f"got {len(cols)}: {line!r}")
+                token = cols[0]
+            else:
+                cols = line.split()
+                if len(cols) < 3:
+                    raise InputError(path, lineno, f"expected 3 columns (token gold pred), got {len(cols)}: "
+                                                   f"{line!r}")
+                token = " ".join(cols[:-2])
+            if token.strip() == "-DOCSTART-":
+                flush()
+                docstarts += 1
+                continue
+            tags = []
+            for what, tag in (("gold", cols[-2].strip()), ("predicted", cols[-1].strip())):
+                try:
+                    tags.append(normalize_tag(tag))
+                except TagError as exc:
+                    raise InputError(path, lineno, f"{what} tag: {exc}") from exc
+            if not toks:
+                start_line = lineno
+            toks.append(token)
+            gold.append(tags[0])
+            pred.append(tags[1])
+    flush()
+    if not out.tokens:
+        raise InputError(path, None, "no sentences found (expected lines `token gold pred`)")
+    if docstarts:
+        out.notes.append(f"{docstarts} -DOCSTART- line(s) treated as sentence boundaries")
+    return out
+
+
+def write_predictions(path: str | Path, tokens: Sequence[Sequence[str]], gold: Sequence[Sequence[str]],
+                      pred: Sequence[Sequence[str]]) -> None:
+    """``token<TAB>gold<TAB>pred`` per word, blank line after each sentence (readable by read_predictions)."""
+    lines: list[str] = []
+    for i, (ts, gs, ps) in enumerate(zip(tokens, gold, pred, strict=True)):
+        for j, (t, g, p) in enumerate(zip(ts, gs, ps, strict=True)):
+            if "\t" in t or "\n" in t or "\r" in t:
+                raise InputError(None, None, f"sentence {i}, word {j}: token {t!r} contains a tab or line "
+                                             "break and cannot be written to a CoNLL file")
+            lines.append(f"{t}\t{g}\t{p}")
+        lines.append("")
+    Path(path).write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _mode_label(mode: str) -> str:
+    return {"default": "default (conlleval)", "strict": "strict (IOB2)"}[mode]
+
+
+def render_report(metrics: dict[str, Any], analysis: ErrorAnalysis, *, title: str,
+                  confusion_png: str | None = "confusion.png") -> str:
+    """report.md: overall scores with CIs, per-type table, error analysis and confusion matrix."""
+    src = metrics.get("source", {})
+    lines = [f"# Evaluation: {title}", ""]
+    for key in ("model", "data", "split", "predictions"):
+        if src.get(key):
+            lines.append(f"- {key}: `{src[key]}`")
+    if src.get("stand_in"):
+        lines.append(f"- **stand-in model**: {src['stand_in']} — these numbers are NOT those of a real "
+                     "pretrained ParsBERT; they only show that the pipeline works.")
+    lines.append(f"- sentences: {metrics['n_sentences']}, words: {metrics['n_tokens']}, "
+                 f"gold entities: {metrics['n_gold_entities']}, "
+                 f"predicted entities: {metrics['n_pred_entities']}")
+    lines.append(f"- word (token) accuracy: {fmt_pct(metrics['token_accuracy'])}%")
+    for note in src.get("notes", []):
+        lines.append(f"- note: {note}")
+    lines += ["", "## Overall (entity level, seqeval micro average)", ""]
+    boot = metrics.get("bootstrap", {})
+    level = None
+    lines += ["| mode | precision | recall | F1 | F1 95% CI | correct / pred / gold |",
+              "|---|---:|---:|---:|---|---|"]
+    for mode in MODES:
+        m = metrics[mode]
+        ci = boot.get(mode)
+        ci_txt = f"{fmt_pct(ci['low'])} – {fmt_pct(ci['high'])}" if ci else "–"
+        if ci:
+            level = ci
+        lines.append(f"| {_mode_label(mode)} | {fmt_pct(m['precision'])} | {fmt_pct(m['recall'])} | "
+                     f"**{fmt_pct(m['f1'])}** | {ci_txt} | "
+                     f"{m['n_correct']} / {m['n_pred']} / {m['n_gold']} |")
+    lines.append("")
+    if level:
+        lines.append(f"CI: percentile bootstrap over sentences, {level['n_resamples']} resamples, "
+                     f"seed {level['seed']}.")
+        lines.append("")
+    lines += ["## Per type", ""]
+    types = sorted(set(metrics["default"]["per_type"]) | set(metrics["strict"]["per_type"]))
+    if types:
+        lines += ["| type | support | precision | recall | F1 | strict P | strict R | strict F1 |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        empty = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+        for t in types:
+            d = metrics["default"]["per_type"].get(t, empty)
+            s = metrics["strict"]["per_type"].get(t, empty)
+            lines.append(f"| {t} | {d['support']} | {fmt_pct(d['precision'])} | {fmt_pct(d['recall'])} | "
+                         f"{fmt_pct(d['f1'])} | {fmt_pct(s['precision'])} | {fmt_pct(s['recall'])} | "
+                         f"{fmt_pct(s['f1'])} |")
+        for avg in ("micro_avg", "macro_avg", "weighted_avg"):
+            d, s = metrics["default"][avg], metrics["strict"][avg]
+            lines.append(f"| *{avg.replace('_', ' ')}* | {d['support']} | {fmt_pct(d['precision'])} | "
+                         f"{fmt_pct(d['recall'])} | {fmt_pct(d['f1'])} | {fmt_pct(s['precision'])} | "
+                         f"{fmt_pct(s['recall'])} | {fmt_pct(s['f1'])} |")
+    else:
+        lines.append("No entities in the gold tags nor in the predictions.")
+    lines += ["", "## Errors", "", summary_markdown(analysis), "", "## Entity confusion", ""]
+    rows, cols, matrix = analysis.confusion_matrix()
+    if len(rows) > 1:
+        lines += ["rows: gold type (O = spurious prediction); columns: predicted type (O = missed)", ""]
+        lines.append("| gold \\ pred | " + " | ".join(cols) + " |")
+        lines.append("|---|" + "---:|" * len(cols))
+        for r, row in zip(rows, matrix, strict=True):
+            lines.append(f"| {r} | " + " | ".join(str(v) for v in row) + " |")
+        lines.append("")
+        if confusion_png:
+            lines += [f"![entity confusion matrix]({confusion_png})", ""]
+    else:
+        lines += ["(no entities)", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------- the harness
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def evaluate_tags(
+    data: TaggedSet,
+    *,
+    out: str | Path | None = None,
+    title: str = "predictions",
+    source: dict[str, Any] | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    overwrite: bool = False,
+    plots: bool = True,
+    max_examples: int = 5,
+) -> EvalResult:
+    """Score, analyse, and (if ``out``) write the evaluation directory atomically."""
+    metrics = score(data.gold, data.pred)
+    if n_bootstrap > 0:
+        metrics["bootstrap"] = {
+            mode: bootstrap_f1_ci(data.gold, data.pred, mode=mode, n_resamples=n_bootstrap, seed=seed)
+            for mode in MODES
+        }
+    analysis = analyze(data.tokens, data.gold, data.pred, max_examples=max_examples,
+                       sentence_ids=data.ids or None)
+    src = dict(source or {})
+    if data.notes:
+        src["notes"] = [*src.get("notes", []), *data.notes]
+    metrics["source"] = src
+    metrics["errors"] = {c: int(n) for c, n in analysis.to_dict()["counts"].items()}
+    report = render_report(metrics, analysis, title=title, confusion_png="confusion.png" if plots else None)
+    out_dir: Path | None = None
+    if out is not None:
+        out_dir = Path(out)
+        with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+            _write_json(tmp / "metrics.json", metrics)
+            _write_json(tmp / "analysis.json", analysis.to_dict())
+            write_predictions(tmp / "predictions.conll", data.tokens, data.gold, data.pred)
+            (tmp / "report.md").write_text(report, encoding="utf-8")
+            if plots:
+                from parsner.plots import plot_confusion
+
+                rows, cols, matrix = analysis.confusion_matrix()
+                plot_confusion(rows, cols, matrix, tmp / "confusion.png", title=f"{title}: entity confusion")
+    return EvalResult(metrics=metrics, analysis=analysis, report=report, out_dir=out_dir)
+
+
+def default_predictions_out(path: str | Path) -> Path:
+    return Path("eval") / "runs" / Path(path).stem
+
+
+def evaluate_predictions_file(path: str | Path, out: str | Path | None = None, **kwargs: Any) -> EvalResult:
+    """Score any system's ``token gold pred`` file; ``out=None`` writes nothing.
+
+    The CLI's default output directory is :func:`default_predictions_out`.
+    """
+    data = read_predictions(path)
+    return evaluate_tags(data, out=out, title=Path(path).name, source={"predictions": str(path)}, **kwargs)
+
+
+def read_model_meta(model_dir: str | Path) -> dict[str, Any]:
+    """``parsner.json`` of a run directory ({} when absent/unreadable: a plain HF model is fine too)."""
+    p = Path(model_dir) / "parsner.json"
+    try:
+        meta = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def stand_in_description(meta: dict[str, Any]) -> str | None:
+    """A human description when the model is a stand-in (random weights), else None."""
+    for key in ("stand_in", "standin", "is_stand_in"):
+        val = meta.get(key)
+        if isinstance(val, str) and val:
+            return val
+        if isinstance(val, dict) and val:
+            return str(val.get("description") or val.get("name") or "stand-in model")
+        if val is True:
+            return str(meta.get("stand_in_description") or meta.get("description") or "stand-in model")
+    return None
+
+
+def split_tags(data_dir: str | Path, split: str) -> TaggedSet:
+    """Word tokens and gold tag names of one split of a dataset built by ``parsner data build``."""
+    from parsner.dataset import load_dataset_dir
+
+    dd = load_dataset_dir(data_dir)
+    if split not in dd:
+        raise ConfigError(f"{data_dir}: no split {split!r} (available: {', '.join(dd.keys())})")
+    ds = dd[split]
+    feat = ds.features["ner_tags"]
+    inner = getattr(feat, "feature", None)
+    names = getattr(inner, "names", None)
+    tokens = [list(t) for t in ds["tokens"]]
+    raw_tags = ds["ner_tags"]
+    if names is not None:
+        gold = [[names[i] for i in row] for row in raw_tags]
+    else:
+        gold = [list(row) for row in raw_tags]
+    if "id" in ds.column_names:
+        ids = [str(x) for x in ds["id"]]
+    else:
+        ids = [f"{split}:{i}" for i in range(len(tokens))]
+    return TaggedSet(tokens, gold, [], ids)
+
+
+def evaluate_model(
+    model_dir: str | Path,
+    data_dir: str | Path,
+    split: str = "test",
+    out: str | Path | None = None,
+    *,
+    batch_size: int = 32,
+    device: str | None = None,
+    **kwargs: Any,
+) -> EvalResult:
+    """Predict word-level tags for ``split`` with :class:`parsner.tagger.Tagger` and score them."""
+    from parsner.tagger import Tagger
+
+    model_dir = Path(model_dir)
+    data = split_tags(data_dir, split)
+    tagger = Tagger.from_pretrained(str(model_dir), device=device)
+    t0 = time.perf_counter()
+    data.pred = [list(p) for p in tagger.predict_words(data.tokens, batch_size=batch_size)]
+    seconds = time.perf_counter() - t0
+    n_words = sum(len(t) for t in data.tokens)
+    meta = {**read_model_meta(model_dir), **(getattr(tagger, "meta", None) or {})}
+    source: dict[str, Any] = {
+        "model": str(model_dir),
+        "data": str(data_dir),
+        "split": split,
+        "predict_seconds": round(seconds, 3),
+        "words_per_second": round(n_words / seconds, 1) if seconds > 0 else None,
+    }
+    standin = stand_in_description(meta)
+    if standin:
+        source["stand_in"] = standin
+    title = f"{model_dir.name} on {Path(data_dir).name}/{split}"
+    return evaluate_tags(data, out=out, title=title, source=source, **kwargs)

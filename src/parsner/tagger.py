@@ -1,0 +1,250 @@
+"""Inference on raw Persian text: ``Tagger.from_pretrained(dir)("متن ...")`` -> entities.
+
+Pipeline, per text: split sentences on the ORIGINAL text -> words with offsets (``parsner.wordtok``) ->
+normalise each word on its own (``normalize_token``; the original offsets never move) -> sub-word encode the
+word lists (``is_split_into_words``) -> windows of at most ``max_length`` sub-tokens with overlap, so nothing
+past 512 sub-tokens is lost -> logits -> one tag per word from its FIRST sub-token through ``word_ids()``
+(not the HF pipeline's word-length heuristic, which breaks when the tokenizer's normaliser changes lengths)
+-> IOB2 spans over words -> character offsets from the first word's start to the last word's end.
+So ``entity["text"] == text[entity["start"]:entity["end"]]`` holds whatever the normaliser did.
+
+Speed: all windows of all texts in one call are sorted by length and batched with dynamic padding under
+``torch.inference_mode``; optional dynamic int8 quantisation of the Linear layers (``quantize=True``).
+torch/transformers are imported lazily so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+from parsner.errors import ModelLoadError
+from parsner.labels import spans_from_tags
+from parsner.wordtok import Word
+
+#: Sub-tokens shared by consecutive windows of an over-long sentence (default when parsner.json has none).
+DEFAULT_STRIDE = 128
+
+
+@dataclass
+class TaggedDoc:
+    """Everything the tagger found in one text (the writers in :mod:`parsner.render` use it)."""
+
+    text: str
+    words: list[Word]
+    tags: list[str]
+    scores: list[float]  # probability of each word's tag (first sub-token)
+    sentence_word_ranges: list[tuple[int, int]]  # [start, end) word indices of each sentence
+    entities: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Tagger:
+    """Tag raw Persian text with a token-classification model.
+
+    ``tagger(text)`` -> list of entity dicts; ``tagger([t1, t2], batch_size=32)`` -> one list per text.
+    ``tagger.predict_words([[w1, w2, ...], ...])`` -> one tag per given word (for evaluation).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        normalizer: Any | None = None,
+        *,
+        max_length: int | None = None,
+        stride: int | None = None,
+        device: str | None = None,
+        meta: dict[str, Any] | None = None,
+        score_reduce: str = "mean",
+    ) -> None:
+        import torch
+
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelLoadError("the Tagger needs a fast tokenizer (tokenizer.json) for word_ids()")
+        if score_reduce not in ("mean", "min"):
+            raise ValueError("score_reduce must be 'mean' or 'min'")
+        self.meta = dict(meta or {})
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.normalizer = normalizer
+        self.score_reduce = score_reduce
+        limits = [
+            max_length or self.meta.get("max_length") or 512,
+            getattr(model.config, "max_position_embeddings", None) or 512,
+        ]
+        model_max = getattr(tokenizer, "model_max_length", None)
+        if isinstance(model_max, int) and 0 < model_max < 1_000_000:
+            limits.append(model_max)
+        self.max_length = int(min(limits))
+        budget = self.max_length - tokenizer.num_special_tokens_to_add(pair=False)  # word sub-tokens/window
+        if budget < 2:
+            raise ValueError(f"max_length {self.max_length} leaves no room for words")
+        stride = stride if stride is not None else self.meta.get("stride", DEFAULT_STRIDE)
+        self.stride = max(0, min(int(stride), budget // 2))
+        self.id2label = {int(k): v for k, v in model.config.id2label.items()}
+        # normalize_token is cached inside the normaliser; a word that would vanish comes back unchanged.
+        self._norm = normalizer.normalize_token if normalizer is not None else _identity
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str,
+        device: str | None = None,
+        *,
+        quantize: bool = False,
+        **kwargs: Any,
+    ) -> Tagger:
+        """Load a ParsNER run directory (or any token-classification model dir / hub id).
+
+        ``quantize=True`` applies dynamic int8 quantisation to the Linear layers (CPU only).
+        Extra keyword arguments go to :class:`Tagger` (``max_length``, ``stride``, ``score_reduce``).
+        """
+        from parsner.modeling import load_for_inference
+
+        model, tokenizer, normalizer, meta = load_for_inference(str(path_or_id), device=device)
+        if quantize:
+            model = quantize_dynamic_int8(model)
+            device = "cpu"
+        return cls(model, tokenizer, normalizer, device=device, meta=meta, **kwargs)
+
+    @property
+    def labels(self) -> list[str]:
+        """Entity types the model can predict, sorted (for legends)."""
+        return sorted({t[2:] for t in self.id2label.values() if t[:2] in ("B-", "I-")})
+
+    # ------------------------------------------------------------------ public API
+
+    @overload
+    def __call__(self, texts: str, batch_size: int = 32) -> list[dict[str, Any]]: ...
+
+    @overload
+    def __call__(self, texts: Sequence[str], batch_size: int = 32) -> list[list[dict[str, Any]]]: ...
+
+    def __call__(self, texts: str | Sequence[str], batch_size: int = 32) -> Any:
+        if isinstance(texts, str):
+            return self.tag_documents([texts], batch_size=batch_size)[0].entities
+        return [doc.entities for doc in self.tag_documents(list(texts), batch_size=batch_size)]
+
+    def tag_documents(self, texts: Sequence[str], batch_size: int = 32) -> list[TaggedDoc]:
+        """Tag raw texts: per text a :class:`TaggedDoc` (words, tags, scores, entities; original offsets)."""
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"text {i} is {type(text).__name__}, not str")
+        docs: list[TaggedDoc] = []
+        seqs: list[list[str]] = []
+        for text in texts:
+            words, ranges = segment(text)
+            docs.append(TaggedDoc(text, words, [], [], ranges))
+            for s, e in ranges:
+                seqs.append([self._norm(w.text) for w in words[s:e]])
+        results = self._run(seqs, batch_size)
+        k = 0
+        for doc in docs:
+            for s, _ in doc.sentence_word_ranges:
+                tags, scores = results[k]
+                k += 1
+                doc.tags.extend(tags)
+                doc.scores.extend(scores)
+                for ws, we, label in spans_from_tags(tags):
+                    start, end = doc.words[s + ws].start, doc.words[s + we - 1].end
+                    sc = scores[ws:we]
+                    score = min(sc) if self.score_reduce == "min" else sum(sc) / len(sc)
+                    ent = {"text": doc.text[start:end], "label": label, "start": start, "end": end}
+                    doc.entities.append({**ent, "score": score})
+        return docs
+
+    def predict_words(
+        self, sentences: Sequence[Sequence[str]], batch_size: int = 32, *, return_scores: bool = False
+    ) -> Any:
+        """One tag per given word of each pre-tokenised sentence (words are normalised like at training).
+
+        Returns ``list[list[str]]``, or ``(tags, scores)`` with ``return_scores=True``.
+        """
+        seqs = [[self._norm(w) for w in sent] for sent in sentences]
+        results = self._run(seqs, batch_size)
+        tags = [r[0] for r in results]
+        if return_scores:
+            return tags, [r[1] for r in results]
+        return tags
+
+    # ------------------------------------------------------------------ internals
+
+    def _run(self, sentences: list[list[str]], batch_size: int) -> list[tuple[list[str], list[float]]]:
+        """Tags and scores for every (normalised) word sequence; all windows are batched together."""
+        import numpy as np
+        import torch
+
+        from parsner.align import decode_words, encode_words
+
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        enc = encode_words(sentences, self.tokenizer, max_length=self.max_length, stride=self.stride)
+        windows = enc.windows
+        # Longest first: similar lengths share a batch, so dynamic padding wastes little.
+        order = sorted(range(len(windows)), key=lambda k: len(windows[k].input_ids), reverse=True)
+        preds: list[Any] = [None] * len(windows)
+        pad = self.tokenizer.pad_token_id or 0
+        with torch.inference_mode():
+            for b0 in range(0, len(order), batch_size):
+                batch = order[b0 : b0 + batch_size]
+                width = len(windows[batch[0]].input_ids)
+                ids = np.full((len(batch), width), pad, dtype=np.int64)
+                mask = np.zeros((len(batch), width), dtype=np.int64)
+                for r, k in enumerate(batch):
+                    row = windows[k].input_ids
+                    ids[r, : len(row)] = row
+                    mask[r, : len(row)] = 1
+                logits = self.model(
+                    input_ids=torch.from_numpy(ids).to(self.device),
+                    attention_mask=torch.from_numpy(mask).to(self.device),
+                ).logits
+                logits = logits.float().cpu().numpy()
+                for r, k in enumerate(batch):
+                    preds[k] = logits[r]
+        decoded = decode_words(windows, preds, enc.word_counts, self.id2label)
+        return [(d.tags or [], d.scores) for d in decoded]
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def segment(text: str) -> tuple[list[Word], list[tuple[int, int]]]:
+    """Words of ``text`` (offsets into it) and the [start, end) word ranges of its sentences.
+
+    Words come from the whole text, so a word outside every sentence span is never lost: it joins the
+    sentence before it (or the first one).
+    """
+    from parsner.wordtok import split_sentences, tokenize_words
+
+    words = tokenize_words(text)
+    if not words:
+        return [], []
+    bounds = sorted(e for _, e in split_sentences(text))
+    ranges: list[tuple[int, int]] = []
+    start = 0
+    bi = 0
+    for i, w in enumerate(words):
+        # Close the current sentence when this word starts at or after the sentence's end.
+        while bi < len(bounds) and w.start >= bounds[bi]:
+            if i > start:
+                ranges.append((start, i))
+                start = i
+            bi += 1
+    ranges.append((start, len(words)))
+    return words, ranges
+
+
+def _identity(word: str) -> str:
+    return word
+
+
+def quantize_dynamic_int8(model: Any) -> Any:
+    """Dynamic int8 quantisation of every ``nn.Linear`` (weights int8, activations quantised on the fly)."""
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    return quantize_dynamic(model.to("cpu"), {torch.nn.Linear}, dtype=torch.qint8)

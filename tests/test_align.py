@@ -1,0 +1,192 @@
+"""Sub-word alignment and windows on ParsBERT v1's real tokenizer (skips where shared/ is absent)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from parsner.align import IGNORE_INDEX, decode_words, encode_words
+from parsner.errors import ConfigError
+
+ZWNJ = "\u200c"
+LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+
+
+@pytest.fixture(scope="module")
+def tok(parsbert_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(parsbert_tokenizer_dir))
+
+
+def _labelled(enc):
+    """(sentence, word) -> list of (window index, position) where that word is labelled."""
+    seen: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for k, win in enumerate(enc.windows):
+        for p in win.label_positions:
+            seen.setdefault((win.sentence, win.word_ids[p]), []).append((k, p))
+    return seen
+
+
+def _check_every_word_once(enc, sentences, labels=None):
+    seen = _labelled(enc)
+    for s, words in enumerate(sentences):
+        for w in range(len(words)):
+            assert len(seen.get((s, w), [])) == 1, f"sentence {s} word {w}: {seen.get((s, w))}"
+    assert sum(len(v) for v in seen.values()) == sum(len(x) for x in sentences)
+    if labels is not None:
+        for win in enc.windows:
+            ids = [win.labels[p] for p in win.label_positions]
+            gold = [labels[win.sentence][win.word_ids[p]] for p in win.label_positions]
+            assert ids == gold
+            labelled = {p for p, lab in enumerate(win.labels) if lab != IGNORE_INDEX}
+            assert labelled == set(win.label_positions)
+
+
+def test_zwnj_word_is_one_word_with_first_subtoken_label(tok):
+    words = ["آن", f"می{ZWNJ}توانند", "به", "تهران", "بروند"]
+    labels = [0, 0, 0, 1, 0]
+    enc = encode_words([words], tok, [labels])
+    (win,) = enc.windows
+    assert win.input_ids[0] == tok.cls_token_id and win.input_ids[-1] == tok.sep_token_id
+    assert win.labelled_words == [0, 1, 2, 3, 4]
+    # ParsBERT v1 deletes ZWNJ: the word is still one word (one labelled position).
+    pieces = tok.convert_ids_to_tokens([win.input_ids[p] for p, w in enumerate(win.word_ids) if w == 1])
+    assert "".join(p.removeprefix("##") for p in pieces) == "میتوانند"
+    assert [win.labels[p] for p in win.label_positions] == labels
+
+
+def test_arabic_kaf_and_ascii_digits_become_unk_but_keep_their_label(tok):
+    words = ["كتاب", "1399", "سال", "۱۳۹۹"]
+    enc = encode_words([words], tok, [[1, 2, 0, 3]])
+    (win,) = enc.windows
+    first_ids = [win.input_ids[p] for p in win.label_positions]
+    assert first_ids[0] == tok.unk_token_id  # Arabic kaf is not in ParsBERT v1's vocab
+    assert first_ids[1] == tok.unk_token_id  # neither are ASCII digits
+    assert first_ids[3] != tok.unk_token_id  # Persian digits are
+    assert [win.labels[p] for p in win.label_positions] == [1, 2, 0, 3]
+    assert enc.zero_subtoken_words == 0
+
+
+def test_zero_subtoken_words_get_unk_and_a_prediction(tok):
+    words = ["سلام", "\u0654", ZWNJ, "", "دنیا"]
+    labels = [3, 4, 4, 0, 1]
+    enc = encode_words([words], tok, [labels])
+    assert enc.zero_subtoken_words == 3
+    (win,) = enc.windows
+    assert win.labelled_words == [0, 1, 2, 3, 4]
+    for p, w in zip(win.label_positions, win.labelled_words, strict=True):
+        if w in (1, 2, 3):
+            assert win.input_ids[p] == tok.unk_token_id
+    decoded = decode_words(enc.windows, [np.array(win.labels)], enc.word_counts, LABELS)
+    assert decoded[0].label_ids == labels
+    assert decoded[0].tags == ["B-PER", "I-PER", "I-PER", "O", "B-LOC"]
+    assert words == ["سلام", "\u0654", ZWNJ, "", "دنیا"]  # the caller's words are untouched
+
+
+def test_label_all_subtokens_turns_b_into_i(tok):
+    words = ["هوشواره", "رفت"]  # هوش ##واره
+    enc = encode_words([words], tok, [[1, 0]], label_all_subtokens=True, label_names=LABELS)
+    (win,) = enc.windows
+    inner = [p for p, w in enumerate(win.word_ids) if w == 0]
+    assert len(inner) >= 2
+    assert [win.labels[p] for p in inner] == [1] + [2] * (len(inner) - 1)
+    assert win.label_positions == [inner[0], inner[-1] + 1]  # decoding still reads first sub-tokens only
+    plain = encode_words([words], tok, [[1, 0]])
+    assert [plain.windows[0].labels[p] for p in inner] == [1] + [IGNORE_INDEX] * (len(inner) - 1)
+
+
+def test_long_sentence_is_windowed_without_losing_words(tok):
+    pool = ["تهران", "هوشواره", f"می{ZWNJ}شود", "سازمان", "ملل", "1400", "«", "»", "ايران"]
+    words = [pool[i % len(pool)] for i in range(700)]
+    labels = [i % len(LABELS) for i in range(700)]
+    short = ["یک", "جمله"]
+    enc = encode_words([short, words], tok, [[0, 0], labels], max_length=64, stride=16)
+    assert enc.windowed_sentences == 1
+    assert len([w for w in enc.windows if w.sentence == 0]) == 1
+    assert len([w for w in enc.windows if w.sentence == 1]) > 10
+    assert all(len(w.input_ids) <= 64 for w in enc.windows)
+    _check_every_word_once(enc, [short, words], [[0, 0], labels])
+    # consecutive windows overlap (context on both sides), and each word sits in its most central window
+    wins = [w for w in enc.windows if w.sentence == 1]
+    for a, b in itertools.pairwise(wins):
+        assert min(x for x in b.word_ids if x is not None) <= max(x for x in a.word_ids if x is not None)
+    for win in wins:
+        for p in win.label_positions:
+            w = win.word_ids[p]
+            here = min(p - 1, len(win.input_ids) - 2 - p)
+            for other in wins:
+                if other is win or w not in other.word_ids:
+                    continue
+                q = other.word_ids.index(w)
+                assert min(q - 1, len(other.input_ids) - 2 - q) <= here + 3  # +3: multi-piece word centres
+    decoded = decode_words(enc.windows, [np.array(w.labels) for w in enc.windows], enc.word_counts)
+    assert decoded[1].label_ids == labels
+
+
+def test_word_longer_than_a_window_is_cut_but_predicted(tok):
+    huge = " ".join(["تهران"] * 30)  # one PEYMA-style word with spaces: 30 sub-words
+    enc = encode_words([["در", huge, "بود"]], tok, [[0, 1, 0]], max_length=12, stride=2)
+    assert enc.cut_words == 1
+    assert all(len(w.input_ids) <= 12 for w in enc.windows)
+    _check_every_word_once(enc, [["در", huge, "بود"]], [[0, 1, 0]])
+
+
+def test_decode_logits_gives_probabilities(tok):
+    enc = encode_words([["علی", "به", "تهران"]], tok)
+    (win,) = enc.windows
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(len(win.input_ids) + 3, len(LABELS)))  # padded beyond the window
+    out = decode_words(enc.windows, [logits], enc.word_counts, dict(enumerate(LABELS)))[0]
+    for p, label_id, score in zip(win.label_positions, out.label_ids, out.scores, strict=True):
+        probs = np.exp(logits[p]) / np.exp(logits[p]).sum()
+        assert label_id == int(np.argmax(logits[p]))
+        assert score == pytest.approx(float(probs.max()))
+        assert 0 < score <= 1
+
+
+def test_decode_rejects_missing_prediction(tok):
+    enc = encode_words([["علی", "رفت"]], tok)
+    with pytest.raises(ValueError, match="received no prediction"):
+        decode_words([], [], enc.word_counts)
+
+
+def test_bad_window_settings(tok):
+    with pytest.raises(ConfigError, match="stride"):
+        encode_words([["a"]], tok, max_length=10, stride=8)
+    with pytest.raises(ConfigError, match="max_length"):
+        encode_words([["a"]], tok, max_length=3, stride=0)
+
+
+def test_empty_sentence_has_no_window(tok):
+    enc = encode_words([[], ["سلام"]], tok, [[], [0]])
+    assert [w.sentence for w in enc.windows] == [1]
+    out = decode_words(enc.windows, [np.array(enc.windows[0].labels)], enc.word_counts)
+    assert out[0].label_ids == [] and out[1].label_ids == [0]
+
+
+WORDS = st.sampled_from(
+    ["تهران", f"می{ZWNJ}توانند", "ك", "123", "\u0654", ZWNJ, "", "آگاهی", "هوشواره", "بین المللی", "«", "x",
+     "ءءءءءءءءءءءءءءءءءءءء", "مسئولیت‌پذیری", " ".join(["تهران"] * 12)]
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sentences=st.lists(st.lists(WORDS, min_size=0, max_size=60), min_size=1, max_size=4),
+    max_length=st.integers(min_value=6, max_value=40),
+    stride_frac=st.floats(min_value=0.0, max_value=0.9),
+)
+def test_property_every_word_labelled_exactly_once(tok, sentences, max_length, stride_frac):
+    budget = max_length - 2
+    stride = min(int(stride_frac * budget), budget - 1)
+    labels = [[(i * 7 + len(w)) % len(LABELS) for i, w in enumerate(s)] for s in sentences]
+    enc = encode_words(sentences, tok, labels, max_length=max_length, stride=stride)
+    assert all(len(w.input_ids) <= max_length for w in enc.windows)
+    _check_every_word_once(enc, sentences, labels)
+    decoded = decode_words(enc.windows, [np.array(w.labels) for w in enc.windows], enc.word_counts)
+    assert [d.label_ids for d in decoded] == labels

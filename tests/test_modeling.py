@@ -1,0 +1,132 @@
+"""Model/tokenizer loading: offline fast failure, stand-ins, tokenizer round trips, safetensors only."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from parsner.errors import ConfigError, ModelLoadError
+from parsner.modeling import (
+    STAND_IN_WARNING,
+    build_tiny_tokenizer,
+    load_for_inference,
+    load_model,
+    load_tokenizer,
+    parse_spec,
+)
+
+ZWNJ = "\u200c"
+LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+PERSIAN_WORDS = [f"می{ZWNJ}شود", "آگاهی", "مسئول", "آمریکا", f"کتاب{ZWNJ}ها", "پایتخت", "ئ", "آ"]
+
+
+def test_parse_spec():
+    assert parse_spec("tiny").kind == "tiny"
+    assert parse_spec("tiny:3").layers == 3
+    spec = parse_spec("parsbert-standin:4")
+    assert (spec.kind, spec.layers) == ("parsbert-standin", 4)
+    assert STAND_IN_WARNING in (spec.stand_in or "")
+    assert parse_spec("HooshvareLab/bert-fa-base-uncased").kind == "hub"
+    assert parse_spec("xlm-roberta-base").kind == "hub"
+    assert parse_spec("HooshvareLab/bert-fa-base-uncased").stand_in is None
+    with pytest.raises(ConfigError):
+        parse_spec("tiny:zero")
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        parse_spec("./no/such/model")
+
+
+@pytest.mark.parametrize("what", ["tokenizer", "model"])
+def test_hub_id_offline_fails_fast_with_guidance(what, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))  # certainly not cached
+    t0 = time.monotonic()
+    with pytest.raises(ModelLoadError) as info:
+        if what == "tokenizer":
+            load_tokenizer("HooshvareLab/bert-fa-base-uncased")
+        else:
+            load_model("HooshvareLab/bert-fa-base-uncased", LABELS)
+    assert time.monotonic() - t0 < 10
+    msg = str(info.value)
+    assert "HooshvareLab/bert-fa-base-uncased" in msg
+    assert "local directory" in msg and "--model tiny" in msg and "cache" in msg
+
+
+def _roundtrip_ids(tokenizer, tmp_path, words):
+    from transformers import AutoTokenizer
+
+    before = tokenizer(words, is_split_into_words=True)["input_ids"]
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(str(tmp_path))
+    return before, reloaded(words, is_split_into_words=True)["input_ids"], reloaded
+
+
+def test_tiny_tokenizer_keeps_zwnj_and_persian_letters_through_save_and_reload(tmp_path):
+    tok = build_tiny_tokenizer([PERSIAN_WORDS * 3, ["تهران", "ایران"]], vocab_size=300)
+    # the vocabulary has whole words with ZWNJ / madda / hamza-seat, i.e. the normaliser kept them
+    for w in (f"می{ZWNJ}شود", "آگاهی", "مسئول"):
+        assert w in tok.get_vocab(), w
+    # config.json saying "bert" must not make AutoTokenizer swap in BERT's default normaliser
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}), encoding="utf-8")
+    before, after, reloaded = _roundtrip_ids(tok, tmp_path, PERSIAN_WORDS)
+    assert before == after
+    assert tok.unk_token_id not in before
+    assert reloaded.convert_ids_to_tokens(after)[1] == f"می{ZWNJ}شود"
+
+
+def test_tiny_model_is_small_random_and_labelled():
+    tok = build_tiny_tokenizer([PERSIAN_WORDS], vocab_size=200)
+    model = load_model("tiny:3", LABELS, tok)
+    assert model.config.num_hidden_layers == 3
+    assert model.config.id2label == dict(enumerate(LABELS))
+    assert model.config.vocab_size == len(tok)
+    assert sum(p.numel() for p in model.parameters()) < 5_000_000
+
+
+def test_parsbert_standin_uses_real_tokenizer_and_round_trips(parsbert_tokenizer_dir, tmp_path):
+    tok = load_tokenizer("parsbert-standin:2")
+    assert len(tok) == 100_000 and tok.model_max_length == 512
+    ids = tok(["كتاب"], is_split_into_words=True)["input_ids"]
+    assert tok.unk_token_id in ids  # the real ParsBERT v1 behaviour is kept
+    before, after, _ = _roundtrip_ids(tok, tmp_path, PERSIAN_WORDS + ["123", "كتاب"])
+    assert before == after
+    model = load_model("parsbert-standin:2", LABELS, tok)
+    assert model.config.num_hidden_layers == 2 and model.config.hidden_size == 768
+    assert model.config.id2label[1] == "B-LOC"
+
+
+def _saved_tiny(tmp_path, labels=LABELS):
+    tok = build_tiny_tokenizer([PERSIAN_WORDS], vocab_size=200)
+    model = load_model("tiny", labels, tok)
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    return model, tok
+
+
+def test_local_pickle_only_checkpoint_is_refused(tmp_path):
+    import torch
+
+    model, _ = _saved_tiny(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="safetensors"):
+        load_model(str(tmp_path), LABELS)
+
+
+def test_finetuning_a_classifier_with_unknown_labels_is_refused(tmp_path):
+    _saved_tiny(tmp_path)
+    with pytest.raises(ConfigError, match="does not know: B-ORG, I-ORG"):
+        load_model(str(tmp_path), [*LABELS, "B-ORG", "I-ORG"])
+    model = load_model(str(tmp_path), [*LABELS, "B-ORG", "I-ORG"], reinit_classifier=True)
+    assert model.config.num_labels == 7
+
+
+def test_load_for_inference_plain_dir(tmp_path):
+    _saved_tiny(tmp_path)
+    (tmp_path / "parsner.json").write_text(json.dumps({"max_length": 128, "stand_in": True}), encoding="utf-8")
+    model, tok, normalizer, meta = load_for_inference(tmp_path, device="cpu")
+    assert not model.training
+    assert meta["max_length"] == 128 and meta["stride"] == 128 and meta["stand_in"] is True
+    assert normalizer is None  # no normalizer.json saved here
+    assert tok(["آگاهی"], is_split_into_words=True)["input_ids"][1] != tok.unk_token_id
