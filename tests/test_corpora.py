@@ -163,6 +163,44 @@ def test_hub_offline_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
         load_from_hub("parstwiner")
 
 
+def test_build_from_hub_with_a_stand_in_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--from-hub end to end, with ``datasets.load_dataset`` answering from memory instead of the network."""
+    import datasets
+
+    names = ["O", "B-pers", "I-pers", "B-loc", "I-loc"]
+    feats = datasets.Features(
+        {
+            "tokens": datasets.List(datasets.Value("string")),
+            "ner_tags": datasets.List(datasets.ClassLabel(names=names)),
+        }
+    )
+    train = {"tokens": [[f"w{i}", "علی"] for i in range(40)], "ner_tags": [[0, 1]] * 40}
+    test = {"tokens": [["تهران", "بزرگ"], ["w1", "علی"]], "ner_tags": [[3, 4], [0, 1]]}
+    hub = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(train, features=feats),
+            "test": datasets.Dataset.from_dict(test, features=feats),
+        }
+    )
+    calls = []
+
+    def fake_load(repo: str, config: str | None = None) -> datasets.DatasetDict:
+        calls.append((repo, config))
+        return hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    report = build_corpus("arman", tmp_path / "ds", fold=3, from_hub=True, log=None)
+    assert calls == [("persian_ner", "fold3")]
+    assert report.splits["train"] + report.splits["validation"] == 40 and report.splits["test"] == 2
+    assert report.label_names == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    assert report.stats["splits"]["test"]["entities"] == {"LOC": 1, "PER": 1}
+    assert [i["path"] for i in report.build["inputs"]] == ["hub:persian_ner/train", "hub:persian_ner/test"]
+    pairs = {(o["reference"], o["evaluated"]): o for o in report.audit["overlap"]}
+    assert pairs["train+validation", "test"]["sentences"] == 1
+
+
 # ------------------------------------------------------------------------------------------ real corpora
 
 PEYMA_TYPES = ("PER", "LOC", "ORG", "DAT", "TIM", "MON", "PCT")

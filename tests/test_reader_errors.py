@@ -1,4 +1,4 @@
-"""Issue 6's bad-input matrix, reader rows: each case is an InputError naming the file, the line and the problem."""
+"""Issue 6's bad-input matrix, reader rows: each case is an InputError naming file, line and problem."""
 
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ def test_undetectable_format(tmp_path: Path) -> None:
     expect(path, 2, "cannot detect the format")
 
 
-# ----------------------------------------------------------------------------------------- JSONL / doccano rows
+# ------------------------------------------------------------------------------------- JSONL / doccano rows
 
 
 def records(path: Path, *recs: object) -> Path:
@@ -210,19 +210,29 @@ def test_missing_entities(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("start", "end"), [(0, 99), (-1, 3), (17, 20)])
 def test_offsets_outside_the_text(tmp_path: Path, start: int, end: int) -> None:
-    path = records(tmp_path / "d.jsonl", GOOD, {"text": "علی به تهران رفت", "entities": [{"start": start, "end": end, "label": "PER"}]})
+    path = records(
+        tmp_path / "d.jsonl",
+        GOOD,
+        {"text": "علی به تهران رفت", "entities": [{"start": start, "end": end, "label": "PER"}]},
+    )
     expect(path, 2, "outside the text")
 
 
 @pytest.mark.parametrize(("start", "end"), [(3, 3), (5, 2)])
 def test_start_not_before_end(tmp_path: Path, start: int, end: int) -> None:
-    path = records(tmp_path / "d.jsonl", {"text": "علی به تهران رفت", "entities": [{"start": start, "end": end, "label": "PER"}]})
+    path = records(
+        tmp_path / "d.jsonl",
+        {"text": "علی به تهران رفت", "entities": [{"start": start, "end": end, "label": "PER"}]},
+    )
     expect(path, 1, "is not before end")
 
 
 @pytest.mark.parametrize("bad", [1.0, "0", True, None])
 def test_non_integer_offsets(tmp_path: Path, bad: object) -> None:
-    path = records(tmp_path / "d.jsonl", {"text": "علی به تهران رفت", "entities": [{"start": bad, "end": 3, "label": "PER"}]})
+    path = records(
+        tmp_path / "d.jsonl",
+        {"text": "علی به تهران رفت", "entities": [{"start": bad, "end": 3, "label": "PER"}]},
+    )
     expect(path, 1, "is not an integer")
 
 
@@ -230,7 +240,10 @@ def test_overlapping_spans(tmp_path: Path) -> None:
     t = "سازمان ملل متحد در نیویورک"
     path = records(
         tmp_path / "d.jsonl",
-        {"text": t, "entities": [{"start": 0, "end": 15, "label": "ORG"}, {"start": 7, "end": 10, "label": "LOC"}]},
+        {
+            "text": t,
+            "entities": [{"start": 0, "end": 15, "label": "ORG"}, {"start": 7, "end": 10, "label": "LOC"}],
+        },
     )
     expect(path, 1, "overlapping spans")
 
@@ -239,7 +252,10 @@ def test_spans_in_one_word(tmp_path: Path) -> None:
     t = "ایران‌خودرو سهام فروخت"
     path = records(
         tmp_path / "d.jsonl",
-        {"text": t, "entities": [{"start": 0, "end": 5, "label": "LOC"}, {"start": 6, "end": 11, "label": "ORG"}]},
+        {
+            "text": t,
+            "entities": [{"start": 0, "end": 5, "label": "LOC"}, {"start": 6, "end": 11, "label": "ORG"}],
+        },
     )
     expect(path, 1, "same word")
 
@@ -252,14 +268,18 @@ def test_span_on_whitespace_only(tmp_path: Path) -> None:
 
 def test_unknown_label_under_label_map(tmp_path: Path) -> None:
     path = records(
-        tmp_path / "d.jsonl", GOOD, {"text": "علی به تهران رفت", "entities": [{"start": 7, "end": 12, "label": "PLACE"}]}
+        tmp_path / "d.jsonl",
+        GOOD,
+        {"text": "علی به تهران رفت", "entities": [{"start": 7, "end": 12, "label": "PLACE"}]},
     )
     expect(path, 2, "unknown entity type 'PLACE'", label_map="core3")
     assert read_file(path).sentences[-1].tags[2] == "B-PLACE"  # without a label map any type is accepted
 
 
 def test_label_that_is_not_a_type(tmp_path: Path) -> None:
-    path = records(tmp_path / "d.jsonl", {"text": "علی رفت", "entities": [{"start": 0, "end": 3, "label": "B-PER"}]})
+    path = records(
+        tmp_path / "d.jsonl", {"text": "علی رفت", "entities": [{"start": 0, "end": 3, "label": "B-PER"}]}
+    )
     expect(path, 1, "not an entity type")
 
 
@@ -285,7 +305,9 @@ def test_blank_jsonl_file(tmp_path: Path) -> None:
 
 
 def test_non_utf8_jsonl(tmp_path: Path) -> None:
-    path = raw(tmp_path / "d.jsonl", json.dumps(GOOD).encode() + b"\n" + b'{"text": "\xe1\xed", "entities": []}\n')
+    path = raw(
+        tmp_path / "d.jsonl", json.dumps(GOOD).encode() + b"\n" + b'{"text": "\xe1\xed", "entities": []}\n'
+    )
     expect(path, 2, "not valid UTF-8", format="jsonl")
 
 
@@ -295,3 +317,8 @@ def test_duplicate_span_is_kept_once_with_a_note(tmp_path: Path) -> None:
     r = read_jsonl(path)
     assert r.sentences[0].tags == ["B-PER", "O"]
     assert any("duplicate span" in n for n in r.notes)
+
+
+def test_text_without_words(tmp_path: Path) -> None:
+    path = records(tmp_path / "d.jsonl", GOOD, {"text": "\u200c \u200f", "entities": []})
+    expect(path, 2, "has no words")

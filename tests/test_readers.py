@@ -245,7 +245,11 @@ def test_jsonl_spans_to_iob2(tmp_path: Path) -> None:
     rec = {
         "id": "news-1",
         "text": NEWS,
-        "entities": [span(NEWS, "علی‌رضا کریمی", "pers"), span(NEWS, "تهران", "LOC"), span(NEWS, "سازمان ملل متحد", "ORG")],
+        "entities": [
+            span(NEWS, "علی‌رضا کریمی", "pers"),
+            span(NEWS, "تهران", "LOC"),
+            span(NEWS, "سازمان ملل متحد", "ORG"),
+        ],
     }
     path = jsonl(tmp_path / "news.jsonl", [rec])
     assert detect_format(path) == "jsonl"
@@ -263,7 +267,10 @@ def test_jsonl_spans_to_iob2(tmp_path: Path) -> None:
 
 
 def test_jsonl_partial_word_span_is_extended_and_reported(tmp_path: Path) -> None:
-    rec = {"text": NEWS, "entities": [{"start": NEWS.index("تهران"), "end": NEWS.index("تهران") + 3, "label": "LOC"}]}
+    rec = {
+        "text": NEWS,
+        "entities": [{"start": NEWS.index("تهران"), "end": NEWS.index("تهران") + 3, "label": "LOC"}],
+    }
     path = jsonl(tmp_path / "d.jsonl", [rec])
     r = read_jsonl(path)
     assert entities(r) == [("تهران", "LOC")]
@@ -275,7 +282,10 @@ def test_jsonl_partial_word_span_is_extended_and_reported(tmp_path: Path) -> Non
 
 def test_jsonl_edge_whitespace_is_trimmed_and_reported(tmp_path: Path) -> None:
     start = NEWS.index(" تهران ")
-    path = jsonl(tmp_path / "d.jsonl", [{"text": NEWS, "entities": [{"start": start, "end": start + 7, "label": "LOC"}]}])
+    path = jsonl(
+        tmp_path / "d.jsonl",
+        [{"text": NEWS, "entities": [{"start": start, "end": start + 7, "label": "LOC"}]}],
+    )
     r = read_jsonl(path, strict=True)  # trimming loses nothing: fine even in strict mode
     assert entities(r) == [("تهران", "LOC")]
     assert any("trimmed" in n for n in r.notes)
@@ -285,7 +295,9 @@ def test_jsonl_span_across_sentences_merges_them(tmp_path: Path) -> None:
     text = "او به تهران رفت. سپس به شیراز رفت. پایان."
     a = text.index("تهران")
     b = text.index("شیراز") + len("شیراز")
-    path = jsonl(tmp_path / "m.jsonl", [{"id": 7, "text": text, "entities": [{"start": a, "end": b, "label": "LOC"}]}])
+    path = jsonl(
+        tmp_path / "m.jsonl", [{"id": 7, "text": text, "entities": [{"start": a, "end": b, "label": "LOC"}]}]
+    )
     r = read_jsonl(path)
     check_offsets(r)
     assert entities(r) == [(text[a:b], "LOC")]
@@ -319,7 +331,15 @@ def test_jsonl_label_map_removes_with_a_note(tmp_path: Path) -> None:
     text = "جام جهانی در قطر برگزار شد"
     path = jsonl(
         tmp_path / "e.jsonl",
-        [{"text": text, "entities": [{"start": 0, "end": 9, "label": "event"}, {"start": 13, "end": 16, "label": "LOC"}]}],
+        [
+            {
+                "text": text,
+                "entities": [
+                    {"start": 0, "end": 9, "label": "event"},
+                    {"start": 13, "end": 16, "label": "LOC"},
+                ],
+            }
+        ],
     )
     r = read_jsonl(path, label_map={"EVE": "O"})
     assert entities(r) == [("قطر", "LOC")]
@@ -328,7 +348,9 @@ def test_jsonl_label_map_removes_with_a_note(tmp_path: Path) -> None:
 
 def test_jsonl_with_bom_crlf_and_blank_lines(tmp_path: Path) -> None:
     text = "سلام تهران"
-    body = json.dumps({"text": text, "entities": [{"start": 5, "end": 10, "label": "LOC"}]}, ensure_ascii=False)
+    body = json.dumps(
+        {"text": text, "entities": [{"start": 5, "end": 10, "label": "LOC"}]}, ensure_ascii=False
+    )
     path = tmp_path / "w.jsonl"
     path.write_bytes(("\ufeff\r\n" + body + "\r\n\r\n").encode("utf-8"))
     r = read_file(path)
@@ -337,7 +359,10 @@ def test_jsonl_with_bom_crlf_and_blank_lines(tmp_path: Path) -> None:
 
 
 def test_jsonl_accepts_doccano_offset_keys(tmp_path: Path) -> None:
-    path = jsonl(tmp_path / "n.jsonl", [{"text": "سفر به کیش", "entities": [{"start_offset": 7, "end_offset": 10, "label": "LOC"}]}])
+    path = jsonl(
+        tmp_path / "n.jsonl",
+        [{"text": "سفر به کیش", "entities": [{"start_offset": 7, "end_offset": 10, "label": "LOC"}]}],
+    )
     assert entities(read_jsonl(path)) == [("کیش", "LOC")]
 
 
@@ -362,7 +387,15 @@ def test_peyma_counts(shared_data: Path) -> None:
         counts = _entity_counts(r)
         total_entities += sum(counts.values())
         if split == "train":
-            assert counts == {"PER": 3643, "LOC": 4996, "ORG": 5040, "DAT": 1455, "TIM": 245, "MON": 452, "PCT": 250}
+            assert counts == {
+                "PER": 3643,
+                "LOC": 4996,
+                "ORG": 5040,
+                "DAT": 1455,
+                "TIM": 245,
+                "MON": 452,
+                "PCT": 250,
+            }
             tokens = [t for s in r.sentences for t in s.tokens]
             assert tokens.count("| ") == 2
             assert sum(" " in t for t in tokens) > 10_000

@@ -14,8 +14,8 @@ from parsner.corpus import Sentence
 from parsner.errors import ConfigError, InputError
 from parsner.labels import repair_iob2, spans_from_tags
 from parsner.readers import detect_format, read_file, read_jsonl
-from parsner.writers import SEPARATORS, write_conll, write_jsonl
 from parsner.wordtok import tokenize_words
+from parsner.writers import SEPARATORS, write_conll, write_jsonl
 
 ZWNJ = "\u200c"
 PERSIAN = "ابپتثجچحخدذرزژسشصضطظعغفقکگلمنوهیآأؤئءة"
@@ -46,7 +46,13 @@ def sentences(draw: st.DrawFn, token_strategy: st.SearchStrategy[str]) -> list[t
     for _ in range(draw(st.integers(1, 5))):
         n = draw(st.integers(1, 8))
         tokens = draw(st.lists(token_strategy, min_size=n, max_size=n))
-        raw = draw(st.lists(st.one_of(st.just("O"), TYPES.map(lambda t: "B-" + t), TYPES.map(lambda t: "I-" + t)), min_size=n, max_size=n))
+        raw = draw(
+            st.lists(
+                st.one_of(st.just("O"), TYPES.map(lambda t: "B-" + t), TYPES.map(lambda t: "I-" + t)),
+                min_size=n,
+                max_size=n,
+            )
+        )
         tags, _ = repair_iob2(raw)  # sentences as readers produce them: valid IOB2
         out.append((tokens, tags))
     return out
@@ -182,7 +188,11 @@ def test_jsonl_from_conll_sentences(tmp_path: Path) -> None:
     recs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in recs] == ["p#0", "p#1"]
     t = recs[0]["text"]
-    assert [t[e["start"] : e["end"]] for e in recs[0]["entities"]] == ["وزارت امور خارجه ایران", "دیروز", "۵۰ درصد"]
+    assert [t[e["start"] : e["end"]] for e in recs[0]["entities"]] == [
+        "وزارت امور خارجه ایران",
+        "دیروز",
+        "۵۰ درصد",
+    ]
     assert [e["label"] for e in recs[0]["entities"]] == ["ORG", "DAT", "PCT"]
     back = read_jsonl(out)
     assert [s.tags for s in back.sentences if s.doc_id == "p#0"][1] == ["B-DAT", "B-PCT", "I-PCT"]

@@ -13,8 +13,8 @@ D. ``zwnj``: zero-width space and soft hyphen become ZWNJ, and so do ZWJs in a z
    Arabic-script character (a ZWJ elsewhere, e.g. inside an emoji sequence 👨‍👩‍👧, is kept);
 E. ``remove_diacritics`` / ``remove_tatweel``: harakat, tanwin, shadda, sukun, superscript alef and Quranic
    marks, and kashida (a tatweel run after a letter), are deleted *when attached to a preceding character*;
-F. ``persian_style``: the space in ``می شود`` / ``کتاب ها`` / ``خانه ای`` becomes a ZWNJ;
-G. ``zwnj``: a ZWNJ run between two word characters becomes one ZWNJ, any other ZWNJ is deleted;
+F. ``zwnj``: a ZWNJ run between two word characters becomes one ZWNJ, any other ZWNJ is deleted;
+G. ``persian_style``: the space in ``می شود`` / ``کتاب ها`` / ``خانه ای`` becomes a ZWNJ;
 H. ``collapse_spaces``: a whitespace run becomes one space (one ``\\n`` if it holds a line break); leading and
    trailing whitespace is deleted.
 
@@ -92,7 +92,7 @@ INVISIBLE = "\u061c\u180e\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufe
 #: Zero-width characters that ``zwnj`` treats as (mistyped) ZWNJs. Without ``zwnj``, ``remove_invisible``
 #: deletes the zero-width space and soft hyphen.
 ZW_VARIANTS = "\u200b\u00ad"
-_ARABIC_SCRIPT = "\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff"
+_ARABIC_SCRIPT = "\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc"
 _LINE_BREAKS = "\n\r\u2028\u2029\x85"
 
 DigitsMode = Literal["persian", "ascii", "keep"]
@@ -141,7 +141,8 @@ class NormalizerConfig:
             raise ConfigError(f"normalizer digits must be 'persian', 'ascii' or 'keep', not {self.digits!r}")
         for f in dataclasses.fields(self):
             if f.name != "digits" and not isinstance(getattr(self, f.name), bool):
-                raise ConfigError(f"normalizer option {f.name} must be true or false, not {getattr(self, f.name)!r}")
+                value = getattr(self, f.name)
+                raise ConfigError(f"normalizer option {f.name} must be true or false, not {value!r}")
 
     @classmethod
     def for_parsbert(cls) -> NormalizerConfig:
@@ -356,27 +357,29 @@ class PersianNormalizer:
         if c.zwnj:  # D
             self._slow_chars.update(ZW_VARIANTS + ZWJ + ZWNJ)
             steps.append(_Step(f"[{ZW_VARIANTS}]", ZWNJ))
-            steps.append(_Step(f"(?<=[{_ARABIC_SCRIPT}])[{ZWNJ}{ZWJ}{ZW_VARIANTS}]+", lambda m: ZWNJ * len(m.group())))
-        if c.remove_tatweel:  # E (kashida first: a mark may sit on it)
+            run = f"(?<=[{_ARABIC_SCRIPT}])[{ZWNJ}{ZWJ}{ZW_VARIANTS}]+"
+            steps.append(_Step(run, lambda m: ZWNJ * len(m.group())))
+        if c.remove_tatweel:  # E (kashida first: a diacritic may sit on it)
             self._slow_chars.add(TATWEEL)
-            steps.append(_Step(f"(?:(?<=[^\\W\\d_])|(?<=[{DIACRITICS}]))(?:{TATWEEL}|[{DIACRITICS}])*{TATWEEL}", "", absorb=True))
+            after_letter = f"(?<=[{_ARABIC_SCRIPT}])(?<=[^\\W\\d_{TATWEEL}])"
+            kashida = f"(?:{after_letter}|(?<=[{DIACRITICS}]))[{TATWEEL}{DIACRITICS}]*{TATWEEL}"
+            steps.append(_Step(kashida, "", absorb=True))
         if c.remove_diacritics:
             self._slow_chars.update(_expand_class(DIACRITICS))
             steps.append(_Step(f"(?<=\\S)[{DIACRITICS}]+", "", absorb=True))
-        if c.persian_style:  # F
+        if c.zwnj:  # F (before G: G then only turns spaces between letters into ZWNJs, which F would keep)
+            steps.append(_Step(f"{ZWNJ}+", _zwnj_run))
+        if c.persian_style:  # G: only the separator is replaced (by one ZWNJ), its context is looked at
             hs = f"[^\\S{_LINE_BREAKS}]"
             sep = f"(?:{hs}|{ZWNJ})*{hs}(?:{hs}|{ZWNJ})*"
-            end = f"(?![\\w{ZWNJ}{DIACRITICS}])"
-            steps.append(_Step(f"(?<![\\w{ZWNJ}{DIACRITICS}])(?:ن?می)({sep})(?=[^\\W\\d_])", _zwnj_group))
-            steps.append(
-                _Step(
-                    f"(?<=[^\\W\\d_]{{2}})({sep})(?:ها|های|هایی|هایم|هایت|هایش|هایمان|هایتان|هایشان|تر|تری|ترین){end}",
-                    _zwnj_group,
-                )
-            )
-            steps.append(_Step(f"(?<=[^\\s]ه)({sep})(?:ی|ای|ام|ات|اش|ایم|اید|اند){end}", _zwnj_group))
-        if c.zwnj:  # G
-            steps.append(_Step(f"{ZWNJ}+", _zwnj_run))
+            letter = "[^\\W\\d_]"
+            not_word = f"[\\w{ZWNJ}{DIACRITICS}]"
+            end = f"(?!{not_word})"
+            prefix = "|".join(f"(?<=(?<!{not_word}){p})" for p in ("می", "نمی"))
+            steps.append(_Step(f"(?:{prefix}){sep}(?={letter})", ZWNJ))
+            suffixes = "ها|های|هایی|هایم|هایت|هایش|هایمان|هایتان|هایشان|تر|تری|ترین"
+            steps.append(_Step(f"(?<={letter}{{2}}){sep}(?=(?:{suffixes}){end})", ZWNJ))
+            steps.append(_Step(f"(?<={letter}ه){sep}(?=(?:ی|ای|ام|ات|اش|ایم|اید|اند){end})", ZWNJ))
         if c.collapse_spaces:  # H
             steps.append(_Step(r"\s+", _space_run))
         return table, steps
@@ -492,13 +495,6 @@ def _expand_class(chars: str) -> list[str]:
             out.append(chars[i])
             i += 1
     return out
-
-
-def _zwnj_group(m: re.Match[str]) -> str:
-    """Replace group 1 (the separator) of ``m`` by one ZWNJ; keep the rest of the match as it is."""
-    s = m.group()
-    a, b = m.start(1) - m.start(), m.end(1) - m.start()
-    return s[:a] + ZWNJ + s[b:]
 
 
 _WORD_RE = re.compile(f"[\\w{DIACRITICS}\u0653-\u0655]")

@@ -244,7 +244,14 @@ def _identity(word: str) -> str:
 
 def quantize_dynamic_int8(model: Any) -> Any:
     """Dynamic int8 quantisation of every ``nn.Linear`` (weights int8, activations quantised on the fly)."""
-    import torch
-    from torch.ao.quantization import quantize_dynamic
+    import warnings
 
-    return quantize_dynamic(model.to("cpu"), {torch.nn.Linear}, dtype=torch.qint8)
+    import torch
+
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in favour of torchao (not a dependency); it still works here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(model.to("cpu"), {torch.nn.Linear}, dtype=torch.qint8)

@@ -66,6 +66,8 @@ class RunResult:
     train_seconds: float = 0.0
     train_samples_per_second: float = 0.0
     resumed_from: str | None = None
+    epochs: float = 0.0  # epochs actually trained (early stopping may end sooner)
+    steps: int = 0  # optimiser steps
 
 
 def _log(msg: str) -> None:
@@ -282,12 +284,6 @@ def clip_mixed_grad_norm(parameters: Any, max_norm: float) -> Any:
 # ----------------------------------------------------------------------------------------- callbacks
 
 
-def _callbacks_module() -> Any:
-    import transformers
-
-    return transformers
-
-
 class _Stopper:
     """Signal flag shared by the handler and the Trainer callback."""
 
@@ -391,7 +387,6 @@ def _compare_saved_config(work: Path, cfg: RunConfig) -> None:
 
 def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> RunResult:
     """Train according to ``cfg``; returns the final directory and the validation metrics."""
-    import numpy as np
     import torch
     import transformers
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
@@ -513,7 +508,6 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
     total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
     args = TrainingArguments(
         output_dir=str(ckpt_dir),
-        overwrite_output_dir=False,
         seed=cfg.seed,
         num_train_epochs=cfg.epochs,
         learning_rate=cfg.learning_rate,
@@ -530,7 +524,6 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
         save_steps=cfg.eval_steps,
         logging_strategy="steps",
         logging_steps=cfg.logging_steps,
-        logging_first_step=False,
         save_total_limit=cfg.save_total_limit,
         load_best_model_at_end=True,
         metric_for_best_model=cfg.selection_metric,
@@ -543,12 +536,9 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
         disable_tqdm=not cfg.progress,
         report_to="none",
         remove_unused_columns=False,
-        save_safetensors=True,
         ddp_find_unused_parameters=False,
-    ) if _has_save_safetensors() else None
-    if args is None:  # transformers >= 5 always saves safetensors
-        args = _training_arguments(TrainingArguments, locals_for_args(cfg, ckpt_dir, total_steps, fp16, bf16,
-                                                                      on_gpu))
+        ddp_backend="gloo" if world > 1 and not on_gpu else None,
+    )
 
     # --- work directory (main process first; the others wait at the barrier)
     with args.main_process_first(desc="prepare run directory"):
@@ -686,7 +676,6 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
         if spec.stand_in:
             _log(f"reminder: {spec.stand_in}")
     trainer.accelerator.wait_for_everyone()
-    del np
     return RunResult(
         out_dir=final,
         metrics=result_metrics,
@@ -695,13 +684,33 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
         train_seconds=train_seconds,
         train_samples_per_second=train_sps,
         resumed_from=resume_from,
+        epochs=float(trainer.state.epoch or 0.0),
+        steps=int(trainer.state.global_step),
     )
 
 
-def _has_save_safetensors() -> bool:
-    from transformers import TrainingArguments
+def run_training(
+    config: str | Path | None = None,
+    *,
+    model: str | None = None,
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+    seed: int | None = None,
+    epochs: float | None = None,
+    max_train_samples: int | None = None,
+    overrides: list[str] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> RunResult:
+    """Config file + direct options + ``key=value`` overrides -> :func:`train` (what the CLI does)."""
+    from parsner.config import load_config
 
-    return "save_safetensors" in TrainingArguments.__dataclass_fields__
+    direct = {
+        "model": model, "data": None if data is None else str(data), "out": None if out is None else str(out),
+        "seed": seed, "epochs": epochs, "max_train_samples": max_train_samples,
+    }
+    cfg = load_config(config, overrides=direct, sets=overrides)
+    return train(cfg, resume=resume, overwrite=overwrite)
 
 
 def _step_of(ckpt: str | None) -> int | None:

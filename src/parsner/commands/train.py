@@ -1,0 +1,52 @@
+"""``parsner train``: fine-tune a token classifier from a run config (see :mod:`parsner.train`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="fine-tune a token classifier (ParsBERT or a stand-in) on a built dataset",
+        description=(
+            "Train from a YAML run config (training/*.yaml) with optional overrides. The run is written "
+            "to OUT (default models/<run-name>/) only when it is complete; until then it lives in "
+            "OUT.incomplete/ (checkpoints, log), which --resume continues. Ctrl-C/SIGTERM save a "
+            "checkpoint and stop (exit 130/143)."
+        ),
+    )
+    p.add_argument("--config", help="run config YAML (e.g. training/sample.yaml)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable), e.g. --set learning_rate=3e-5")
+    p.add_argument("--model", help="local dir, hub id (e.g. HooshvareLab/bert-fa-base-uncased), "
+                                   "'tiny[:LAYERS]' or 'parsbert-standin[:LAYERS]' (stand-ins: random weights)")
+    p.add_argument("--data", help="dataset directory built by `parsner data build`")
+    p.add_argument("--out", help="run directory (default: models/<run-name>)")
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--max-train-samples", type=int, metavar="N", help="train on the first N sentences")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from parsner.train import TrainingInterrupted, run_training
+
+    try:
+        result = run_training(
+            args.config, model=args.model, data=args.data, out=args.out, seed=args.seed, epochs=args.epochs,
+            max_train_samples=args.max_train_samples, overrides=args.sets, resume=args.resume,
+            overwrite=args.overwrite,
+        )
+    except TrainingInterrupted as exc:
+        print(f"parsner: {exc}", file=sys.stderr)
+        return exc.exit_code
+    m = result.metrics
+    print(f"{result.out_dir}: validation f1_strict={m.get('f1_strict', float('nan')):.4f} "
+          f"f1_default={m.get('f1_default', float('nan')):.4f}")
+    if result.stand_in:
+        print(f"NOTE: {result.stand_in}")
+    return 0
