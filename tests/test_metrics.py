@@ -7,8 +7,10 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from parsner.metrics import bootstrap_f1_ci, score, sentence_counts
+from parsner.metrics import bootstrap_f1_ci, score, sentence_counts, sentence_entities
 
 # Two sentences; gold entities PER[0..1] LOC[3] | ORG[0]; predicted PER[0] LOC[3] | ORG[0] LOC[1].
 GOLD = [["B-PER", "I-PER", "O", "B-LOC", "O"], ["B-ORG", "O", "O"]]
@@ -161,3 +163,17 @@ def test_bootstrap_perfect_and_fast() -> None:
     counts_start = time.perf_counter()
     bootstrap_f1_ci(gold, gold, n_resamples=1000, seed=0)
     assert time.perf_counter() - counts_start < 10.0
+
+
+TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(TAGS), max_size=12))
+def test_fast_entity_extraction_matches_seqeval(tags: list[str]) -> None:
+    from seqeval.metrics.sequence_labeling import get_entities
+    from seqeval.scheme import IOB2, Entities
+
+    assert sentence_entities(tags, "default") == set(get_entities(tags))
+    strict = {(e.tag, e.start, e.end - 1) for e in Entities([tags], IOB2).entities[0]}
+    assert sentence_entities(tags, "strict") == strict

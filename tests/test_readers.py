@@ -421,3 +421,9 @@ def test_parstwiner_repairs(shared_data: Path) -> None:
     assert sum(_entity_counts(r).values()) == 14_588
     with pytest.raises(InputError, match=r"train\.txt:\d+: invalid IOB2"):
         read_file(shared_data / "parstwiner" / "train.txt", strict=True)
+
+
+def test_label_map_given_as_a_raw_dict_is_canonicalised(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.txt", "x B-pers\ny I-pers\nz B-fac\n")
+    r = read_file(path, label_map={"pers": "location", "Facility": "o"})
+    assert r.sentences[0].tags == ["B-LOC", "I-LOC", "O"]

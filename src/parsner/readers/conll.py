@@ -115,14 +115,15 @@ class TagNormalizer:
     """
 
     def __init__(self, label_map: Mapping[str, str] | None = None) -> None:
-        self.label_map = label_map
+        self.label_map: dict[str, str] | None = None
         self._known: frozenset[str] | None = None
         if label_map is not None:
-            self._known = (
-                KNOWN_TYPES
-                | {canonical_type(k) for k in label_map}
-                | {canonical_type(v) for v in label_map.values() if v.strip().upper() != "O"}
-            )
+            # canonical on both sides, as load_label_map gives it ({"pers": "loc"} -> {"PER": "LOC"})
+            self.label_map = {
+                canonical_type(k): "O" if v.strip().upper() == "O" else canonical_type(v)
+                for k, v in label_map.items()
+            }
+            self._known = KNOWN_TYPES | set(self.label_map) | (set(self.label_map.values()) - {"O"})
         self._cache: dict[str, str] = {}
 
     def check_type(self, etype: str) -> None:
