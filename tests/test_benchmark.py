@@ -96,3 +96,39 @@ def test_append_results(tmp_path: Path) -> None:
     append_results_md(f, "## one\n")
     append_results_md(f, "## two\n")
     assert f.read_text(encoding="utf-8") == "# ParsNER results\n\n## one\n\n## two\n"
+
+
+@pytest.mark.slow
+def test_benchmark_sample_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """build -> train (tiny stand-in, 1 epoch, 20 sentences) -> eval, two seeds, via the CLI (~1 min)."""
+    import json
+
+    from parsner.cli import main
+
+    out = tmp_path / "bench"
+    results_md = tmp_path / "RESULTS.md"
+    args = ["benchmark", "sample", "--seeds", "2", "--epochs", "1", "--max-train-samples", "20",
+            "--bootstrap", "50", "--out", str(out)]
+    assert main([*args, "--append-results", str(results_md)]) == 0
+    printed = capsys.readouterr().out
+    res = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert [r["seed"] for r in res["runs"]] == [1, 2]
+    assert res["stand_in"] and "STAND-IN" in printed
+    for r in res["runs"]:
+        ev = Path(r["eval_dir"])
+        metrics = json.loads((ev / "metrics.json").read_text(encoding="utf-8"))
+        assert metrics["default"]["f1"] == r["default"]["f1"]
+        assert metrics["source"]["stand_in"]
+        assert (ev / "curves.png").is_file() and "## Training curves" in (ev / "report.md").read_text("utf-8")
+    md = (out / "benchmark.md").read_text(encoding="utf-8")
+    assert md in results_md.read_text(encoding="utf-8")
+    assert "| main-seed2 | – | 2 |" in md
+    # resume reuses everything (no retraining), an existing OUT is refused otherwise
+    stamp = (out / "runs" / "main-seed1" / "model.safetensors").stat().st_mtime_ns
+    assert main([*args, "--resume"]) == 0
+    assert "reusing" in capsys.readouterr().err
+    assert (out / "runs" / "main-seed1" / "model.safetensors").stat().st_mtime_ns == stamp
+    again = json.loads((out / "results.json").read_text(encoding="utf-8"))["runs"][1]
+    assert again["default"] == res["runs"][1]["default"]
+    assert again["train_seconds"] > 0
+    assert main(args) == 2

@@ -86,3 +86,26 @@ def test_missing_split_and_model(random_run: Path, sample_dataset: Path, tmp_pat
         split_tags(sample_dataset, "dev")
     assert main(["eval", "--model", str(tmp_path / "none"), "--data", str(sample_dataset),
                  "--out", str(tmp_path / "o")]) == 2
+
+
+def test_cross_schema_model_is_noted(sample_dataset: Path, tmp_path: Path) -> None:
+    """A model without some gold types (e.g. trained on another corpus): scored, and the report says why."""
+    import torch
+
+    from parsner.dataset import load_dataset_dir
+    from parsner.modeling import build_tiny_model, build_tiny_tokenizer
+
+    dd = load_dataset_dir(sample_dataset)
+    tok = build_tiny_tokenizer([list(t) for t in dd["train"]["tokens"]], vocab_size=300)
+    torch.manual_seed(1)
+    model = build_tiny_model(len(tok), ["O", "B-PER", "I-PER"], pad_token_id=tok.pad_token_id, layers=1,
+                             hidden=16, heads=2, intermediate=32, max_positions=128)
+    run = tmp_path / "per-only"
+    model.save_pretrained(run)
+    tok.save_pretrained(run)
+    res = evaluate_model(run, sample_dataset, "test", out=None, n_bootstrap=0, device="cpu")
+    note = res.metrics["source"]["notes"][0]
+    assert "no label for the gold type(s)" in note and "LOC" in note and "PER," not in note
+    assert "note: the model has no label" in res.report
+    loc = res.metrics["default"]["per_type"]["LOC"]
+    assert loc["support"] > 0 and loc["recall"] == 0.0  # unpredictable type: all missed

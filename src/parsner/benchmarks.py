@@ -42,16 +42,17 @@ class BenchmarkDef:
     corpus: str  # a parsner.corpora recipe name
     folds: tuple[str | None, ...]
     description: str
-    config: str | None = None  # training/<config>.yaml with the hyperparameters, when it exists
+    configs: tuple[str, ...] = ()  # training/<name>.yaml candidates with the hyperparameters (first found)
 
 
 BENCHMARKS: dict[str, BenchmarkDef] = {
-    "sample": BenchmarkDef("sample", "sample", (None,), "embedded sample corpus (smoke test)", "sample"),
-    "peyma": BenchmarkDef("peyma", "peyma", (None,), "PEYMA, HooshvareLab train/dev/test split", "peyma"),
+    "sample": BenchmarkDef("sample", "sample", (None,), "embedded sample corpus (smoke test)", ("sample",)),
+    "peyma": BenchmarkDef("peyma", "peyma", (None,), "PEYMA, HooshvareLab train/dev/test split", ("peyma",)),
     "arman-fold1": BenchmarkDef("arman-fold1", "arman", ("1",), "ARMAN fold 1 (train_fold1 / test_fold1)",
-                                "arman"),
+                                ("arman-fold1", "arman")),
     "arman-3fold": BenchmarkDef("arman-3fold", "arman", ("1", "2", "3"),
-                                "ARMAN 3-fold cross-validation (mean over test_fold1..3)", "arman"),
+                                "ARMAN 3-fold cross-validation (mean over test_fold1..3)",
+                                ("arman-3fold", "arman-fold1", "arman")),
 }
 
 
@@ -277,28 +278,33 @@ def _build(bench: BenchmarkDef, fold: str | None, out: Path, *, data_dir: str | 
 
 def _train(model: str, data: Path, out: Path, *, seed: int, epochs: float | None,
            max_train_samples: int | None, config: str | None, overrides: Sequence[str],
-           overwrite: bool) -> dict[str, Any]:
-    """One training run through parsner.train; returns what the benchmark records about it."""
-    from parsner import train as tr
+           overwrite: bool) -> float:
+    """One training run through :func:`parsner.train.run_training`; returns its wall-clock seconds."""
+    from parsner.train import run_training
 
     t0 = time.perf_counter()
-    result = tr.run_training(
-        config=config, model=model, data=data, out=out, seed=seed, epochs=epochs,
-        max_train_samples=max_train_samples, overrides=list(overrides), overwrite=overwrite,
-    )
-    info: dict[str, Any] = {"train_seconds": round(time.perf_counter() - t0, 1)}
-    for key in ("train_seconds", "epochs", "steps"):
-        val = getattr(result, key, None)
-        if isinstance(val, int | float):
-            info[key] = val
-    return info
+    run_training(config=config, model=model, data=data, out=out, seed=seed, epochs=epochs,
+                 max_train_samples=max_train_samples, overrides=list(overrides), overwrite=overwrite)
+    return round(time.perf_counter() - t0, 1)
+
+
+def _train_info(run_dir: Path) -> dict[str, Any]:
+    """Training time/epochs/steps recorded in a finished run's metrics.json ({} when unreadable)."""
+    try:
+        doc = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    keys = {"train_runtime_s": "train_seconds", "epochs_trained": "epochs", "global_step": "steps"}
+    return {new: doc[old] for old, new in keys.items() if isinstance(doc.get(old), int | float)}
 
 
 def _training_config(bench: BenchmarkDef) -> str | None:
-    if bench.config is None:
-        return None
-    path = REPO_ROOT / "training" / f"{bench.config}.yaml"
-    return str(path) if path.is_file() else None
+    """The first existing ``training/<candidate>.yaml`` (its data/out/run_name are overridden per run)."""
+    for name in bench.configs:
+        path = REPO_ROOT / "training" / f"{name}.yaml"
+        if path.is_file():
+            return str(path)
+    return None
 
 
 def run_benchmark(
@@ -362,15 +368,15 @@ def run_benchmark(
             done = resume and (eval_dir / "metrics.json").is_file()
             if done:
                 log(f"  reusing {eval_dir}")
-                prev = json.loads((eval_dir / "metrics.json").read_text(encoding="utf-8"))
-                record.update(prev.get("benchmark_run", {}))
-                metrics = prev
+                metrics = json.loads((eval_dir / "metrics.json").read_text(encoding="utf-8"))
+                record.update(_train_info(run_dir))
             else:
                 log(f"  training {run_name} ...")
                 if not (resume and (run_dir / "config.json").is_file()):
-                    record.update(_train(model, data, run_dir, seed=seed, epochs=epochs,
-                                         max_train_samples=max_train_samples, config=cfg,
-                                         overrides=train_overrides, overwrite=overwrite))
+                    record["wall_seconds"] = _train(model, data, run_dir, seed=seed, epochs=epochs,
+                                                    max_train_samples=max_train_samples, config=cfg,
+                                                    overrides=train_overrides, overwrite=overwrite)
+                record.update(_train_info(run_dir))
                 log(f"  evaluating {run_name} on test ...")
                 res = evaluate_model(run_dir, data, "test", out=eval_dir, batch_size=batch_size,
                                      n_bootstrap=n_bootstrap, seed=seed, overwrite=True)

@@ -232,8 +232,12 @@ def evaluate_tags(
     overwrite: bool = False,
     plots: bool = True,
     max_examples: int = 5,
+    train_log: str | Path | None = None,
 ) -> EvalResult:
-    """Score, analyse, and (if ``out``) write the evaluation directory atomically."""
+    """Score, analyse, and (if ``out``) write the evaluation directory atomically.
+
+    ``train_log``: a run's ``train_log.jsonl``; with ``plots`` its loss/F1 curves go to ``curves.png``.
+    """
     metrics = score(data.gold, data.pred)
     if n_bootstrap > 0:
         metrics["bootstrap"] = {
@@ -247,6 +251,8 @@ def evaluate_tags(
         src["notes"] = [*src.get("notes", []), *data.notes]
     metrics["source"] = src
     metrics["errors"] = {c: int(n) for c, n in analysis.to_dict()["counts"].items()}
+    log_path = Path(train_log) if train_log is not None else None
+    want_curves = plots and log_path is not None and log_path.is_file()
     report = render_report(metrics, analysis, title=title, confusion_png="confusion.png" if plots else None)
     out_dir: Path | None = None
     if out is not None:
@@ -255,12 +261,17 @@ def evaluate_tags(
             _write_json(tmp / "metrics.json", metrics)
             _write_json(tmp / "analysis.json", analysis.to_dict())
             write_predictions(tmp / "predictions.conll", data.tokens, data.gold, data.pred)
-            (tmp / "report.md").write_text(report, encoding="utf-8")
             if plots:
                 from parsner.plots import plot_confusion
 
                 rows, cols, matrix = analysis.confusion_matrix()
                 plot_confusion(rows, cols, matrix, tmp / "confusion.png", title=f"{title}: entity confusion")
+            if want_curves and log_path is not None:
+                from parsner.plots import plot_training_curves
+
+                if plot_training_curves(log_path, tmp / "curves.png") is not None:
+                    report += "\n## Training curves\n\n![loss and F1 during training](curves.png)\n"
+            (tmp / "report.md").write_text(report, encoding="utf-8")
     return EvalResult(metrics=metrics, analysis=analysis, report=report, out_dir=out_dir)
 
 
@@ -355,5 +366,13 @@ def evaluate_model(
     standin = stand_in_description(meta)
     if standin:
         source["stand_in"] = standin
+    model_types = set(getattr(tagger, "labels", []) or [])
+    gold_types = {t[2:] for sent in data.gold for t in sent if t != "O"}
+    if model_types and gold_types - model_types:
+        missing = ", ".join(sorted(gold_types - model_types))
+        source["notes"] = [f"the model has no label for the gold type(s) {missing}: every such entity "
+                           "counts as missed (cross-schema evaluation; consider a --label-map when building "
+                           "the data)"]
     title = f"{model_dir.name} on {Path(data_dir).name}/{split}"
+    kwargs.setdefault("train_log", model_dir / "train_log.jsonl")
     return evaluate_tags(data, out=out, title=title, source=source, **kwargs)

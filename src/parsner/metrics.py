@@ -33,15 +33,19 @@ def normalize_sequences(seqs: Sequence[Sequence[str]], what: str = "tags") -> li
     ValueError names the sentence and word of a tag that is not O/B-X/I-X.
     """
     out: list[list[str]] = []
+    cache: dict[str, str] = {}  # a handful of distinct tags, millions of occurrences
     for i, seq in enumerate(seqs):
         if isinstance(seq, str):
             raise ValueError(f"{what}[{i}] is a string, expected a list of tags")
         row: list[str] = []
         for j, tag in enumerate(seq):
-            try:
-                row.append(normalize_tag(tag))
-            except TagError as exc:
-                raise ValueError(f"{what}: sentence {i}, word {j}: {exc}") from exc
+            norm = cache.get(tag)
+            if norm is None:
+                try:
+                    norm = cache[tag] = normalize_tag(tag)
+                except TagError as exc:
+                    raise ValueError(f"{what}: sentence {i}, word {j}: {exc}") from exc
+            row.append(norm)
         out.append(row)
     return out
 

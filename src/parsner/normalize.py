@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import json
 import re
 import unicodedata
@@ -233,6 +234,7 @@ class NormalizedText:
 # -------------------------------------------------------------------------------------- the normaliser
 
 
+@functools.cache
 def _presentation_forms() -> dict[str, str]:
     """Arabic presentation forms → their NFKC letters, when those are letters only (``ﻻ`` → ``لا``).
 
@@ -250,40 +252,65 @@ def _presentation_forms() -> dict[str, str]:
     return out
 
 
-_PRESENTATION_FORMS: dict[str, str] | None = None
-
-
 class _Step:
-    """One regex step: each match is replaced by ``repl(match)`` (``None`` keeps it) with offset tracking.
+    """One regex step with offset tracking.
+
+    For each match, ``repl`` (a string, or a function of the match returning a string or ``None`` to leave
+    the match alone) replaces the span of group ``group`` of the match (the whole match by default; a
+    group lets a pattern look at context without lookbehinds, which would make ``re`` try every position).
+    ``trigger``: characters of which at least one must be in the text for the step to run at all.
 
     Mapping of a replacement: same length → character by character; empty → deleted, absorbed into the
     previous output character when ``absorb`` (diacritics, kashida) or else mapped to nothing; other →
-    every new character maps to the whole match.
+    every new character maps to the whole replaced span.
     """
 
-    __slots__ = ("absorb", "pattern", "repl")
+    __slots__ = ("absorb", "group", "pattern", "repl", "trigger")
 
-    def __init__(self, pattern: str, repl: str | Callable[[re.Match[str]], str | None], absorb: bool = False):
+    def __init__(
+        self,
+        pattern: str,
+        repl: str | Callable[[re.Match[str]], str | None],
+        *,
+        absorb: bool = False,
+        group: int = 0,
+        trigger: str = "",
+    ) -> None:
         self.pattern = re.compile(pattern)
         self.repl = repl
         self.absorb = absorb
+        self.group = group
+        self.trigger = trigger
+
+    def _replacement(self, m: re.Match[str]) -> str | None:
+        return self.repl if isinstance(self.repl, str) else self.repl(m)
 
     def apply(self, text: str, starts: list[int] | None, ends: list[int] | None) -> tuple[str, Any, Any]:
         """Apply to ``text``; ``starts``/``ends`` are None when offsets are not tracked."""
+        if self.trigger and not any(ch in text for ch in self.trigger):
+            return text, starts, ends
+        g = self.group
         if starts is None or ends is None:
-            if isinstance(self.repl, str):
+            if isinstance(self.repl, str) and g == 0:
                 return self.pattern.sub(self.repl, text), None, None
-            repl = self.repl
-            return self.pattern.sub(lambda m: _keep(m, repl), text), None, None
+
+            def sub(m: re.Match[str]) -> str:
+                rep = self._replacement(m)
+                if rep is None:
+                    return m.group()
+                s0 = m.start()
+                return text[s0 : m.start(g)] + rep + text[m.end(g) : m.end()]
+
+            return self.pattern.sub(sub, text), None, None
         pieces: list[str] = []
         new_s: list[int] = []
         new_e: list[int] = []
         pos = 0
         for m in self.pattern.finditer(text):
-            rep = self.repl if isinstance(self.repl, str) else self.repl(m)
+            rep = self._replacement(m)
             if rep is None:
                 continue
-            a, b = m.span()
+            a, b = m.span(g)
             pieces.append(text[pos:a])
             new_s.extend(starts[pos:a])
             new_e.extend(ends[pos:a])
@@ -298,17 +325,12 @@ class _Step:
                 new_e.extend([ends[b - 1]] * len(rep))
             pieces.append(rep)
             pos = b
-        if pos == 0 and not pieces:
+        if not pieces:
             return text, starts, ends
         pieces.append(text[pos:])
         new_s.extend(starts[pos:])
         new_e.extend(ends[pos:])
         return "".join(pieces), new_s, new_e
-
-
-def _keep(m: re.Match[str], repl: Callable[[re.Match[str]], str | None]) -> str:
-    rep = repl(m)
-    return m.group() if rep is None else rep
 
 
 class PersianNormalizer:
@@ -326,7 +348,6 @@ class PersianNormalizer:
     # -- construction
 
     def _build(self) -> tuple[dict[int, str], list[_Step]]:
-        global _PRESENTATION_FORMS
         c = self.config
         one: dict[str, str] = {}
         if c.arabic_letters:
@@ -344,9 +365,7 @@ class PersianNormalizer:
         self._slow_chars: set[str] = set()
 
         if c.arabic_letters:  # B
-            if _PRESENTATION_FORMS is None:
-                _PRESENTATION_FORMS = _presentation_forms()
-            expand = {k: v.translate(table) for k, v in _PRESENTATION_FORMS.items()}
+            expand = {k: v.translate(table) for k, v in _presentation_forms().items()}
             expand.update(ARABIC_LETTER_EXPANSIONS)
             self._slow_chars.update(expand)
             steps.append(_Step(f"[{re.escape(''.join(expand))}]", lambda m, e=expand: e[m.group()]))
@@ -356,32 +375,33 @@ class PersianNormalizer:
             steps.append(_Step(f"[{chars}]+", ""))
         if c.zwnj:  # D
             self._slow_chars.update(ZW_VARIANTS + ZWJ + ZWNJ)
-            steps.append(_Step(f"[{ZW_VARIANTS}]", ZWNJ))
-            run = f"(?<=[{_ARABIC_SCRIPT}])[{ZWNJ}{ZWJ}{ZW_VARIANTS}]+"
-            steps.append(_Step(run, lambda m: ZWNJ * len(m.group())))
+            steps.append(_Step(f"[{ZW_VARIANTS}]", ZWNJ, trigger=ZW_VARIANTS))
+            # ZWSPs and soft hyphens are ZWNJs now; a zero-width run holding a ZWJ after an Arabic letter too.
+            run = f"(?<=[{_ARABIC_SCRIPT}]){ZWNJ}*+{ZWJ}[{ZWNJ}{ZWJ}]*"
+            steps.append(_Step(run, lambda m: ZWNJ * len(m.group()), trigger=ZWJ))
         if c.remove_tatweel:  # E (kashida first: a diacritic may sit on it)
             self._slow_chars.add(TATWEEL)
             after_letter = f"(?<=[{_ARABIC_SCRIPT}])(?<=[^\\W\\d_{TATWEEL}])"
             kashida = f"(?:{after_letter}|(?<=[{DIACRITICS}]))[{TATWEEL}{DIACRITICS}]*{TATWEEL}"
-            steps.append(_Step(kashida, "", absorb=True))
+            steps.append(_Step(kashida, "", absorb=True, trigger=TATWEEL))
         if c.remove_diacritics:
             self._slow_chars.update(_expand_class(DIACRITICS))
-            steps.append(_Step(f"(?<=\\S)[{DIACRITICS}]+", "", absorb=True))
+            steps.append(_Step(f"[{DIACRITICS}]+", _attached_only, absorb=True))
         if c.zwnj:  # F (before G: G then only turns spaces between letters into ZWNJs, which F would keep)
-            steps.append(_Step(f"{ZWNJ}+", _zwnj_run))
-        if c.persian_style:  # G: only the separator is replaced (by one ZWNJ), its context is looked at
+            word = _WORD_CLASS
+            zwnj_runs = f"(?<!{word}){ZWNJ}++|{ZWNJ}++(?!{word})|{ZWNJ}{{2,}}"
+            steps.append(_Step(zwnj_runs, _zwnj_run, trigger=ZWNJ))
+        if c.persian_style:  # G: a separator run becomes one ZWNJ when its context (checked in Python) fits
             hs = f"[^\\S{_LINE_BREAKS}]"
-            sep = f"(?:{hs}|{ZWNJ})*{hs}(?:{hs}|{ZWNJ})*"
+            sep = f"{ZWNJ}*{hs}(?:{hs}|{ZWNJ})*"
             letter = "[^\\W\\d_]"
-            not_word = f"[\\w{ZWNJ}{DIACRITICS}]"
-            end = f"(?!{not_word})"
-            prefix = "|".join(f"(?<=(?<!{not_word}){p})" for p in ("می", "نمی"))
-            steps.append(_Step(f"(?:{prefix}){sep}(?={letter})", ZWNJ))
+            end = f"(?![\\w{ZWNJ}{DIACRITICS}])"
+            steps.append(_Step(f"ن?می({sep})(?={letter})", _after_non_word, group=1))
             suffixes = "ها|های|هایی|هایم|هایت|هایش|هایمان|هایتان|هایشان|تر|تری|ترین"
-            steps.append(_Step(f"(?<={letter}{{2}}){sep}(?=(?:{suffixes}){end})", ZWNJ))
-            steps.append(_Step(f"(?<={letter}ه){sep}(?=(?:ی|ای|ام|ات|اش|ایم|اید|اند){end})", ZWNJ))
-        if c.collapse_spaces:  # H
-            steps.append(_Step(r"\s+", _space_run))
+            steps.append(_Step(f"{sep}(?=(?:{suffixes}){end})", _after_two_letters))
+            steps.append(_Step(f"{sep}(?=(?:ی|ای|ام|ات|اش|ایم|اید|اند){end})", _after_letter_heh))
+        if c.collapse_spaces:  # H: only runs that change: 2+ characters, not " "/"\n", at the text's edges
+            steps.append(_Step("^\\s+|\\s++\\Z|\\s{2,}|[^\\S \n]", _space_run))
         return table, steps
 
     # -- normalisation
@@ -497,7 +517,36 @@ def _expand_class(chars: str) -> list[str]:
     return out
 
 
-_WORD_RE = re.compile(f"[\\w{DIACRITICS}\u0653-\u0655]")
+_WORD_CLASS = f"[\\w{DIACRITICS}\u0653-\u0655]"
+_WORD_RE = re.compile(_WORD_CLASS)
+_NOT_WORD_RE = re.compile(f"[^\\w{ZWNJ}{DIACRITICS}]")
+
+
+def _attached_only(m: re.Match[str]) -> str | None:
+    """Delete a diacritic run only when attached to a preceding non-space character."""
+    a = m.start()
+    return "" if a > 0 and not m.string[a - 1].isspace() else None
+
+
+_LETTER_RE = re.compile(r"[^\W\d_]")
+
+
+def _after_two_letters(m: re.Match[str]) -> str | None:
+    """``کتاب ها``, ``بزرگ ترین``: a ZWNJ if the word before the separator ends in two letters."""
+    a, t = m.start(), m.string
+    return ZWNJ if a >= 2 and _LETTER_RE.match(t, a - 2) and _LETTER_RE.match(t, a - 1) else None
+
+
+def _after_letter_heh(m: re.Match[str]) -> str | None:
+    """``خانه ای``, ``گفته اند``: a ZWNJ if the word before the separator ends in a letter + ``ه``."""
+    a, t = m.start(), m.string
+    return ZWNJ if a >= 2 and t[a - 1] == "ه" and _LETTER_RE.match(t, a - 2) else None
+
+
+def _after_non_word(m: re.Match[str]) -> str | None:
+    """``می``/``نمی`` + space: a ZWNJ only if the prefix starts a word (nothing word-like before it)."""
+    a = m.start()
+    return ZWNJ if a == 0 or _NOT_WORD_RE.match(m.string, a - 1) else None
 
 
 def _zwnj_run(m: re.Match[str]) -> str | None:

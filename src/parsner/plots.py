@@ -50,6 +50,8 @@ def plot_confusion(
     ax.set_title(title, fontsize=9)
     for i, r in enumerate(matrix):
         for j, v in enumerate(r):
+            if rows[i] == "O" and cols[j] == "O":
+                continue  # "no entity predicted where there is none" is not counted
             colour = "white" if shares[i][j] > 0.6 else "black"
             ax.text(j, i, str(int(v)), ha="center", va="center", color=colour, fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the gold row")

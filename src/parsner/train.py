@@ -336,11 +336,40 @@ def _make_callbacks(stopper: _Stopper, log_path: Path | None) -> list[Any]:
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
             if log_path is None or not state.is_world_process_zero or not logs:
                 return
-            rec = {"step": state.global_step, "epoch": state.epoch, "time": round(time.time(), 3), **logs}
+            rec = {"step": state.global_step, "epoch": state.epoch, "time": round(time.time(), 3)}
+            for k, v in logs.items():
+                rec[k] = None if isinstance(v, float) and not math.isfinite(v) else v
             with log_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
-    return [StopOnSignal(), JsonlLog()]
+    callbacks: list[Any] = [StopOnSignal(), JsonlLog()]
+    fault = os.environ.get(FAULT_ENV)
+    if fault:
+        callbacks.insert(0, _fault_callback(fault))
+    return callbacks
+
+
+#: Testing hook: ``PARSNER_FAULT_INJECT=SIGTERM:7`` makes rank 0 send itself SIGTERM at the end of
+#: optimiser step 7 (also SIGINT, SIGKILL). The fault tests use it to interrupt runs at a known step;
+#: the signal itself is real, so the same code path runs as for an external ``kill``.
+FAULT_ENV = "PARSNER_FAULT_INJECT"
+
+
+def _fault_callback(spec: str) -> Any:
+    from transformers import TrainerCallback
+
+    try:
+        name, step_text = spec.split(":")
+        signum, at_step = int(signal.Signals[name.strip().upper()]), int(step_text)
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"{FAULT_ENV}={spec!r}: expected SIGNAL:STEP, e.g. SIGTERM:7") from exc
+
+    class InjectFault(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == at_step and state.is_world_process_zero:
+                os.kill(os.getpid(), signum)
+
+    return InjectFault()
 
 
 # ----------------------------------------------------------------------------------------- training
@@ -450,7 +479,10 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
         train_words, tokenizer, train_labels, max_length=max_length, stride=cfg.stride,
         label_all_subtokens=cfg.label_all_subtokens, label_names=label_names,
     )
-    enc_valid = align.encode_words(valid_words, tokenizer, None, max_length=max_length, stride=cfg.stride)
+    valid_labels = [[remap[t] for t in s] for s in valid_ds["ner_tags"]]
+    enc_valid = align.encode_words(
+        valid_words, tokenizer, valid_labels, max_length=max_length, stride=cfg.stride
+    )
     encoding = {"train": enc_train.summary(), "validation": enc_valid.summary()}
     for split, s in encoding.items():
         _log(
@@ -472,7 +504,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
     eval_windows = [enc_valid.windows[k] for k in order]
     eval_data = Dataset.from_dict({
         "input_ids": [w.input_ids for w in eval_windows],
-        "labels": [[-100] * len(w.input_ids) for w in eval_windows],
+        "labels": [w.labels for w in eval_windows],  # first sub-tokens only: eval_loss is per word
     })
 
     def compute_metrics(pred: Any) -> dict[str, float]:
@@ -617,7 +649,10 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
 
     final_metrics = trainer.evaluate()
     trainer.accelerator.wait_for_everyone()
-    result_metrics = {k.removeprefix("eval_"): v for k, v in final_metrics.items()}
+    result_metrics = {
+        k.removeprefix("eval_"): (None if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in final_metrics.items()
+    }
     best_ckpt = trainer.state.best_model_checkpoint
     train_seconds = float(output.metrics.get("train_runtime", 0.0))
     train_sps = float(output.metrics.get("train_samples_per_second", 0.0))

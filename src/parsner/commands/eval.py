@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", help="dataset split to score (default: test)")
     p.add_argument("--predictions", type=Path, metavar="FILE", help="score an existing token/gold/pred file")
     p.add_argument("--out", type=Path,
-                   help="output directory (default: MODEL/eval-SPLIT or eval/runs/FILE-STEM)")
+                   help="output directory (default: MODEL/eval-SPLIT; eval/runs/FILE-STEM for --predictions)")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per prediction batch (default: 32)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
@@ -54,7 +54,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.model is None or args.data is None:
             raise ConfigError("parsner eval needs --model DIR and --data DIR (or --predictions FILE)")
-        out = args.out or (args.model / f"eval-{args.split}")
+        if args.out is not None:
+            out = args.out
+        elif args.model.is_dir():
+            out = args.model / f"eval-{args.split}"
+        else:  # a hub id: keep its outputs out of a directory named like the id
+            out = Path("eval") / "runs" / f"{str(args.model).replace('/', '--')}-{args.split}"
         result = ev.evaluate_model(args.model, args.data, args.split, out=out, batch_size=args.batch_size,
                                    device=args.device, **common)
     if not args.quiet:

@@ -1,0 +1,236 @@
+"""Inference speed: ParsNER's Tagger against ``transformers.pipeline`` on the same model and the same raw text.
+
+    python eval/bench_predict.py --limit 100                 # quick check (stand-in model, 100 sentences)
+    python eval/bench_predict.py --model models/peyma --quantize --repeat 3 --json eval/bench_predict.json
+
+Text: PEYMA's test sentences (``shared/data/peyma/hooshvare_split/test.txt``) joined back into raw text, one
+text per sentence; without the shared data, the embedded sample corpus (the output says so). Both systems get
+the same list of strings, on CPU, in one run, one after the other:
+
+* ``transformers.pipeline("token-classification", aggregation_strategy="first")`` at its default settings
+  (``batch_size`` 1) and at each ``--pipeline-batch-sizes`` value (the best one is the reference);
+* ``Tagger`` at ``--batch-sizes`` (length-sorted windows, dynamic padding, ``inference_mode``);
+* with ``--quantize``: ``Tagger(quantize=True)`` (dynamic int8), with its F1 cost measured on the same
+  sentences' gold tags (``predict_words``), next to the fp32 F1 and the tag agreement between the two.
+
+Without ``--model`` a stand-in is built: ParsBERT v1's real tokenizer and config with random weights and
+``--layers`` layers (or the ``tiny`` stand-in when the shared tokenizer is missing). Speed is what it measures;
+its F1 is meaningless (random weights) and is labelled so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from parsner.paths import SAMPLE_DIR, parsbert_v1_tokenizer_dir, shared_data_dir  # noqa: E402
+
+
+def load_sentences(limit: int) -> tuple[list[list[str]], list[list[str]], str]:
+    """(tokens, gold tags, description) of PEYMA test, or of the embedded sample when it is absent."""
+    from parsner.readers import read_file
+
+    peyma = shared_data_dir() / "peyma" / "hooshvare_split" / "test.txt"
+    if peyma.is_file():
+        sents = read_file(peyma).sentences
+        source = f"PEYMA test ({peyma})"
+    else:
+        sents = read_file(SAMPLE_DIR / "sample.jsonl").sentences
+        source = f"NOTE: PEYMA not found at {peyma}; embedded sample corpus instead ({SAMPLE_DIR})"
+    if 0 < limit < len(sents):  # evenly spaced, so the length distribution is kept
+        step = len(sents) / limit
+        sents = [sents[int(i * step)] for i in range(limit)]
+        source += f", {limit} evenly spaced sentences"
+    return [s.tokens for s in sents], [s.tags for s in sents], source
+
+
+def build_standin(out: Path, layers: int, types: list[str], words: list[list[str]]) -> str:
+    """Save a random-weight model directory like a training run; returns its description."""
+    import torch
+
+    from parsner.labels import label_list
+    from parsner.modeling import load_model, load_tokenizer
+    from parsner.normalize import PersianNormalizer
+
+    labels = label_list(types)
+    torch.manual_seed(0)
+    if (parsbert_v1_tokenizer_dir() / "tokenizer.json").is_file():
+        spec = f"parsbert-standin:{layers}"
+        tok = load_tokenizer(spec)
+        desc = f"ParsBERT v1 tokenizer+config, {layers} layers, random weights (stand-in)"
+    else:
+        spec = f"tiny:{layers}"
+        tok = load_tokenizer(spec, train_words=words)
+        desc = f"tiny BERT, {layers} layers, random weights (stand-in; ParsBERT tokenizer not found)"
+    model = load_model(spec, labels, tok)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    PersianNormalizer().save(out)
+    (out / "parsner.json").write_text(json.dumps({"max_length": 512, "stride": 128, "stand_in": desc}))
+    return desc
+
+
+def best_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def entity_agreement(ours: list[list[dict]], theirs: list[list[dict]]) -> dict[str, float]:
+    a = {(i, e["start"], e["end"], e["label"]) for i, ents in enumerate(ours) for e in ents}
+    b = {(i, int(e["start"]), int(e["end"]), e["entity_group"]) for i, ents in enumerate(theirs) for e in ents}
+    both = len(a & b)
+    return {
+        "tagger_entities": len(a),
+        "pipeline_entities": len(b),
+        "shared": both,
+        "share_of_pipeline_found_by_tagger": round(both / len(b), 4) if b else 1.0,
+        "share_of_tagger_found_by_pipeline": round(both / len(a), 4) if a else 1.0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="model directory (default: build a stand-in)")
+    ap.add_argument("--layers", type=int, default=4, help="layers of the stand-in (default 4)")
+    ap.add_argument("--limit", type=int, default=0, help="use N evenly spaced sentences (0: all)")
+    ap.add_argument("--pipeline-batch-sizes", default="1,4,8,16,32,64")
+    ap.add_argument("--batch-sizes", default="32,64", help="Tagger batch sizes (first = its default)")
+    ap.add_argument("--quantize", action="store_true", help="add the dynamic int8 row with its F1 cost")
+    ap.add_argument("--repeat", type=int, default=1, help="best of N timings per row")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args(argv)
+
+    import torch
+    from transformers import pipeline
+
+    from parsner.metrics import score
+    from parsner.tagger import Tagger
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tokens, gold, source = load_sentences(args.limit)
+    texts = [" ".join(t) for t in tokens]
+    n_sent, n_tok = len(texts), sum(len(t) for t in tokens)
+    print(f"data: {source}: {n_sent} sentences, {n_tok} tokens", file=sys.stderr)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = args.model
+        desc = f"trained model {args.model}"
+        if model_dir is None:
+            types = sorted({t[2:] for sent in gold for t in sent if t != "O"})
+            model_dir = str(Path(tmp) / "standin")
+            desc = build_standin(Path(model_dir), args.layers, types, tokens)
+        print(f"model: {desc}", file=sys.stderr)
+        tagger = Tagger.from_pretrained(model_dir, device="cpu")
+        pipe = pipeline("token-classification", model=model_dir, aggregation_strategy="first", device="cpu")
+        warm = texts[:8]
+        tagger(warm)
+        pipe(warm)
+
+        rows: list[dict[str, Any]] = []
+
+        def add(system: str, batch: Any, seconds: float) -> None:
+            rows.append({"system": system, "batch_size": batch, "seconds": round(seconds, 3),
+                         "sentences_per_s": round(n_sent / seconds, 2), "tokens_per_s": round(n_tok / seconds, 1)})
+            print(f"  {system:<28} batch {batch!s:>4}: {seconds:8.2f} s", file=sys.stderr)
+
+        secs, pipe_out = best_time(lambda: pipe(texts), args.repeat)
+        add("pipeline (default)", "1", secs)
+        for bs in [int(x) for x in args.pipeline_batch_sizes.split(",") if x]:
+            secs, _ = best_time(lambda bs=bs: pipe(texts, batch_size=bs), args.repeat)
+            add("pipeline", bs, secs)
+        tagger_out = None
+        for bs in [int(x) for x in args.batch_sizes.split(",") if x]:
+            secs, out = best_time(lambda bs=bs: tagger(texts, batch_size=bs), args.repeat)
+            tagger_out = tagger_out or out
+            add("Tagger", bs, secs)
+        quant: dict[str, Any] | None = None
+        if args.quantize:
+            qtagger = Tagger.from_pretrained(model_dir, device="cpu", quantize=True)
+            qtagger(warm)
+            bs0 = int(args.batch_sizes.split(",")[0])
+            secs, _ = best_time(lambda: qtagger(texts, batch_size=bs0), args.repeat)
+            add("Tagger int8 (dynamic)", bs0, secs)
+            fp = tagger.predict_words(tokens, batch_size=bs0)
+            q8 = qtagger.predict_words(tokens, batch_size=bs0)
+            f_fp, f_q8 = score(gold, fp)["default"]["f1"], score(gold, q8)["default"]["f1"]
+            same = sum(a == b for s, t in zip(fp, q8, strict=True) for a, b in zip(s, t, strict=True))
+            quant = {"f1_fp32": round(f_fp, 4), "f1_int8": round(f_q8, 4), "f1_cost": round(f_fp - f_q8, 4),
+                     "tag_agreement": round(same / n_tok, 4),
+                     "note": "random-weight stand-in: F1 is meaningless" if args.model is None else ""}
+
+    default = rows[0]["seconds"]
+    pipes = [r for r in rows if r["system"].startswith("pipeline")]
+    best_pipe = min(pipes, key=lambda r: r["seconds"])
+    for r in rows:
+        r["speedup_vs_pipeline_default"] = round(default / r["seconds"], 2)
+        r["speedup_vs_pipeline_best"] = round(best_pipe["seconds"] / r["seconds"], 2)
+    tagger_rows = [r for r in rows if r["system"] == "Tagger"]
+    result = {
+        "data": source, "sentences": n_sent, "tokens": n_tok, "model": desc,
+        "device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "python": platform.python_version(), "torch": torch.__version__,
+        "repeat": args.repeat, "rows": rows,
+        "pipeline_best_batch_size": best_pipe["batch_size"],
+        "tagger_default_vs_pipeline_best": tagger_rows[0]["speedup_vs_pipeline_best"],
+        "tagger_default_vs_pipeline_default": tagger_rows[0]["speedup_vs_pipeline_default"],
+        "entity_agreement_tagger_vs_pipeline": entity_agreement(tagger_out or [], pipe_out),
+        "int8": quant,
+    }
+    print(render_markdown(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    lines = [
+        f"Inference speed, CPU ({r['torch_threads']} torch threads, {r['cpu_count']} CPUs), torch {r['torch']}",
+        f"data: {r['data']} — {r['sentences']} sentences, {r['tokens']} tokens; model: {r['model']}",
+        "",
+        "| system | batch | seconds | sentences/s | tokens/s | × pipeline default | × pipeline best |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in r["rows"]:
+        lines.append(
+            f"| {row['system']} | {row['batch_size']} | {row['seconds']:.2f} | {row['sentences_per_s']:.1f} | "
+            f"{row['tokens_per_s']:.0f} | {row['speedup_vs_pipeline_default']:.2f} | "
+            f"{row['speedup_vs_pipeline_best']:.2f} |"
+        )
+    lines.append("")
+    lines.append(f"Tagger (default batch) vs pipeline at its best batch_size ({r['pipeline_best_batch_size']}): "
+                 f"{r['tagger_default_vs_pipeline_best']:.2f}×; vs pipeline default: "
+                 f"{r['tagger_default_vs_pipeline_default']:.2f}×.")
+    ag = r["entity_agreement_tagger_vs_pipeline"]
+    lines.append(f"Entity agreement: {ag['shared']} shared; {ag['share_of_pipeline_found_by_tagger']:.1%} of the "
+                 f"pipeline's {ag['pipeline_entities']} entities found by the Tagger, "
+                 f"{ag['share_of_tagger_found_by_pipeline']:.1%} of the Tagger's {ag['tagger_entities']} by the "
+                 "pipeline (the Tagger normalises words and splits punctuation; the pipeline sees raw text).")
+    q = r.get("int8")
+    if q:
+        lines.append(f"int8: F1 {q['f1_int8']:.4f} vs fp32 {q['f1_fp32']:.4f} (cost {q['f1_cost']:+.4f}), "
+                     f"tag agreement {q['tag_agreement']:.2%}. {q['note']}".rstrip())
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
