@@ -1,4 +1,4 @@
-"""End-to-end `parsner eval --model --data`: a tiny random-weight model saved like a run, on the sample dataset.
+"""End-to-end `parsner eval --model --data`: a tiny random-weight model saved like a run, on the sample data.
 
 The model is untrained (random but seeded), so the scores are arbitrary; what is checked is that the
 harness predicts one tag per word through the Tagger, scores exactly what it wrote to predictions.conll,
@@ -52,7 +52,8 @@ def random_run(tmp_path_factory: pytest.TempPathFactory, sample_dataset: Path) -
 
 def test_evaluate_model_end_to_end(random_run: Path, sample_dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "ev"
-    res = evaluate_model(random_run, sample_dataset, "test", out=out, batch_size=4, n_bootstrap=100, device="cpu")
+    res = evaluate_model(random_run, sample_dataset, "test", out=out, batch_size=4, n_bootstrap=100,
+                         device="cpu")
     gold = split_tags(sample_dataset, "test")
     m = res.metrics
     assert m["n_sentences"] == len(gold.tokens) > 0
@@ -109,3 +110,18 @@ def test_cross_schema_model_is_noted(sample_dataset: Path, tmp_path: Path) -> No
     assert "note: the model has no label" in res.report
     loc = res.metrics["default"]["per_type"]["LOC"]
     assert loc["support"] > 0 and loc["recall"] == 0.0  # unpredictable type: all missed
+
+
+def test_eval_of_a_freshly_trained_tiny_model(sample_dataset: Path, tmp_path: Path) -> None:
+    """train (tiny stand-in, 1 epoch, 16 sentences) -> eval: the run's own files feed the report."""
+    from parsner.train import run_training
+
+    run = tmp_path / "trained"
+    run_training(model="tiny", data=sample_dataset, out=run, seed=3, epochs=1, max_train_samples=16,
+                 overrides=["progress=false", "tiny_layers=1", "tiny_hidden=32", "tiny_intermediate=64",
+                            "tiny_vocab_size=500", "max_length=64", "stride=16", "logging_steps=1"])
+    res = evaluate_model(run, sample_dataset, "test", out=tmp_path / "ev", n_bootstrap=50, device="cpu")
+    assert "random init" in res.metrics["source"]["stand_in"]  # from the run's parsner.json
+    assert (tmp_path / "ev" / "curves.png").is_file()
+    assert "## Training curves" in (tmp_path / "ev" / "report.md").read_text(encoding="utf-8")
+    assert res.metrics["n_tokens"] == sum(len(t) for t in split_tags(sample_dataset, "test").tokens)

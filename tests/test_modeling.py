@@ -130,3 +130,18 @@ def test_load_for_inference_plain_dir(tmp_path):
     assert meta["max_length"] == 128 and meta["stride"] == 128 and meta["stand_in"] is True
     assert normalizer is None  # no normalizer.json saved here
     assert tok(["آگاهی"], is_split_into_words=True)["input_ids"][1] != tok.unk_token_id
+
+
+def test_tiny_vocabulary_is_the_same_in_every_process():
+    """tokenizers' WordPieceTrainer breaks ties in hash order; ours must not (same seed -> same model)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, json; from parsner.modeling import build_tiny_tokenizer as b; "
+        f"t = b([{PERSIAN_WORDS * 2 + ['تهران', 'ایران', 'ایرانی', 'تهرانی']!r}] * 3, 60); "
+        "print(hashlib.sha256(json.dumps(sorted(t.get_vocab().items())).encode()).hexdigest())"
+    )
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+               for _ in range(3)}
+    assert len(digests) == 1

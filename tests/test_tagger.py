@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from parsner.tagger import DEFAULT_MAX_BATCH_TOKENS
 from parsner.wordtok import tokenize_words
 
 LABELS = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
@@ -117,8 +118,12 @@ def test_normalisation_is_applied_but_offsets_stay_original(tagger) -> None:
 def test_batching_and_order_do_not_change_results(tagger) -> None:
     texts = [*NASTY_TEXTS, "تهران", "", TRAIN_TEXT]
     one_by_one = [tagger(t) for t in texts]
-    for batch_size in (1, 3, 64):
-        batched = tagger(texts, batch_size=batch_size)
+    for batch_size, max_tokens in ((1, None), (3, None), (64, None), (64, 40), (64, 10_000)):
+        tagger.max_batch_tokens = max_tokens
+        try:
+            batched = tagger(texts, batch_size=batch_size)
+        finally:
+            tagger.max_batch_tokens = DEFAULT_MAX_BATCH_TOKENS
         assert len(batched) == len(texts)
         for got, want in zip(batched, one_by_one, strict=True):
             assert [(e["start"], e["end"], e["label"]) for e in got] == [

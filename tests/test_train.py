@@ -141,12 +141,17 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(config, work):
     assert not out.exists()
 
 
-def test_resume_with_a_different_config_is_refused(config, work):
-    out = work / "runs" / "sigint"  # left behind by the Ctrl-C test (or absent: then nothing to compare)
-    if not (out.parent / "sigint.incomplete").exists():
-        pytest.skip("needs the interrupted run of test_ctrl_c_saves_a_checkpoint_and_exits_130")
-    res = run_cli(["train", "--config", str(config), "--out", str(out), "--resume", "--set", "learning_rate=0.1"])
-    assert res.returncode == 2 and "learning_rate" in res.stderr
+def test_resume_with_a_different_config_is_refused(config, tmp_path):
+    from parsner.config import dump_yaml
+    from parsner.train import train
+
+    out = tmp_path / "run"
+    cfg = load_config(config, overrides={"out": str(out)})
+    (tmp_path / "run.incomplete").mkdir()
+    (tmp_path / "run.incomplete" / "run_config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
+    changed = load_config(config, overrides={"out": str(out)}, sets=["learning_rate=0.1"])
+    with pytest.raises(ConfigError, match="differs from the interrupted run's .* learning_rate"):
+        train(changed, resume=True)
 
 
 # ------------------------------------------------------------------------------- bad input (no training)
@@ -172,12 +177,19 @@ def test_config_types_are_checked(tmp_path, data):
     assert cfg.learning_rate == 3e-5 and cfg.epochs == 2.0 and cfg.run_name == "c"
 
 
-def test_empty_train_split_is_an_input_error(tmp_path):
+def test_empty_train_split_is_an_input_error(tmp_path, monkeypatch):
+    from datasets import Dataset, DatasetDict
+
+    import parsner.dataset
+    from parsner.dataset import dataset_features
     from parsner.train import train
 
-    data = save_dataset(tmp_path / "d", {"train": [], "validation": make_sentences(4, 3)})
+    # datasets cannot even reload an empty split from disk, so hand the trainer one in memory
+    empty = Dataset.from_dict({k: [] for k in dataset_features(LABELS)}, features=dataset_features(LABELS))
+    monkeypatch.setattr(parsner.dataset, "load_dataset_dir", lambda p: DatasetDict(train=empty, validation=empty))
     with pytest.raises(InputError, match="train split is empty"):
-        train(load_config(None, overrides={"data": str(data), "out": str(tmp_path / "o")}))
+        train(load_config(None, overrides={"data": str(tmp_path), "out": str(tmp_path / "o")}))
+    assert not (tmp_path / "o.incomplete").exists()
 
 
 def test_hub_id_offline_fails_fast_via_cli(tmp_path, data):

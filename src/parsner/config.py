@@ -124,6 +124,11 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     elif base is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 3e-5 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif base is str:
         if isinstance(value, bool) and name == "sparse_embeddings":
             return "true" if value else "false"

@@ -349,6 +349,9 @@ def evaluate_model(
     from parsner.tagger import Tagger
 
     model_dir = Path(model_dir)
+    if out is not None and Path(out).exists() and not kwargs.get("overwrite"):
+        # fail before minutes of prediction, not after
+        raise ConfigError(f"{out} already exists; choose another output or pass --overwrite")
     data = split_tags(data_dir, split)
     tagger = Tagger.from_pretrained(str(model_dir), device=device)
     t0 = time.perf_counter()

@@ -147,32 +147,56 @@ def _wrap_error(spec: ModelSpec, what: str, exc: Exception) -> ModelLoadError:
 
 
 def build_tiny_tokenizer(words: Any, vocab_size: int = TINY_DEFAULTS["vocab_size"]) -> Any:
-    """A WordPiece tokenizer trained on ``words`` (an iterable of strings or of lists of strings).
+    """A WordPiece tokenizer whose vocabulary is learnt from ``words`` (strings or lists of strings).
 
     The normaliser is only NFC + lower-casing: ZWNJ and Persian letters (آ, ئ, ...) are kept, unlike
     BERT's default normaliser (which strips ZWNJ and decomposes letters). It is wrapped in
     ``PreTrainedTokenizerFast`` so that ``save_pretrained`` writes ``tokenizer_class: TokenizersBackend``
     and the reload keeps this normaliser (``BertTokenizerFast`` would rebuild BERT's default one).
+
+    The vocabulary is built here rather than by ``tokenizers``' ``WordPieceTrainer``, whose result
+    changes from one process to the next (hash-map order breaks frequency ties), which would make
+    "same seed, same data -> same model" false. Deterministically, by (-frequency, string): every
+    character seen (as a word start and as a ``##`` continuation, so nothing in the training data is
+    [UNK]), then whole words, then frequent 2-4 character word starts and ``##`` endings (Persian
+    affixes such as ``##ها``), until ``vocab_size``.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    def batches() -> Any:
-        for item in words:
-            yield [item] if isinstance(item, str) else list(item)
+    normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+    pre = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for item in words:
+        for w in [item] if isinstance(item, str) else item:
+            for piece, _ in pre.pre_tokenize_str(normalizer.normalize_str(w)):
+                counts[piece] += 1
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, min_frequency=1, show_progress=False
-    )
-    tok.train_from_iterator(batches(), trainer)
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    def ranked(counter: Counter[str]) -> list[str]:
+        return [k for k, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+    chars: Counter[str] = Counter()
+    affixes: Counter[str] = Counter()
+    for word, n in counts.items():
+        for i, ch in enumerate(word):
+            chars[ch if i == 0 else "##" + ch] += n
+        for k in range(2, min(4, len(word) - 1) + 1):
+            affixes[word[:k]] += n
+            affixes["##" + word[-k:]] += n
+    vocab: dict[str, int] = {}
+    for token in [*SPECIAL_TOKENS, *ranked(chars), *ranked(counts), *ranked(affixes)]:
+        if len(vocab) >= max(vocab_size, len(SPECIAL_TOKENS) + len(chars)):
+            break
+        vocab.setdefault(token, len(vocab))
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
     )
     tok.decoder = decoders.WordPiece()
     return PreTrainedTokenizerFast(

@@ -23,6 +23,9 @@ from parsner.errors import ModelLoadError
 from parsner.labels import spans_from_tags
 from parsner.wordtok import Word
 
+#: Default cap on padded sub-tokens per forward pass (see ``Tagger.max_batch_tokens``).
+DEFAULT_MAX_BATCH_TOKENS = 2048
+
 #: Sub-tokens shared by consecutive windows of an over-long sentence (default when parsner.json has none).
 DEFAULT_STRIDE = 128
 
@@ -57,6 +60,7 @@ class Tagger:
         device: str | None = None,
         meta: dict[str, Any] | None = None,
         score_reduce: str = "mean",
+        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
     ) -> None:
         import torch
 
@@ -70,6 +74,9 @@ class Tagger:
         self.tokenizer = tokenizer
         self.normalizer = normalizer
         self.score_reduce = score_reduce
+        #: Cap on padded sub-tokens per forward pass: batches of long windows get fewer rows, so the
+        #: activations stay cache-sized on CPU (None: only batch_size limits a batch).
+        self.max_batch_tokens = max_batch_tokens
         limits = [
             max_length or self.meta.get("max_length") or 512,
             getattr(model.config, "max_position_embeddings", None) or 512,
@@ -189,9 +196,14 @@ class Tagger:
         preds: list[Any] = [None] * len(windows)
         pad = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
-            for b0 in range(0, len(order), batch_size):
-                batch = order[b0 : b0 + batch_size]
-                width = len(windows[batch[0]].input_ids)
+            b0 = 0
+            while b0 < len(order):
+                width = len(windows[order[b0]].input_ids)  # the widest: windows are sorted longest first
+                n = batch_size
+                if self.max_batch_tokens:
+                    n = max(1, min(n, self.max_batch_tokens // width))
+                batch = order[b0 : b0 + n]
+                b0 += n
                 ids = np.full((len(batch), width), pad, dtype=np.int64)
                 mask = np.zeros((len(batch), width), dtype=np.int64)
                 for r, k in enumerate(batch):

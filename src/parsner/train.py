@@ -21,6 +21,9 @@ early stopping, best-model selection), with these ParsNER parts:
   ``train_log.jsonl``, ``run_config.yaml``); the final directory ``<out>`` is written in a temporary
   folder and renamed into place at the very end (:func:`parsner.atomic.atomic_dir`). So ``<out>`` exists
   only when complete. ``--resume`` continues from the last checkpoint in ``<out>.incomplete/``.
+* **Exact resume.** The batch order depends only on (seed, epoch) and torch is reseeded from
+  (seed, step, rank) before every optimiser step, so a run resumed from any checkpoint (also one saved
+  mid-epoch by a signal) ends with the same weights and metrics as an uninterrupted run on CPU.
 * **Signals.** SIGINT (Ctrl-C) and SIGTERM make the run save a checkpoint at the end of the current
   optimiser step and stop; :class:`TrainingInterrupted` carries the exit code (130 / 143). A second
   Ctrl-C stops at once. Under DDP the stop flag is agreed on by all ranks at every step.
@@ -332,6 +335,20 @@ def _make_callbacks(stopper: _Stopper, log_path: Path | None) -> list[Any]:
                 control.should_training_stop = True
             return control
 
+    class StepSeed(TrainerCallback):
+        """Reseed torch before every optimiser step from (seed, step, rank).
+
+        Dropout masks then depend only on the step, not on everything that drew random numbers before
+        it (data-loader iterators, evaluation, checkpointing), so a run resumed at any step continues
+        exactly like the uninterrupted run (the Trainer's saved RNG state alone is not enough: a run
+        stopped mid-epoch evaluates and saves at a point where the uninterrupted run does not).
+        """
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            import torch
+
+            torch.manual_seed((args.seed * 1_000_003 + state.global_step * 7919 + args.process_index) % 2**63)
+
     class JsonlLog(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
             if log_path is None or not state.is_world_process_zero or not logs:
@@ -342,7 +359,7 @@ def _make_callbacks(stopper: _Stopper, log_path: Path | None) -> list[Any]:
             with log_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
-    callbacks: list[Any] = [StopOnSignal(), JsonlLog()]
+    callbacks: list[Any] = [StepSeed(), StopOnSignal(), JsonlLog()]
     fault = os.environ.get(FAULT_ENV)
     if fault:
         callbacks.insert(0, _fault_callback(fault))

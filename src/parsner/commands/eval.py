@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Score entity-level precision/recall/F1 with seqeval in the default (conlleval) and strict IOB2 "
             "modes, "
-            "with a bootstrap 95%% CI, error analysis and a confusion matrix. Either --model and --data, or "
+            "with a bootstrap 95% CI, error analysis and a confusion matrix. Either --model and --data, or "
             "--predictions FILE with lines `token gold pred` (tab-separated when tokens contain spaces; "
             "the last two columns are gold and predicted tags; blank line between sentences)."
         ),
