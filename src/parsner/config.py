@@ -51,7 +51,7 @@ class RunConfig:
     precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU) | fp32 | fp16 | bf16
     num_threads: int | None = None  # torch intra-op threads on CPU (None: torch's default)
     # evaluation, selection, checkpoints
-    eval_strategy: str = "epoch"  # epoch | steps
+    eval_strategy: str = "epoch"  # epoch | steps | no (no checkpoints or early stopping; evaluate at the end)
     eval_steps: int | None = None
     selection_metric: str = "f1_strict"  # f1_strict (seqeval strict IOB2) | f1_default (conlleval-like)
     early_stopping_patience: int = 3  # evaluations without improvement; 0 = off
@@ -83,7 +83,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "normalizer": ("parsbert", "none"),
     "sparse_embeddings": ("auto", "true", "false"),
     "precision": ("auto", "fp32", "fp16", "bf16"),
-    "eval_strategy": ("epoch", "steps"),
+    "eval_strategy": ("epoch", "steps", "no"),
     "selection_metric": ("f1_strict", "f1_default"),
     "lr_scheduler": ("linear", "cosine", "constant_with_warmup", "polynomial"),
 }

@@ -9,12 +9,15 @@ past 512 sub-tokens is lost -> logits -> one tag per word from its FIRST sub-tok
 So ``entity["text"] == text[entity["start"]:entity["end"]]`` holds whatever the normaliser did.
 
 Speed: all windows of all texts in one call are sorted by length and batched with dynamic padding under
-``torch.inference_mode``; optional dynamic int8 quantisation of the Linear layers (``quantize=True``).
+``torch.inference_mode``; a batch holds at most ``batch_size`` windows and ``max_batch_tokens`` padded
+sub-tokens (big batches of long windows were slower on CPU: cache); optional dynamic int8 quantisation of
+the Linear layers (``quantize=True``). ``eval/bench_predict.py`` measures it against the HF pipeline.
 torch/transformers are imported lazily so that importing this module stays cheap.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -99,7 +102,7 @@ class Tagger:
     @classmethod
     def from_pretrained(
         cls,
-        path_or_id: str,
+        path_or_id: str | os.PathLike[str],
         device: str | None = None,
         *,
         quantize: bool = False,
@@ -108,7 +111,9 @@ class Tagger:
         """Load a ParsNER run directory (or any token-classification model dir / hub id).
 
         ``quantize=True`` applies dynamic int8 quantisation to the Linear layers (CPU only).
-        Extra keyword arguments go to :class:`Tagger` (``max_length``, ``stride``, ``score_reduce``).
+        Extra keyword arguments go to :class:`Tagger` (``max_length``, ``stride``, ``score_reduce``,
+        ``max_batch_tokens``). Loading goes through :func:`parsner.modeling.load_for_inference`
+        (safetensors only, no remote code, offline-safe, the saved ``normalizer.json``).
         """
         from parsner.modeling import load_for_inference
 

@@ -555,6 +555,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
     world = int(os.environ.get("WORLD_SIZE", "1"))
     steps_per_epoch = math.ceil(len(train_data) / (cfg.batch_size * world * cfg.gradient_accumulation_steps))
     total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    evaluating = cfg.eval_strategy != "no"
     args = TrainingArguments(
         output_dir=str(ckpt_dir),
         seed=cfg.seed,
@@ -574,8 +575,8 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
         logging_strategy="steps",
         logging_steps=cfg.logging_steps,
         save_total_limit=cfg.save_total_limit,
-        load_best_model_at_end=True,
-        metric_for_best_model=cfg.selection_metric,
+        load_best_model_at_end=evaluating,
+        metric_for_best_model=cfg.selection_metric if evaluating else None,
         greater_is_better=True,
         fp16=fp16,
         bf16=bf16,
@@ -602,7 +603,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
 
     stopper = _Stopper()
     callbacks = _make_callbacks(stopper, work / "train_log.jsonl" if rank == 0 else None)
-    if cfg.early_stopping_patience > 0:
+    if cfg.early_stopping_patience > 0 and evaluating:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
 
     group = cfg.group_by_length

@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     except TrainingInterrupted as exc:
         print(f"parsner: {exc}", file=sys.stderr)
         return exc.exit_code
+    import os
+
+    if int(os.environ.get("RANK", "0")) != 0:  # DDP: rank 0 reports
+        return 0
     m = result.metrics
     print(f"{result.out_dir}: validation f1_strict={m.get('f1_strict', float('nan')):.4f} "
           f"f1_default={m.get('f1_default', float('nan')):.4f}")
