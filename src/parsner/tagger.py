@@ -1,7 +1,7 @@
 """Inference on raw Persian text: ``Tagger.from_pretrained(dir)("متن ...")`` -> entities.
 
-Pipeline, per text: split sentences on the ORIGINAL text -> words with offsets (``parsner.wordtok``) ->
-normalise each word on its own (``normalize_token``; the original offsets never move) -> sub-word encode the
+Pipeline, per text: normalise the whole text with an offset map (``parsner.normalize``) -> split it into
+sentences and words (``parsner.wordtok``), each word mapped back to its span of the ORIGINAL text -> sub-word encode the
 word lists (``is_split_into_words``) -> windows of at most ``max_length`` sub-tokens with overlap, so nothing
 past 512 sub-tokens is lost -> logits -> one tag per word from its FIRST sub-token through ``word_ids()``
 (not the HF pipeline's word-length heuristic, which breaks when the tokenizer's normaliser changes lengths)
@@ -149,10 +149,10 @@ class Tagger:
         docs: list[TaggedDoc] = []
         seqs: list[list[str]] = []
         for text in texts:
-            words, ranges = segment(text)
+            words, model_words, ranges = self._segment_normalized(text)
             docs.append(TaggedDoc(text, words, [], [], ranges))
             for s, e in ranges:
-                seqs.append([self._norm(w.text) for w in words[s:e]])
+                seqs.append(model_words[s:e])
         results = self._run(seqs, batch_size)
         k = 0
         for doc in docs:
@@ -168,6 +168,24 @@ class Tagger:
                     ent = {"text": doc.text[start:end], "label": label, "start": start, "end": end}
                     doc.entities.append({**ent, "score": score})
         return docs
+
+    def _segment_normalized(self, text: str) -> tuple[list[Word], list[str], list[tuple[int, int]]]:
+        """Words of ``text`` with ORIGINAL offsets, the normalised word strings the model sees, sentence ranges.
+
+        The whole text is normalised first and split into words there, so multi-part words that the
+        normaliser joins (``می شود`` -> ``می‌شود``, as in the training data) reach the model as one word,
+        exactly as at training time; each word is then mapped back to its span in the original text.
+        """
+        if self.normalizer is None:
+            words, ranges = segment(text)
+            return words, [w.text for w in words], ranges
+        nt = self.normalizer.normalize(text)
+        norm_words, ranges = segment(nt.text)
+        words = []
+        for w in norm_words:
+            start, end = nt.to_original(w.start, w.end)
+            words.append(Word(text[start:end], start, end))
+        return words, [w.text for w in norm_words], ranges
 
     def predict_words(
         self, sentences: Sequence[Sequence[str]], batch_size: int = 32, *, return_scores: bool = False
