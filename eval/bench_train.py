@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -112,6 +113,25 @@ def evaluate_words(model: Any, tokenizer: Any, words: list[list[str]], gold: lis
     return {"f1_strict": sc["strict"]["f1"], "f1_default": sc["default"]["f1"]}
 
 
+class TokenCounter:
+    """Wraps a collator and counts the positions it hands the model (padding included) and real tokens."""
+
+    def __init__(self, collate: Any, limit: int | None = None) -> None:
+        self.collate = collate
+        self.limit = limit  # count only the first `limit` batches (the training ones)
+        self.batches = 0
+        self.positions = 0
+        self.tokens = 0
+
+    def __call__(self, features: list[dict[str, Any]]) -> Any:
+        batch = self.collate(features)
+        if self.limit is None or self.batches < self.limit:
+            self.positions += int(batch["input_ids"].numel())
+            self.tokens += int(batch["attention_mask"].sum())
+        self.batches += 1
+        return batch
+
+
 def run_recipe(args: argparse.Namespace, data: tuple, out: Path) -> dict[str, Any]:
     """The run_ner.py recipe: plain Trainer, default collator and sampler, first-sub-word labels."""
     import transformers
@@ -148,27 +168,37 @@ def run_recipe(args: argparse.Namespace, data: tuple, out: Path) -> dict[str, An
         weight_decay=args.weight_decay, seed=args.seed, eval_strategy="no", save_strategy="no",
         logging_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True,
     )
+    counter = TokenCounter(DataCollatorForTokenClassification(tokenizer))
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds, processing_class=tokenizer,
-                      data_collator=DataCollatorForTokenClassification(tokenizer))
+                      data_collator=counter)
     result = trainer.train()
     runtime = float(result.metrics["train_runtime"])
     scores = evaluate_words(model, tokenizer, valid_words, valid_tags, names)
-    return {"train_runtime_s": runtime, "sequences_per_s": len(train_words) * args.epochs / runtime, **scores}
+    return {"train_runtime_s": runtime, "sequences_per_s": len(train_words) * args.epochs / runtime, **scores,
+            "positions": counter.positions, "real_tokens": counter.tokens}
 
 
 def _warmup(args: argparse.Namespace, n: int) -> int:
-    import math
-
     return round(args.warmup_ratio * math.ceil(n / args.batch_size) * args.epochs)
 
 
 def run_ours(args: argparse.Namespace, data: tuple, out: Path) -> dict[str, Any]:
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+    import parsner.train as ptrain
     from parsner.config import load_config
     from parsner.train import train
 
     train_words, _, valid_words, valid_tags, names = data
+    counters: list[TokenCounter] = []
+    original = ptrain.PadCollator
+
+    def counting_collator(pad_id: int) -> TokenCounter:  # count what our collator hands the model
+        n_batches = math.ceil(len(train_words) / args.batch_size) * math.ceil(args.epochs)
+        counters.append(TokenCounter(original(pad_id), limit=n_batches))
+        return counters[-1]
+
+    ptrain.PadCollator = counting_collator  # type: ignore[assignment,misc]
     cfg = load_config(None, overrides={
         "data": args.data, "model": args.model, "out": str(out / "ours"), "seed": args.seed,
         "epochs": args.epochs, "max_train_samples": args.max_train_samples,
@@ -177,13 +207,17 @@ def run_ours(args: argparse.Namespace, data: tuple, out: Path) -> dict[str, Any]
         "eval_strategy": "no", "early_stopping_patience": 0, "progress": False, "logging_steps": 10**6,
         "num_threads": args.threads,
     })
-    result = train(cfg, overwrite=True)
+    try:
+        result = train(cfg, overwrite=True)
+    finally:
+        ptrain.PadCollator = original  # type: ignore[misc]
     runtime = result.train_seconds
     model = AutoModelForTokenClassification.from_pretrained(str(result.out_dir))
     tokenizer = AutoTokenizer.from_pretrained(str(result.out_dir))
     scores = evaluate_words(model, tokenizer, valid_words, valid_tags, names)
     return {"train_runtime_s": runtime, "sequences_per_s": len(train_words) * args.epochs / runtime, **scores,
-            "encoding": result.encoding["train"]}
+            "encoding": result.encoding["train"], "positions": sum(c.positions for c in counters),
+            "real_tokens": sum(c.tokens for c in counters)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,12 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         results["ours"] = run_ours(args, data, out)
     print(f"model {args.model}, {len(data[0])} training sentences x {args.epochs} epochs, "
           f"batch {args.batch_size}, {torch.get_num_threads()} threads")
-    print(f"{'':8} {'seq/s':>8} {'train s':>8} {'F1 strict':>10} {'F1 default':>10}")
+    print(f"{'':8} {'seq/s':>8} {'train s':>8} {'F1 strict':>10} {'F1 default':>10} {'padding':>8}")
     for side in ("recipe", "ours"):
         if side in results:
             r = results[side]
+            pad = 1 - r["real_tokens"] / max(1, r["positions"])
             print(f"{side:8} {r['sequences_per_s']:8.2f} {r['train_runtime_s']:8.1f} "
-                  f"{100 * r['f1_strict']:10.2f} {100 * r['f1_default']:10.2f}")
+                  f"{100 * r['f1_strict']:10.2f} {100 * r['f1_default']:10.2f} {100 * pad:7.1f}%")
     if "recipe" in results and "ours" in results:
         ratio = results["ours"]["sequences_per_s"] / results["recipe"]["sequences_per_s"]
         results["speedup"] = ratio

@@ -9,11 +9,11 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from parsner.paths import SAMPLE_DIR, parsbert_v1_tokenizer_dir, shared_dir  # noqa: E402
+from parsner.paths import SAMPLE_DIR, parsbert_v1_tokenizer_dir, shared_dir
 
 
 @pytest.fixture(scope="session")

@@ -155,7 +155,7 @@ def load_label_map(spec: str | Path | None) -> dict[str, str] | None:
             import yaml
 
             raw = yaml.safe_load(text)
-    except Exception as exc:  # noqa: BLE001 - report any parse error with the file name
+    except Exception as exc:
         raise ConfigError(f"{path}: cannot parse label map: {exc}") from exc
     if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
         raise ConfigError(f"{path}: a label map must be a mapping of type names to type names")
