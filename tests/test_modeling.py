@@ -89,7 +89,7 @@ def test_parsbert_standin_uses_real_tokenizer_and_round_trips(parsbert_tokenizer
     assert len(tok) == 100_000 and tok.model_max_length == 512
     ids = tok(["كتاب"], is_split_into_words=True)["input_ids"]
     assert tok.unk_token_id in ids  # the real ParsBERT v1 behaviour is kept
-    before, after, _ = _roundtrip_ids(tok, tmp_path, PERSIAN_WORDS + ["123", "كتاب"])
+    before, after, _ = _roundtrip_ids(tok, tmp_path, [*PERSIAN_WORDS, "123", "كتاب"])
     assert before == after
     model = load_model("parsbert-standin:2", LABELS, tok)
     assert model.config.num_hidden_layers == 2 and model.config.hidden_size == 768

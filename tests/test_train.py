@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_helpers import (  # noqa: E402
+from parsner.config import load_config
+from parsner.errors import ConfigError, InputError, ModelLoadError
+from train_helpers import (
     LABELS,
     final_metrics,
     make_sentences,
@@ -18,9 +18,6 @@ from train_helpers import (  # noqa: E402
     small_dataset,
     tiny_config,
 )
-
-from parsner.config import load_config  # noqa: E402
-from parsner.errors import ConfigError, InputError, ModelLoadError  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +59,7 @@ def test_run_directory_is_complete_and_loads_with_plain_transformers(baseline, d
     tok = AutoTokenizer.from_pretrained(str(baseline))
     assert model.config.id2label == dict(enumerate(LABELS))
     assert model.config.label2id["B-PER"] == LABELS.index("B-PER")
-    ids = tok([f"می\u200cشود"], is_split_into_words=True)["input_ids"]
+    ids = tok(["می\u200cشود"], is_split_into_words=True)["input_ids"]
     assert tok.unk_token_id not in ids  # the tiny vocabulary survived the save with ZWNJ intact
     meta = json.loads((baseline / "parsner.json").read_text(encoding="utf-8"))
     assert meta["stand_in"] is True and "NOT ParsBERT" in meta["stand_in_description"]
@@ -150,7 +147,7 @@ def test_resume_with_a_different_config_is_refused(config, tmp_path):
     (tmp_path / "run.incomplete").mkdir()
     (tmp_path / "run.incomplete" / "run_config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
     changed = load_config(config, overrides={"out": str(out)}, sets=["learning_rate=0.1"])
-    with pytest.raises(ConfigError, match="differs from the interrupted run's .* learning_rate"):
+    with pytest.raises(ConfigError, match=r"differs from the interrupted run's .* learning_rate"):
         train(changed, resume=True)
 
 

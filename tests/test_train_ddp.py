@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_helpers import run_cli, small_dataset, tiny_config  # noqa: E402
+from train_helpers import run_cli, small_dataset, tiny_config
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,9 @@ Public API (other modules import these):
 * ``parse_spec(spec) -> ModelSpec`` and ``ModelSpec.stand_in`` (``None`` or the honest description).
 * ``load_tokenizer(spec, train_words=None, ...)`` — for ``tiny`` the vocabulary is trained on ``train_words``.
 * ``load_model(spec, label_names, tokenizer=None, ...)`` — a token-classification model with our labels.
-* ``build_tiny_tokenizer(words, vocab_size)`` / ``build_tiny_model(...)``.
+* ``build_tiny(words, label_names, **options) -> (model, tokenizer)``, or its two halves
+  ``build_tiny_tokenizer(words, vocab_size)`` / ``build_tiny_model(...)``.
+* ``existing_label_names(spec)`` — the label order of a checkpoint that already is a token classifier.
 * ``load_for_inference(path_or_id, device=None) -> (model, tokenizer, normalizer, parsner_meta)``:
   the model in eval mode on ``device`` (default: CUDA if available, else CPU), its tokenizer, the
   ``PersianNormalizer`` saved with it (``None`` for a plain HF model without ``normalizer.json``) and the
@@ -306,6 +308,17 @@ def build_tiny_model(
         **_label_maps(label_names),
     )
     return BertForTokenClassification(config)
+
+
+def build_tiny(words: Any, label_names: list[str], **options: int) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` of the ``tiny`` stand-in: vocabulary from ``words``, random weights.
+
+    ``options`` are those of :data:`TINY_DEFAULTS` (layers, hidden, heads, intermediate, vocab_size).
+    """
+    opts = {**TINY_DEFAULTS, **options}
+    tokenizer = build_tiny_tokenizer(words, opts.pop("vocab_size"))
+    model = build_tiny_model(len(tokenizer), label_names, pad_token_id=tokenizer.pad_token_id, **opts)
+    return model, tokenizer
 
 
 def model_label_names(config: Any) -> list[str] | None:

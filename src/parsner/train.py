@@ -211,7 +211,7 @@ def make_row_sparse_adamw(params_groups: list[dict[str, Any]], lr: float, max_gr
             super().__init__(params_groups, defaults)
 
         @torch.no_grad()
-        def step(self, closure: Any = None) -> Any:  # noqa: C901 - one straight AdamW step
+        def step(self, closure: Any = None) -> Any:
             loss = closure() if closure is not None else None
             for group in self.param_groups:
                 b1, b2 = group["betas"]
@@ -568,7 +568,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        warmup_steps=int(round(cfg.warmup_ratio * total_steps)),
+        warmup_steps=round(cfg.warmup_ratio * total_steps),
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
         lr_scheduler_type=cfg.lr_scheduler,
