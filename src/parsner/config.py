@@ -155,7 +155,7 @@ def _check_values(cfg: RunConfig, source: str) -> None:
         raise ConfigError(f"{source}: stride ({cfg.stride}) must be smaller than max_length - 2 ({cfg.max_length})")
     if cfg.eval_strategy == "steps" and not cfg.eval_steps:
         raise ConfigError(f"{source}: eval_strategy: steps needs eval_steps")
-    if cfg.run_name is not None and not re.fullmatch(r"[\w.-]+", cfg.run_name):
+    if cfg.run_name is not None and (not re.fullmatch(r"[\w.-]+", cfg.run_name) or set(cfg.run_name) == {"."}):
         raise ConfigError(f"{source}: run_name may only hold letters, digits, '.', '_' and '-'")
 
 
