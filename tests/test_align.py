@@ -190,3 +190,72 @@ def test_property_every_word_labelled_exactly_once(tok, sentences, max_length, s
     _check_every_word_once(enc, sentences, labels)
     decoded = decode_words(enc.windows, [np.array(w.labels) for w in enc.windows], enc.word_counts)
     assert [d.label_ids for d in decoded] == labels
+
+
+# --------------------------------------------------------------------------- IOB2-constrained decoding
+
+
+def _one_window(n_words: int):
+    from parsner.align import Window
+
+    return Window(
+        sentence=0,
+        input_ids=list(range(n_words + 2)),
+        labels=None,
+        word_ids=[None, *range(n_words), None],
+        label_positions=list(range(1, n_words + 1)),
+    )
+
+
+def test_constrained_decoding_never_predicts_orphan_i_tags() -> None:
+    import numpy as np
+
+    from parsner.align import decode_words
+    from parsner.labels import first_invalid_transition
+
+    names = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    # argmax per word would be: I-LOC (orphan), I-LOC, O, I-PER (after O: orphan)
+    probs = np.array([
+        [0.30, 0.25, 0.45, 0.00, 0.00],
+        [0.10, 0.10, 0.80, 0.00, 0.00],
+        [0.90, 0.05, 0.05, 0.00, 0.00],
+        [0.40, 0.00, 0.00, 0.15, 0.45],
+    ])
+    logits = np.log(np.vstack([np.zeros(5) + 1e-9, probs, np.zeros(5) + 1e-9]))
+    win = _one_window(4)
+    plain = decode_words([win], [logits], [4], names)[0].tags
+    assert plain == ["I-LOC", "I-LOC", "O", "I-PER"]
+    fixed = decode_words([win], [logits], [4], names, constrained=True)[0]
+    assert first_invalid_transition(fixed.tags) is None
+    # B-LOC I-LOC (0.25*0.8=0.20) beats O O (0.3*0.1=0.03); the last word: O (0.40) beats B-PER (0.15)
+    assert fixed.tags == ["B-LOC", "I-LOC", "O", "O"]
+    assert fixed.scores == pytest.approx([0.25, 0.80, 0.90, 0.40])
+
+
+def test_constrained_decoding_keeps_a_valid_argmax_sequence() -> None:
+    import numpy as np
+
+    from parsner.align import decode_words
+
+    names = ["O", "B-ORG", "I-ORG"]
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(1, 12))
+        probs = rng.dirichlet(np.ones(3), size=n)
+        logits = np.log(np.vstack([np.ones(3), probs, np.ones(3)]))
+        win = _one_window(n)
+        plain = decode_words([win], [logits], [n], names)[0]
+        fixed = decode_words([win], [logits], [n], names, constrained=True)[0]
+        valid = all(not (t == "I-ORG" and p == "O") for p, t in zip(["O", *plain.tags], plain.tags, strict=False))
+        if valid:
+            assert fixed.tags == plain.tags
+        # the constrained path is never less probable than any other valid path it could have chosen
+        # (checked against the argmax path with orphans repaired to B-, which is always valid)
+        from parsner.labels import repair_iob2
+
+        repaired, _ = repair_iob2(plain.tags)
+        idx = {t: i for i, t in enumerate(names)}
+        def logp(tags: list[str], probs: np.ndarray = probs) -> float:
+            return float(sum(np.log(probs[w, idx[t]]) for w, t in enumerate(tags)))
+
+        assert logp(fixed.tags) >= logp(repaired) - 1e-9

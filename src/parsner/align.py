@@ -7,9 +7,10 @@ label_all_subtokens=False, label_names=None) -> Encoding``
     Tokenise already-split (and already normalised) words with a *fast* tokenizer
     (``is_split_into_words=True``, ``word_ids()``) and return one :class:`Window` per model input.
 
-``decode_words(windows, predictions, word_counts, id2label=None) -> list[WordPredictions]``
+``decode_words(windows, predictions, word_counts, id2label=None, constrained=False) -> list[WordPredictions]``
     (alias ``decode_word_predictions``) turn per-window logits (or label ids) back into exactly one tag
-    and one probability per word of every sentence.
+    and one probability per word of every sentence; ``constrained=True`` decodes the most probable valid
+    IOB2 sequence (Viterbi over per-word probabilities) instead of per-word argmax.
 
 Rules (the contract other modules rely on):
 
@@ -299,22 +300,69 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def iob2_transitions(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Allowed IOB2 moves: ``(start[cur], trans[prev, cur])`` boolean masks over ``labels``.
+
+    ``I-X`` may only follow ``B-X`` or ``I-X`` and may not start a sentence; everything else is allowed.
+    """
+    n = len(labels)
+    start = np.ones(n, dtype=bool)
+    trans = np.ones((n, n), dtype=bool)
+    for j, cur in enumerate(labels):
+        if cur.startswith("I-"):
+            start[j] = False
+            for i, prev in enumerate(labels):
+                trans[i, j] = prev[2:] == cur[2:] and prev[:2] in ("B-", "I-")
+    return start, trans
+
+
+def viterbi_iob2(probs: np.ndarray, start: np.ndarray, trans: np.ndarray) -> np.ndarray:
+    """The most probable label sequence (product of per-word probabilities) that is valid IOB2.
+
+    Per-word softmax outputs are treated as independent emissions; only the transition constraints are
+    added, so where the argmax sequence is already valid the result is the argmax sequence.
+    """
+    n_words, n_labels = probs.shape
+    if n_words == 0:
+        return np.zeros(0, dtype=int)
+    logp = np.log(np.clip(probs, 1e-12, None))
+    neg = np.where(trans, 0.0, -np.inf)  # [prev, cur]
+    score = np.where(start, logp[0], -np.inf)
+    back = np.zeros((n_words, n_labels), dtype=np.int64)
+    for t in range(1, n_words):
+        cand = score[:, None] + neg  # [prev, cur]
+        back[t] = cand.argmax(axis=0)
+        score = cand[back[t], np.arange(n_labels)] + logp[t]
+    path = np.zeros(n_words, dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for t in range(n_words - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
 def decode_words(
     windows: Sequence[Window],
     predictions: Sequence[Any],
     word_counts: Sequence[int],
     id2label: Mapping[int, str] | Sequence[str] | None = None,
+    *,
+    constrained: bool = False,
 ) -> list[WordPredictions]:
     """One label (and its probability) per word of every sentence.
 
     ``predictions[k]`` belongs to ``windows[k]``: either logits of shape ``(positions, n_labels)`` or label
     ids of shape ``(positions,)``; extra (padding) positions are ignored. ``word_counts`` are the words
     per sentence (``Encoding.word_counts``). Raises ``ValueError`` if a word has no prediction.
+
+    ``constrained=True`` (logits and ``id2label`` needed) picks, per sentence, the most probable tag
+    sequence that is valid IOB2 (:func:`viterbi_iob2`) instead of each word's argmax, so no orphan ``I-X``
+    is ever predicted; a word's score is then the probability of the tag it got.
     """
     if len(predictions) != len(windows):
         raise ValueError(f"{len(windows)} windows but {len(predictions)} predictions")
     out_ids: list[list[int]] = [[-1] * n for n in word_counts]
     out_scores: list[list[float]] = [[0.0] * n for n in word_counts]
+    out_probs: list[np.ndarray | None] = [None] * len(word_counts)
     for win, pred in zip(windows, predictions, strict=True):
         arr = np.asarray(pred)
         if arr.ndim == 2:
@@ -322,6 +370,12 @@ def decode_words(
             probs = _softmax(rows) if len(rows) else rows
             ids = probs.argmax(axis=-1) if len(rows) else np.zeros(0, dtype=int)
             scores = probs[np.arange(len(ids)), ids] if len(rows) else np.zeros(0)
+            if constrained:
+                if out_probs[win.sentence] is None:
+                    out_probs[win.sentence] = np.zeros((word_counts[win.sentence], arr.shape[1]))
+                sent_probs = out_probs[win.sentence]
+                for r, p in enumerate(win.label_positions):
+                    sent_probs[win.word_ids[p]] = probs[r]
         elif arr.ndim == 1:
             ids = arr[win.label_positions].astype(int)
             scores = np.ones(len(ids))
@@ -334,13 +388,25 @@ def decode_words(
                 raise ValueError(f"sentence {win.sentence}: word {w} is labelled in two windows")
             out_ids[win.sentence][w] = int(label_id)
             out_scores[win.sentence][w] = float(score)
+    names: list[str] | None = None
+    if id2label is not None:
+        names = [id2label[i] for i in range(len(id2label))]
+    if constrained and names is not None:
+        start, trans = iob2_transitions(names)
     results: list[WordPredictions] = []
     for s, (ids_s, sc_s) in enumerate(zip(out_ids, out_scores, strict=True)):
         if -1 in ids_s:
             raise ValueError(f"sentence {s}: word {ids_s.index(-1)} received no prediction")
-        tags = None
-        if id2label is not None:
-            tags = [id2label[i] for i in ids_s]
+        probs_s = out_probs[s]
+        if constrained and names is not None and probs_s is not None:
+            am = np.asarray(ids_s)
+            if len(am) and start[am[0]] and trans[am[:-1], am[1:]].all():
+                path = am  # the per-word argmax is already valid IOB2, hence also the best valid path
+            else:
+                path = viterbi_iob2(probs_s, start, trans)
+            ids_s = [int(i) for i in path]
+            sc_s = [float(probs_s[w, i]) for w, i in enumerate(ids_s)]
+        tags = [names[i] for i in ids_s] if names is not None else None
         results.append(WordPredictions(ids_s, sc_s, tags))
     return results
 

@@ -36,6 +36,7 @@ class RunConfig:
     max_length: int = 512  # sub-words per window, special tokens included
     stride: int = 128  # sub-words of overlap between windows of a long sentence
     label_all_subtokens: bool = False
+    constrained_decoding: bool = True  # word tags = most probable VALID IOB2 sequence (validation + inference)
     # optimisation
     epochs: float = 3.0
     learning_rate: float = 5e-5

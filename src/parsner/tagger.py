@@ -64,6 +64,7 @@ class Tagger:
         meta: dict[str, Any] | None = None,
         score_reduce: str = "mean",
         max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
+        constrained: bool | None = None,
     ) -> None:
         import torch
 
@@ -77,6 +78,9 @@ class Tagger:
         self.tokenizer = tokenizer
         self.normalizer = normalizer
         self.score_reduce = score_reduce
+        #: Decode the most probable *valid* IOB2 sequence per sentence (no orphan I- tags) instead of
+        #: per-word argmax; False gives the plain argmax that the HF pipeline uses.
+        self.constrained = bool(self.meta.get("constrained_decoding", True) if constrained is None else constrained)
         #: Cap on padded sub-tokens per forward pass: batches of long windows get fewer rows, so the
         #: activations stay cache-sized on CPU (None: only batch_size limits a batch).
         self.max_batch_tokens = max_batch_tokens
@@ -240,7 +244,7 @@ class Tagger:
                 logits = logits.float().cpu().numpy()
                 for r, k in enumerate(batch):
                     preds[k] = logits[r]
-        decoded = decode_words(windows, preds, enc.word_counts, self.id2label)
+        decoded = decode_words(windows, preds, enc.word_counts, self.id2label, constrained=self.constrained)
         return [(d.tags or [], d.scores) for d in decoded]
 
 

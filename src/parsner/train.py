@@ -525,8 +525,10 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
     })
 
     def compute_metrics(pred: Any) -> dict[str, float]:
-        ids = pred.predictions
-        decoded = align.decode_words(eval_windows, list(ids), enc_valid.word_counts)
+        scores = pred.predictions  # per-position log-probabilities (see keep_log_probs)
+        decoded = align.decode_words(
+            eval_windows, list(scores), enc_valid.word_counts, label_names, constrained=cfg.constrained_decoding
+        )
         tags = [[label_names[i] for i in d.label_ids] for d in decoded]
         sc = metrics.score(valid_gold, tags)
         out = {}
@@ -536,8 +538,12 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
         out["token_accuracy"] = float(sc["token_accuracy"])
         return out
 
-    def argmax_logits(logits: Any, labels: Any) -> Any:
-        return logits.argmax(dim=-1)
+    def keep_log_probs(logits: Any, labels: Any) -> Any:
+        # Log-probabilities rather than argmax ids, so validation decodes exactly like inference
+        # (IOB2-constrained when cfg.constrained_decoding); float32 keeps the gathered arrays small.
+        import torch
+
+        return torch.log_softmax(logits.float(), dim=-1)
 
     # --- model
     transformers.set_seed(cfg.seed)
@@ -656,7 +662,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
         processing_class=tokenizer,
         data_collator=PadCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0),
         compute_metrics=compute_metrics,
-        preprocess_logits_for_metrics=argmax_logits,
+        preprocess_logits_for_metrics=keep_log_probs,
         callbacks=callbacks,
     )
 
@@ -686,6 +692,7 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
             "parsner_version": _version(),
             "max_length": max_length,
             "stride": cfg.stride,
+            "constrained_decoding": cfg.constrained_decoding,
             "label_scheme": "IOB2",
             "labels": label_names,
             "label_all_subtokens": cfg.label_all_subtokens,
