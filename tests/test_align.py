@@ -255,7 +255,7 @@ def test_constrained_decoding_keeps_a_valid_argmax_sequence() -> None:
 
         repaired, _ = repair_iob2(plain.tags)
         idx = {t: i for i, t in enumerate(names)}
-        def logp(tags: list[str], probs: np.ndarray = probs) -> float:
+        def logp(tags: list[str], probs: np.ndarray = probs, idx: dict = idx) -> float:
             return float(sum(np.log(probs[w, idx[t]]) for w, t in enumerate(tags)))
 
         assert logp(fixed.tags) >= logp(repaired) - 1e-9
