@@ -252,28 +252,14 @@ class Tagger:
 
 
 def segment(text: str) -> tuple[list[Word], list[tuple[int, int]]]:
-    """Words of ``text`` (offsets into it) and the [start, end) word ranges of its sentences.
+    """Words of ``text`` (offsets into it) and the [start, end) word ranges of its sentences (one pass)."""
+    from parsner.wordtok import sentence_words
 
-    Words come from the whole text, so a word outside every sentence span is never lost: it joins the
-    sentence before it (or the first one).
-    """
-    from parsner.wordtok import split_sentences, tokenize_words
-
-    words = tokenize_words(text)
-    if not words:
-        return [], []
-    bounds = sorted(e for _, e in split_sentences(text))
+    words: list[Word] = []
     ranges: list[tuple[int, int]] = []
-    start = 0
-    bi = 0
-    for i, w in enumerate(words):
-        # Close the current sentence when this word starts at or after the sentence's end.
-        while bi < len(bounds) and w.start >= bounds[bi]:
-            if i > start:
-                ranges.append((start, i))
-                start = i
-            bi += 1
-    ranges.append((start, len(words)))
+    for sent in sentence_words(text):
+        ranges.append((len(words), len(words) + len(sent)))
+        words.extend(sent)
     return words, ranges
 
 

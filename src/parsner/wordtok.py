@@ -187,7 +187,16 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     Each span runs from the first character of its first word to the last character of its last word, so
     spans are in order, never overlap, and together cover every non-space character of the text.
     """
-    spans: list[tuple[int, int]] = []
+    return [(sent[0].start, sent[-1].end) for sent in sentence_words(text)]
+
+
+def sentence_words(text: str) -> list[list[Word]]:
+    """The words of ``text`` grouped by sentence (see :func:`split_sentences` for the rules).
+
+    One pass for callers that need both the words and the sentence boundaries (the tagger); the
+    concatenation of the groups is exactly :func:`tokenize_words`.
+    """
+    sentences: list[list[Word]] = []
     for line in _NEWLINE_RE.finditer(text):
         a, b = line.span()
         words = [Word(m.group(), m.start(), m.end()) for m in _finditer(text, a, b)]
@@ -207,9 +216,9 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
             ):
                 j += 1
             if j + 1 == n or _HAS_SPACE_RE.search(text, words[j].end, words[j + 1].start):
-                spans.append((words[first].start, words[j].end))
+                sentences.append(words[first : j + 1])
                 first = j + 1
             i = j + 1
         if first < n:
-            spans.append((words[first].start, words[n - 1].end))
-    return spans
+            sentences.append(words[first:n])
+    return sentences
