@@ -1,0 +1,64 @@
+"""Does ``torch.compile`` speed up CPU training of the ParsBERT-shaped stand-in? (eager vs compiled, side by side)
+
+    python eval/bench_compile.py            # both modes, one after the other, same batches
+
+Model: ParsBERT v1's real config (``$PARSNER_SHARED/tokenizers/bert-base-parsbert-uncased``) cut to 4 layers, random
+weights, 15 labels; AdamW (fused) on everything but the word embeddings. Batches of 16 random sequences of lengths
+24-56 (PEYMA's typical range). Prints warm-up seconds (compilation included) and sequences/s after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+LENGTHS = [24, 32, 40, 48, 56, 32, 40, 28]
+
+
+def run(mode: str, layers: int, repeats: int) -> tuple[float, float]:
+    import torch
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    from parsner.paths import parsbert_v1_tokenizer_dir
+
+    cfg = AutoConfig.from_pretrained(str(parsbert_v1_tokenizer_dir()))
+    cfg.num_hidden_layers, cfg.num_labels = layers, 15
+    torch.manual_seed(0)
+    model = AutoModelForTokenClassification.from_config(cfg).train()
+    params = [p for n, p in model.named_parameters() if "word_embeddings" not in n]
+    opt = torch.optim.AdamW(params, lr=1e-4, fused=True)
+    step_fn = torch.compile(model, dynamic=True) if mode == "compile" else model
+
+    def step(length: int) -> None:
+        ids = torch.randint(5, cfg.vocab_size - 1, (16, length))
+        out = step_fn(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.randint(0, 15, (16, length)))
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad()
+
+    t0 = time.perf_counter()
+    for length in LENGTHS[:3]:
+        step(length)
+    warmup = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        for length in LENGTHS:
+            step(length)
+    return warmup, 16 * repeats * len(LENGTHS) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    for mode in ("eager", "compile"):
+        warmup, sps = run(mode, args.layers, args.repeats)
+        print(f"{mode:8s} warm-up {warmup:6.1f} s   {sps:6.2f} sequences/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
