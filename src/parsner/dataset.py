@@ -650,6 +650,7 @@ def _read_inputs(
     strict: bool,
     label_map: dict[str, str] | None,
     log: Log,
+    reader_options: Mapping[str, Any] | None = None,
 ) -> list[tuple[ReadResult, str | None, int | None]]:
     """Read every input; returns ``(result, sha256, size)`` per input, in order."""
     from parsner.readers import read_file
@@ -663,14 +664,14 @@ def _read_inputs(
         path = Path(item)
         if not path.exists():
             raise InputError(path, None, "no such file")
-        if path.is_dir():
+        if path.is_dir() and next(path.rglob("*.ann"), None) is None:
             raise InputError(path, None, "is a directory; pass the annotated files inside it")
         key = path.resolve()
         if key in seen:
             raise InputError(path, None, "given twice")
         seen.add(key)
         t0 = time.perf_counter()
-        result = read_file(path, format=fmt, strict=strict, label_map=label_map)
+        result = read_file(path, format=fmt, strict=strict, label_map=label_map, **(reader_options or {}))
         if not result.sentences:
             raise InputError(path, None, "no annotated sentences in this file")
         extra = f", {result.repaired:,} tags repaired" if result.repaired else ""
@@ -678,6 +679,13 @@ def _read_inputs(
             f"  read {path} [{result.format}]: {len(result.sentences):,} sentences{extra} "
             f"({time.perf_counter() - t0:.1f}s)"
         )
+        if path.is_dir():  # a brat collection: its .ann and .txt files
+            files = sorted(f for f in path.rglob("*") if f.suffix in (".ann", ".txt") and f.is_file())
+            digest = hashlib.sha256()
+            for f in files:
+                digest.update(f"{f.relative_to(path)}\0{_sha256(f)}\n".encode())
+            out.append((result, digest.hexdigest(), sum(f.stat().st_size for f in files)))
+            continue
         out.append((result, _sha256(path), path.stat().st_size))
     return out
 
@@ -697,6 +705,7 @@ def build_dataset(
     card_info: Mapping[str, Any] | None = None,
     command: str | None = None,
     log: Log | None = _stderr,
+    reader_options: Mapping[str, Any] | None = None,
 ) -> BuildReport:
     """Read ``inputs``, split, and write the dataset, stats, audit, card and build record to ``out``.
 
@@ -725,7 +734,7 @@ def build_dataset(
     # -- read
     t0 = time.perf_counter()
     log(f"building {out} from {len(inputs)} input(s)")
-    read = _read_inputs(inputs, format, strict, lmap, log)
+    read = _read_inputs(inputs, format, strict, lmap, log, reader_options)
     timings["read"] = time.perf_counter() - t0
 
     # -- assign splits
@@ -860,6 +869,7 @@ def build_dataset(
             "seed": seed,
             "splits_file": str(splits_path) if splits_path else None,
             "block_size": BLOCK_SIZE,
+            **({"reader_options": dict(reader_options)} if reader_options else {}),
         },
     }
     if card_info:

@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b = sub.add_parser(
         "build",
         help="build a dataset (HF DatasetDict + stats, audit, card) from files or a named corpus",
-        description="Build a DatasetDict from annotated files (CoNLL, JSONL, doccano) or a named corpus. "
+        description="Build a DatasetDict from annotated files (CoNLL, JSONL, doccano, Label Studio, brat, "
+        "WebAnno/INCEpTION TSV, Prodigy) or a named corpus. "
         "Splits come from file names (train/dev/test, train_foldK/test_foldK), a --splits-file, or a seeded "
         "split by document.",
     )
@@ -41,7 +42,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--data-dir", type=Path, help="folder holding the corpora (default: $PARSNER_SHARED/data)")
     b.add_argument("--allow-leakage", action="store_true", help="allow builds whose test is inside train")
     b.add_argument("--from-hub", action="store_true", help="load --corpus from the HF Hub (needs network)")
-    b.add_argument("--format", help="input format (default: detected per file)")
+    b.add_argument(
+        "--format",
+        help="input format (default: detected per file): conll, peyma, arman, parstwiner, tsv, jsonl, doccano, "
+        "labelstudio, brat (a folder or .ann files), webanno/inception, prodigy",
+    )
+    b.add_argument(
+        "--annotator",
+        metavar="ID|first|last",
+        help="Label Studio tasks with several annotations: use this annotator's (id or e-mail), or the "
+        "first/last by creation time (default: stop and list them)",
+    )
     b.add_argument("--label-map", help="label map preset or YAML/JSON file {old_type: new_type}")
     b.add_argument(
         "--split-ratios",
@@ -111,6 +122,7 @@ def _command_from_args(args: argparse.Namespace) -> str:
         "fold",
         "data_dir",
         "format",
+        "annotator",
         "label_map",
         "split_ratios",
         "seed",
@@ -132,6 +144,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     if args.corpus and args.inputs:
         raise ConfigError("give either INPUT files or --corpus, not both")
+    if args.corpus and args.annotator is not None:
+        raise ConfigError("--annotator applies to Label Studio INPUT files, not to --corpus")
     if not args.corpus:
         if not args.inputs:
             raise ConfigError("nothing to build: give INPUT files or --corpus NAME")
@@ -161,6 +175,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         "command": _command_from_args(args),
         "log": log,
     }
+    if args.annotator is not None:
+        common["reader_options"] = {"annotator": args.annotator}
     if args.splits_file:
         common["splits_file"] = args.splits_file
     if args.corpus:

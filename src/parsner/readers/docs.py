@@ -124,7 +124,10 @@ class DocBuilder:
         self._tok = (split_sentences, tokenize_words)
 
     def error(self, line: int | None, where: str, msg: str, source: str | Path | None = None) -> InputError:
-        return InputError(source if source is not None else self.path, line, f"{where}: {msg}")
+        src = source if source is not None else self.path
+        # a brat document is its own file: its name is already the error's location
+        prefix = "" if where == Path(src).name else f"{where}: "
+        return InputError(src, line, f"{prefix}{msg}")
 
     def add(
         self,
