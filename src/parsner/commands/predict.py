@@ -16,9 +16,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from parsner.errors import ConfigError, InputError, ModelLoadError
+from parsner.preannotate import TOOL_FORMATS
 from parsner.render import FORMATS, Writer
 
 #: Texts in one tagging call are also capped by characters, so a directory of long articles streams too.
@@ -28,7 +29,8 @@ MAX_CHARS_PER_CALL = 200_000
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "predict",
-        help="find the entities in raw Persian text (json, jsonl, conll, html, text)",
+        help="find the entities in raw Persian text (json, jsonl, conll, html, text; labelstudio, doccano, "
+        "brat pre-annotations)",
         description=(
             "Tag raw text with a trained model. Entity offsets index the ORIGINAL text (before any "
             "normalisation). --input FILE: one text per line; --input DIR: each *.txt file is one text; "
@@ -38,7 +40,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to tag")
     p.add_argument("--model", required=True, help="trained run directory (parsner train --out) or hub id")
     p.add_argument("--input", metavar="FILE|DIR|-", help="read texts from a file, a directory or stdin")
-    p.add_argument("--format", choices=FORMATS, default="jsonl", help="output format (default: jsonl)")
+    p.add_argument(
+        "--format",
+        choices=(*FORMATS, *TOOL_FORMATS),
+        default="jsonl",
+        help="output format (default: jsonl); labelstudio/doccano/brat write pre-annotations for those tools "
+        "(brat: --output is a new folder of .txt/.ann pairs)",
+    )
+    p.add_argument(
+        "--order",
+        choices=("input", "uncertainty"),
+        default="input",
+        help="document order: as given (default, streamed) or the least certain first (active learning)",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="texts / model windows per batch (default 32)")
     p.add_argument("--output", type=Path, metavar="FILE", help="write here instead of stdout")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -117,6 +131,11 @@ def _check_inputs(args: argparse.Namespace) -> None:
         raise ConfigError("nothing to tag: give TEXT arguments or --input FILE|DIR|-")
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
+    if args.format == "brat":
+        if args.output is None:
+            raise ConfigError("--format brat writes a folder of .txt/.ann pairs: give --output DIR (a new folder)")
+        if args.output.exists():
+            raise ConfigError(f"{args.output} already exists; --format brat writes a new folder")
     if args.input not in (None, "-"):
         path = Path(args.input)
         if not path.exists():
@@ -137,17 +156,26 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     tagger = Tagger.from_pretrained(args.model, device=args.device, quantize=args.quantize)
     load_s = time.perf_counter() - t0
-    with _output(args.output) as out:
-        writer = Writer(args.format, out, labels=tagger.labels, title=args.title)
+    with _output_for(args) as out:
+        writer = _writer(args, out, tagger.labels)
         writer.begin()
         n_docs = n_ents = 0
-        interactive = args.input == "-" and sys.stdin.isatty()
+        interactive = args.input == "-" and sys.stdin.isatty() and args.order == "input"
+        held = []  # --order uncertainty: every document is needed before the first is written
         for batch in _batches(iter_inputs(args.texts, args.input), 1 if interactive else args.batch_size):
             docs = tagger.tag_documents([t for _, t in batch], batch_size=args.batch_size)
             for (doc_id, _), doc in zip(batch, docs, strict=True):
-                writer.write(doc_id, doc)
+                if args.order == "uncertainty":
+                    held.append((doc_id, doc))
+                else:
+                    writer.write(doc_id, doc)
                 n_docs += 1
                 n_ents += len(doc.entities)
+        if held:
+            from parsner.preannotate import uncertainty
+
+            for doc_id, doc in sorted(held, key=lambda item: -uncertainty(item[1])):
+                writer.write(doc_id, doc)
         writer.end()
     total = time.perf_counter() - t0
     print(
@@ -157,6 +185,33 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _writer(args: argparse.Namespace, out: TextIO | Path, labels: list[str]) -> Any:
+    """The streaming writer of ``--format`` (a folder for brat, a text stream otherwise)."""
+    from parsner import preannotate
+
+    if args.format == "brat":
+        return preannotate.BratWriter(Path(out), labels=labels, rank_prefix=args.order == "uncertainty")  # type: ignore[arg-type]
+    if args.format == "labelstudio":
+        version = Path(args.model).name or str(args.model)
+        return preannotate.LabelStudioWriter(out, model_version=version)  # type: ignore[arg-type]
+    if args.format == "doccano":
+        return preannotate.DoccanoWriter(out)  # type: ignore[arg-type]
+    return Writer(args.format, out, labels=labels, title=args.title)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _output_for(args: argparse.Namespace) -> Iterator[Any]:
+    """A new folder for brat (renamed into place when complete), else :func:`_output`."""
+    if args.format != "brat":
+        with _output(args.output) as out:
+            yield out
+        return
+    from parsner.atomic import atomic_dir
+
+    with atomic_dir(args.output) as tmp:
+        yield tmp
 
 
 @contextlib.contextmanager

@@ -71,7 +71,7 @@ def read_brat(path: str | Path, *, strict: bool = False, label_map: Mapping[str,
             raise InputError(ann, None, f"no such file: brat needs the .ann beside {txt.name}")
         if not txt.is_file():
             raise InputError(ann, None, f"no text file {txt.name} beside it (brat pairs NAME.ann with NAME.txt)")
-        text = read_text(txt)
+        text = read_text(txt) if txt.stat().st_size else ""
         spans, line_of = _parse_ann(ann, ignored, discontinuous, strict)
         rel = ann.relative_to(root) if root.is_dir() else Path(ann.name)
         doc_id = str(rel.with_suffix(""))
@@ -94,7 +94,8 @@ def _parse_ann(
     """The T lines of ``ann`` as ``(start, end, label, mention)`` spans, and their line numbers."""
     spans: list[tuple[Any, ...]] = []
     lines: list[int] = []
-    for lineno, raw in enumerate(read_text(ann).split("\n"), 1):
+    content = read_text(ann) if ann.stat().st_size else ""  # an empty .ann: a document without entities
+    for lineno, raw in enumerate(content.split("\n"), 1):
         line = raw.rstrip("\r")
         if not line.strip():
             continue

@@ -141,6 +141,9 @@ class DocBuilder:
     ) -> None:
         """Add one document; ``where`` names it in errors and notes (``task 3``, ``record 7``, ``x.ann``)."""
         src = str(source if source is not None else self.path)
+        if isinstance(text, str) and not text.strip() and not spans:
+            self.skipped["document(s) with an empty text skipped"] += 1
+            return
         try:
             if not isinstance(text, str):
                 raise RecordError(f"the text must be a string, got {type(text).__name__}")
