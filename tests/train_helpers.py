@@ -107,12 +107,21 @@ def tiny_config(path: Path, data: Path, **extra: Any) -> Path:
 
 def run_cli(args: list[str], env_extra: dict[str, str] | None = None, timeout: int = 300,
             module: tuple[str, ...] = ("-m", "parsner")) -> subprocess.CompletedProcess:
+    """Run parsner in a subprocess; a Python traceback on stderr fails the calling test (exit 2 is one line)."""
     env = dict(os.environ)
     env.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"})
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, *module, *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, check=False)
+    res = subprocess.run([sys.executable, *module, *args], capture_output=True, text=True, env=env,
+                         timeout=timeout, check=False)
+    assert_no_traceback(res.stderr, args)
+    return res
+
+
+def assert_no_traceback(stderr: str, args: list[str] | None = None) -> None:
+    """Users get one message, never a Python traceback (crashes are bugs to fix, not to tolerate)."""
+    if "Traceback (most recent call last)" in stderr:
+        raise AssertionError(f"parsner {' '.join(args or [])} printed a traceback:\n{stderr[-3000:]}")
 
 
 def final_metrics(run_dir: Path) -> dict[str, Any]:

@@ -8,6 +8,8 @@ working directory (the repository root in the docs), not against the file.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import re
 import types
 import typing
@@ -139,6 +141,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 
 def _check_values(cfg: RunConfig, source: str) -> None:
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{source}: {f.name} must be a finite number, got {v!r}")
     for name, allowed in CHOICES.items():
         if getattr(cfg, name) not in allowed:
             raise ConfigError(f"{source}: {name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}")
@@ -150,6 +156,18 @@ def _check_values(cfg: RunConfig, source: str) -> None:
         v = getattr(cfg, name)
         if v is not None and v < 0:
             raise ConfigError(f"{source}: {name} must be >= 0, got {v!r}")
+    if cfg.learning_rate > 1:
+        mantissa, exponent = f"{cfg.learning_rate:e}".split("e")
+        raise ConfigError(
+            f"{source}: learning_rate {cfg.learning_rate:g} is far too large (training would diverge); "
+            f"fine-tuning uses about 1e-5 to 1e-3 (did you mean {float(mantissa):g}e-{int(exponent)}?)"
+        )
+    if cfg.seed >= 2**32:
+        raise ConfigError(f"{source}: seed must be below 2**32 ({2**32}), got {cfg.seed}")
+    max_threads = max(64, 4 * (os.cpu_count() or 1))
+    if cfg.num_threads is not None and cfg.num_threads > max_threads:
+        raise ConfigError(f"{source}: num_threads {cfg.num_threads} is more than this machine can use "
+                          f"(at most {max_threads}; it has {os.cpu_count()} CPUs)")
     if cfg.warmup_ratio >= 1 or cfg.validation_fraction >= 1:
         raise ConfigError(f"{source}: warmup_ratio and validation_fraction must be < 1")
     if cfg.stride >= cfg.max_length - 2:
@@ -201,6 +219,11 @@ def load_config(
             raise ConfigError(f"config file {p} does not exist")
         try:
             raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            bad = exc.object[exc.start : exc.start + 4]
+            raise ConfigError(f"{p}: not valid UTF-8 (byte {exc.start}: {bad!r})") from None
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read the config: {exc.strerror or exc}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: invalid YAML: {exc}") from exc
         if not isinstance(raw, dict):

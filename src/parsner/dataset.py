@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parsner import __version__
-from parsner.atomic import atomic_dir
+from parsner.atomic import atomic_dir, check_output_dir
 from parsner.corpus import ReadResult, Sentence
 from parsner.errors import ConfigError, InputError
 from parsner.labels import label_list, load_label_map, spans_from_tags
@@ -628,20 +628,19 @@ def dataset_features(names: list[str]) -> Features:
     )
 
 
-def _check_out(out: Path, overwrite: bool, inputs: Sequence[Path]) -> None:
-    if out.exists():
-        if not overwrite:
-            raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
-        looks_built = (out / "build.json").is_file() or (out / "dataset_dict.json").is_file()
-        if not out.is_dir() or not (looks_built or not any(out.iterdir())):
-            raise ConfigError(
-                f"{out} exists and is not a dataset built by parsner; --overwrite only replaces such folders"
-            )
-    out_r = out.resolve()
-    for p in inputs:
-        pr = p.resolve()
-        if pr == out_r or out_r in pr.parents:
-            raise ConfigError(f"--out {out} would replace the input {p}")
+def _check_out(out: Path, overwrite: bool, inputs: Sequence[Path | str | None]) -> None:
+    """The output rule of :mod:`parsner.atomic`, checked before anything is read."""
+    check_output_dir(out, kind="dataset", overwrite=overwrite, inputs=inputs)
+
+
+def _check_tokens(result: ReadResult) -> None:
+    """Tokens that every later step (CoNLL output, evaluation files) can write back: no tabs, no line breaks."""
+    for sent in result.sentences:
+        for k, tok in enumerate(sent.tokens, 1):
+            bad = next((c for c in ("\t", "\n", "\r", "\0") if c in tok), None)
+            if bad is not None:
+                raise InputError(sent.source, sent.line, f"token {k} of the sentence, {tok!r}, contains {bad!r}; "
+                                 "a token cannot hold tabs or line breaks")
 
 
 def _read_inputs(
@@ -674,6 +673,7 @@ def _read_inputs(
         result = read_file(path, format=fmt, strict=strict, label_map=label_map, **(reader_options or {}))
         if not result.sentences:
             raise InputError(path, None, "no annotated sentences in this file")
+        _check_tokens(result)
         extra = f", {result.repaired:,} tags repaired" if result.repaired else ""
         log(
             f"  read {path} [{result.format}]: {len(result.sentences):,} sentences{extra} "
@@ -729,7 +729,9 @@ def build_dataset(
         lmap = load_label_map(label_map)
     splits_path = Path(splits_file) if splits_file is not None else None
     file_inputs = [Path(x) for x in inputs if not isinstance(x, ReadResult)]
-    _check_out(out, overwrite, file_inputs)
+    map_file = label_map if isinstance(label_map, str | Path) and Path(label_map).is_file() else None
+    extra_inputs = [splits_path, map_file]
+    _check_out(out, overwrite, [*file_inputs, *extra_inputs])
 
     # -- read
     t0 = time.perf_counter()
@@ -879,7 +881,7 @@ def build_dataset(
 
     # -- save (atomic)
     t0 = time.perf_counter()
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="dataset") as tmp:
         _save_quietly(dd, tmp)
         timings["save"] = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -898,7 +900,7 @@ def build_dataset(
         (tmp / "README.md").write_text(card, encoding="utf-8")
         timings["card"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t_start
-    warnings = [*audit["warnings"], *(card_info or {}).get("warnings", [])]
+    warnings = [*audit["warnings"], *_label_warnings(stat_cols), *(card_info or {}).get("warnings", [])]
     return BuildReport(
         out=out,
         splits={s: len(i) for s, i in split_idx.items()},
@@ -909,6 +911,24 @@ def build_dataset(
         warnings=warnings,
         timings=timings,
     )
+
+
+def _label_warnings(stat_cols: Mapping[str, tuple[list, list, list]]) -> list[str]:
+    """Builds that succeed but cannot train a useful model: no entities, or types only some splits have."""
+    types = {split: {t[2:] for tags in cols[1] for t in tags if t != "O"} for split, cols in stat_cols.items()}
+    out = []
+    if not any(types.values()):
+        out.append("the data has no entities at all (every tag is O): a model trained on it learns nothing")
+        return out
+    train = types.get("train", set())
+    for split in ("validation", "test"):
+        missing = sorted(types.get(split, set()) - train)
+        if split in types and "train" in types and missing:
+            out.append(f"entity type(s) {', '.join(missing)} occur in {split} but not in train: a model trained "
+                       "on this split never predicts them")
+    if "train" in types and not train:
+        out.append("the train split has no entities (every tag is O)")
+    return out
 
 
 def _save_quietly(dd: DatasetDict, path: Path) -> None:
@@ -936,6 +956,8 @@ def _datasets_version() -> str:
 def load_dataset_dir(path: Path | str) -> DatasetDict:
     """Load a dataset written by :func:`build_dataset` (or any ``DatasetDict.save_to_disk`` folder)."""
     path = Path(path)
+    if path.is_file():
+        raise InputError(path, None, "is a file; give the dataset folder written by `parsner data build --out`")
     if not path.is_dir():
         raise InputError(path, None, "no such dataset folder (build one with `parsner data build`)")
     if not (path / "dataset_dict.json").is_file():
@@ -964,3 +986,5 @@ def read_json(path: Path) -> dict[str, Any]:
         raise InputError(path, None, "missing (was the dataset built by `parsner data build`?)") from exc
     except json.JSONDecodeError as exc:
         raise InputError(path, exc.lineno, f"invalid JSON: {exc.msg}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(path, None, f"not valid UTF-8 (byte {exc.start}); the file is corrupt") from None

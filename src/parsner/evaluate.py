@@ -257,7 +257,7 @@ def evaluate_tags(
     out_dir: Path | None = None
     if out is not None:
         out_dir = Path(out)
-        with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        with atomic_dir(out_dir, overwrite=overwrite, kind="eval") as tmp:
             _write_json(tmp / "metrics.json", metrics)
             _write_json(tmp / "analysis.json", analysis.to_dict())
             write_predictions(tmp / "predictions.conll", data.tokens, data.gold, data.pred)

@@ -18,12 +18,12 @@ torch/transformers are imported lazily so that importing this module stays cheap
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from parsner.errors import ModelLoadError
-from parsner.labels import spans_from_tags
+from parsner.errors import ConfigError, ModelLoadError
+from parsner.labels import load_label_map, model_labels, spans_from_tags, to_iob2
 from parsner.wordtok import Word
 
 #: Default cap on padded sub-tokens per forward pass (see ``Tagger.max_batch_tokens``).
@@ -65,16 +65,20 @@ class Tagger:
         score_reduce: str = "mean",
         max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         constrained: bool | None = None,
+        label_map: Mapping[str, str] | str | os.PathLike[str] | None = None,
     ) -> None:
-        import torch
+        from parsner.backends import as_runner
 
         if not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError("the Tagger needs a fast tokenizer (tokenizer.json) for word_ids()")
         if score_reduce not in ("mean", "min"):
             raise ValueError("score_reduce must be 'mean' or 'min'")
         self.meta = dict(meta or {})
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device).eval()
+        #: Maps padded (input_ids, attention_mask) batches to logits: torch, or ONNX Runtime (parsner.backends).
+        self.runner = as_runner(model, device)
+        self.device = self.runner.device
+        self.model = self.runner.model  # the torch module (None with ONNX Runtime)
+        model = self.runner
         self.tokenizer = tokenizer
         self.normalizer = normalizer
         self.score_reduce = score_reduce
@@ -97,7 +101,12 @@ class Tagger:
             raise ValueError(f"max_length {self.max_length} leaves no room for words")
         stride = stride if stride is not None else self.meta.get("stride", DEFAULT_STRIDE)
         self.stride = max(0, min(int(stride), budget // 2))
-        self.id2label = {int(k): v for k, v in model.config.id2label.items()}
+        #: The head's labels, canonicalised once here (``B_DAT``, ``B-pers``, ``S-loc`` ...; see
+        #: :func:`parsner.labels.model_labels`); decoding runs in their scheme, everything after it sees IOB2.
+        self.model_labels = model_labels(
+            model.config.id2label, _as_label_map(label_map), model=str(self.meta.get("model_name") or "the model")
+        )
+        self.id2label = dict(enumerate(self.model_labels.tags))
         # normalize_token is cached inside the normaliser; a word that would vanish comes back unchanged.
         self._norm = normalizer.normalize_token if normalizer is not None else _identity
 
@@ -110,18 +119,32 @@ class Tagger:
         device: str | None = None,
         *,
         quantize: bool = False,
+        backend: str | None = None,
+        normalizer: str = "auto",
         **kwargs: Any,
     ) -> Tagger:
         """Load a ParsNER run directory (or any token-classification model dir / hub id).
 
         ``quantize=True`` applies dynamic int8 quantisation to the Linear layers (CPU only).
         Extra keyword arguments go to :class:`Tagger` (``max_length``, ``stride``, ``score_reduce``,
-        ``max_batch_tokens``). Loading goes through :func:`parsner.modeling.load_for_inference`
-        (safetensors only, no remote code, offline-safe, the saved ``normalizer.json``).
+        ``max_batch_tokens``, ``label_map``: a preset, file or mapping applied to the model's labels).
+        ``normalizer``: ``auto`` (the model's normalizer.json, else the default for its hub id), a preset
+        (``parsbert``, ``parsbert-zwnj``, ``none``) or a normalizer.json path. ``backend``: ``"torch"`` or
+        ``"onnx"`` (default: ONNX Runtime when the directory holds ``model.onnx``, see
+        :mod:`parsner.backends`). Loading goes through :func:`parsner.modeling.load_for_inference`
+        (safetensors preferred, pickles only through the restricted unpickler, no remote code, offline-safe).
         """
+        from parsner.backends import load_onnx_for_inference, resolve_backend
+
+        if resolve_backend(path_or_id, backend) == "onnx":  # a directory written by `parsner export --onnx`
+            if quantize:
+                raise ConfigError("an ONNX model is quantised when exported: parsner export DIR --onnx --quantize int8")
+            runner, tokenizer, normalizer, meta = load_onnx_for_inference(path_or_id)
+            return cls(runner, tokenizer, normalizer, meta=meta, **kwargs)
         from parsner.modeling import load_for_inference
 
-        model, tokenizer, normalizer, meta = load_for_inference(str(path_or_id), device=device)
+        model, tokenizer, normalizer, meta = load_for_inference(str(path_or_id), device=device, normalizer=normalizer)
+        meta.setdefault("model_name", str(path_or_id))
         if quantize:
             model = quantize_dynamic_int8(model)
             device = "cpu"
@@ -129,8 +152,8 @@ class Tagger:
 
     @property
     def labels(self) -> list[str]:
-        """Entity types the model can predict, sorted (for legends)."""
-        return sorted({t[2:] for t in self.id2label.values() if t[:2] in ("B-", "I-")})
+        """Entity types the model can predict (canonical, after the label map), sorted (for legends)."""
+        return self.model_labels.types
 
     # ------------------------------------------------------------------ public API
 
@@ -210,7 +233,6 @@ class Tagger:
     def _run(self, sentences: list[list[str]], batch_size: int) -> list[tuple[list[str], list[float]]]:
         """Tags and scores for every (normalised) word sequence; all windows are batched together."""
         import numpy as np
-        import torch
 
         from parsner.align import decode_words, encode_words
 
@@ -222,30 +244,25 @@ class Tagger:
         order = sorted(range(len(windows)), key=lambda k: len(windows[k].input_ids), reverse=True)
         preds: list[Any] = [None] * len(windows)
         pad = self.tokenizer.pad_token_id or 0
-        with torch.inference_mode():
-            b0 = 0
-            while b0 < len(order):
-                width = len(windows[order[b0]].input_ids)  # the widest: windows are sorted longest first
-                n = batch_size
-                if self.max_batch_tokens:
-                    n = max(1, min(n, self.max_batch_tokens // width))
-                batch = order[b0 : b0 + n]
-                b0 += n
-                ids = np.full((len(batch), width), pad, dtype=np.int64)
-                mask = np.zeros((len(batch), width), dtype=np.int64)
-                for r, k in enumerate(batch):
-                    row = windows[k].input_ids
-                    ids[r, : len(row)] = row
-                    mask[r, : len(row)] = 1
-                logits = self.model(
-                    input_ids=torch.from_numpy(ids).to(self.device),
-                    attention_mask=torch.from_numpy(mask).to(self.device),
-                ).logits
-                logits = logits.float().cpu().numpy()
-                for r, k in enumerate(batch):
-                    preds[k] = logits[r]
+        b0 = 0
+        while b0 < len(order):
+            width = len(windows[order[b0]].input_ids)  # the widest: windows are sorted longest first
+            n = batch_size
+            if self.max_batch_tokens:
+                n = max(1, min(n, self.max_batch_tokens // width))
+            batch = order[b0 : b0 + n]
+            b0 += n
+            ids = np.full((len(batch), width), pad, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for r, k in enumerate(batch):
+                row = windows[k].input_ids
+                ids[r, : len(row)] = row
+                mask[r, : len(row)] = 1
+            logits = self.runner(ids, mask)
+            for r, k in enumerate(batch):
+                preds[k] = logits[r]
         decoded = decode_words(windows, preds, enc.word_counts, self.id2label, constrained=self.constrained)
-        return [(d.tags or [], d.scores) for d in decoded]
+        return [(to_iob2(d.tags or []), d.scores) for d in decoded]
 
 
 # ---------------------------------------------------------------------- helpers
@@ -265,6 +282,12 @@ def segment(text: str) -> tuple[list[Word], list[tuple[int, int]]]:
 
 def _identity(word: str) -> str:
     return word
+
+
+def _as_label_map(spec: Mapping[str, str] | str | os.PathLike[str] | None) -> Mapping[str, str] | None:
+    if spec is None or isinstance(spec, Mapping):
+        return spec
+    return load_label_map(spec)
 
 
 def quantize_dynamic_int8(model: Any) -> Any:

@@ -46,6 +46,14 @@ from parsner.config import RunConfig, dump_yaml
 from parsner.errors import ConfigError, InputError, ParsnerError
 
 INCOMPLETE_SUFFIX = ".incomplete"
+#: Written last into every checkpoint folder: a checkpoint without it was cut short (crash, full disk).
+CHECKPOINT_COMPLETE = ".parsner-complete"
+#: The dataset a run trains on (labels, inputs' sha256, content hash of the splits), checked by --resume.
+FINGERPRINT_FILE = "data_fingerprint.json"
+
+
+class TrainingDiverged(ParsnerError):
+    """The loss, the gradients or the weights became NaN/inf: the run is not saved as complete."""
 
 
 class TrainingInterrupted(ParsnerError):
@@ -367,7 +375,7 @@ def _make_callbacks(stopper: _Stopper, log_path: Path | None) -> list[Any]:
 
 
 #: Testing hook: ``PARSNER_FAULT_INJECT=SIGTERM:7`` makes rank 0 send itself SIGTERM at the end of
-#: optimiser step 7 (also SIGINT, SIGKILL). The fault tests use it to interrupt runs at a known step;
+#: optimiser step 7 (also SIGINT, SIGKILL); ``NAN:7`` turns a weight tensor into NaN after step 7. The fault tests use it to interrupt runs at a known step;
 #: the signal itself is real, so the same code path runs as for an external ``kill``.
 FAULT_ENV = "PARSNER_FAULT_INJECT"
 
@@ -377,9 +385,21 @@ def _fault_callback(spec: str) -> Any:
 
     try:
         name, step_text = spec.split(":")
-        signum, at_step = int(signal.Signals[name.strip().upper()]), int(step_text)
+        at_step = int(step_text)
+        signum = 0 if name.strip().upper() == "NAN" else int(signal.Signals[name.strip().upper()])
     except (KeyError, ValueError) as exc:
-        raise ConfigError(f"{FAULT_ENV}={spec!r}: expected SIGNAL:STEP, e.g. SIGTERM:7") from exc
+        raise ConfigError(f"{FAULT_ENV}={spec!r}: expected SIGNAL:STEP or NAN:STEP, e.g. SIGTERM:7") from exc
+
+    class InjectNaN(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+            if state.global_step == at_step and model is not None:
+                import torch
+
+                with torch.no_grad():
+                    next(model.parameters()).fill_(float("nan"))
+
+    if signum == 0:
+        return InjectNaN()
 
     class InjectFault(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -392,12 +412,105 @@ def _fault_callback(spec: str) -> Any:
 # ----------------------------------------------------------------------------------------- training
 
 
-def _last_checkpoint(ckpt_dir: Path) -> str | None:
+def _checkpoints(ckpt_dir: Path) -> list[Path]:
+    """``checkpoint-N`` folders, newest first."""
     if not ckpt_dir.is_dir():
-        return None
-    from transformers.trainer_utils import get_last_checkpoint
+        return []
+    found = []
+    for p in ckpt_dir.iterdir():
+        head, _, num = p.name.rpartition("-")
+        if head == "checkpoint" and num.isdigit() and p.is_dir():
+            found.append((int(num), p))
+    return [p for _, p in sorted(found, reverse=True)]
 
-    return get_last_checkpoint(str(ckpt_dir))
+
+def checkpoint_is_complete(path: Path) -> bool:
+    if (path / CHECKPOINT_COMPLETE).is_file():
+        return True
+    try:  # written before the marker existed: the trainer state is the last file a checkpoint gets
+        json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _last_checkpoint(ckpt_dir: Path) -> str | None:
+    return next((str(p) for p in _checkpoints(ckpt_dir) if checkpoint_is_complete(p)), None)
+
+
+def _drop_incomplete_checkpoints(ckpt_dir: Path) -> None:
+    """Remove checkpoints whose save was cut short (they are parsner's own, inside the work folder)."""
+    for p in _checkpoints(ckpt_dir):
+        if not checkpoint_is_complete(p):
+            _log(f"--resume: skipping the incomplete checkpoint {p} (its save was interrupted); removing it")
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _data_fingerprint(cfg: RunConfig, train: Any, valid: Any, names: list[str]) -> dict[str, Any]:
+    """What --resume compares: label names, the build's input files (sha256), and the splits' content."""
+    import hashlib
+
+    splits = {}
+    for split, ds in (("train", train), ("validation", valid)):
+        h = hashlib.sha256()
+        for toks, tags in zip(ds["tokens"], ds["ner_tags"], strict=True):
+            h.update(json.dumps([toks, tags], ensure_ascii=False).encode("utf-8"))
+        splits[split] = h.hexdigest()
+    inputs: dict[str, str | None] = {}
+    build = Path(str(cfg.data)) / "build.json"
+    try:
+        doc = json.loads(build.read_text(encoding="utf-8"))
+        inputs = {str(i.get("path")): i.get("sha256") for i in doc.get("inputs", []) if isinstance(i, dict)}
+    except (OSError, ValueError, AttributeError):
+        pass
+    return {"data": str(cfg.data), "labels": list(names), "inputs": inputs, "splits": splits}
+
+
+def _check_fingerprint(work: Path, now: dict[str, Any]) -> None:
+    path = work / FINGERPRINT_FILE
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        _log(f"--resume: no {path.name} in {work} (a run started by an older parsner): dataset not verified")
+        return
+    changes = []
+    if saved.get("labels") != now["labels"]:
+        changes.append(f"labels were {', '.join(saved.get('labels') or [])}; now {', '.join(now['labels'])}")
+    old_in, new_in = saved.get("inputs") or {}, now["inputs"]
+    for name in sorted(set(old_in) | set(new_in)):
+        if name not in new_in:
+            changes.append(f"input {name} is no longer part of it")
+        elif name not in old_in:
+            changes.append(f"input {name} was added")
+        elif old_in[name] != new_in[name]:
+            changes.append(f"input {name} changed (sha256 {str(old_in[name])[:12]}… -> {str(new_in[name])[:12]}…)")
+    for split, digest in now["splits"].items():
+        if (saved.get("splits") or {}).get(split) != digest and not changes:
+            changes.append(f"the {split} split's sentences or tags changed")
+    if changes:
+        raise ConfigError(
+            f"--resume: the dataset {now['data']} is not the one the interrupted run in {work} was trained on: "
+            f"{'; '.join(changes)}. Resume with the original dataset, or start over with --overwrite"
+        )
+
+
+def _check_checkpoint_tokenizer(checkpoint: str, tokenizer: Any) -> None:
+    ckpt = Path(checkpoint)
+    if not any((ckpt / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
+        return
+    from transformers import AutoTokenizer
+
+    try:
+        saved = AutoTokenizer.from_pretrained(str(ckpt)).get_vocab()
+    except Exception as exc:  # an unreadable tokenizer is reported, not crashed on
+        raise ConfigError(f"--resume: cannot read the tokenizer saved in {ckpt}: {exc}") from exc
+    now = tokenizer.get_vocab()
+    if saved != now:
+        differ = len(set(saved.items()) ^ set(now.items()))
+        raise ConfigError(
+            f"--resume: the tokenizer differs from the one saved in {ckpt} ({len(saved)} vs {len(now)} tokens, "
+            f"{differ} entries differ); resume with the original model and dataset, or start over with --overwrite"
+        )
 
 
 def _precision(cfg: RunConfig) -> tuple[bool, bool]:
@@ -431,33 +544,68 @@ def _compare_saved_config(work: Path, cfg: RunConfig) -> None:
         )
 
 
+def _run_dirs(cfg: RunConfig) -> tuple[Path, Path]:
+    final = cfg.out_dir
+    return final, final.parent / f"{final.name}{INCOMPLETE_SUFFIX}"
+
+
+def check_run_outputs(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> None:
+    """The output rule (:mod:`parsner.atomic`) for a run, checked before anything is loaded."""
+    from parsner.atomic import check_output_dir, output_kind
+
+    final, work = _run_dirs(cfg)
+    model_dir = cfg.model if Path(cfg.model).exists() else None
+    inputs = [cfg.data, model_dir]
+    if final.exists() and not overwrite and final.name not in ("", ".", ".."):
+        what = "holds a finished run" if resume else "already exists"
+        raise ConfigError(f"{final} {what}; choose another --out or pass --overwrite")
+    check_output_dir(final, kind="run", overwrite=overwrite, inputs=inputs)
+    check_output_dir(work, kind="run-work", overwrite=True, inputs=inputs)
+    if work.exists() and output_kind(work) is None and any(work.iterdir()):
+        raise ConfigError(f"{work} exists and is not a parsner training work folder; remove it yourself "
+                          "or choose another --out")
+
+
 def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> RunResult:
-    """Train according to ``cfg``; returns the final directory and the validation metrics."""
+    """Train according to ``cfg``; returns the final directory and the validation metrics.
+
+    The run directory is locked for the whole run (:mod:`parsner.runlock`): a second training on the same
+    ``--out`` stops at once, whatever its options.
+    """
+    from parsner.runlock import RunLock
+
+    check_run_outputs(cfg, resume=resume, overwrite=overwrite)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _train(cfg, resume=resume, overwrite=overwrite)
+    with RunLock(cfg.out_dir, what="a training run"):
+        return _train(cfg, resume=resume, overwrite=overwrite)
+
+
+def _train(cfg: RunConfig, *, resume: bool, overwrite: bool) -> RunResult:
     import torch
     import transformers
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
     from parsner import align, metrics, modeling
-    from parsner.atomic import atomic_dir, atomic_write_text
+    from parsner.atomic import atomic_dir, atomic_write_text, write_marker
     from parsner.model_card import render_model_card
 
     t_start = time.time()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    final = cfg.out_dir
-    work = final.parent / f"{final.name}{INCOMPLETE_SUFFIX}"
+    final, work = _run_dirs(cfg)
     ckpt_dir = work / "checkpoints"
     rank = int(os.environ.get("RANK", "0"))
     spec = modeling.parse_spec(cfg.model)
 
-    # --- refuse to clobber, before any expensive work
-    if final.exists() and not overwrite:
-        what = "holds a finished run" if resume else "already exists"
-        raise ConfigError(f"{final} {what}; choose another --out or pass --overwrite")
+    # --- refuse to clobber, before any expensive work (again: now under the lock)
+    check_run_outputs(cfg, resume=resume, overwrite=overwrite)
     resume_from: str | None = None
     if work.exists():
         if resume:
             _compare_saved_config(work, cfg)
+            if rank == 0:
+                _drop_incomplete_checkpoints(ckpt_dir)
             resume_from = _last_checkpoint(ckpt_dir)
         elif not overwrite:
             raise ConfigError(
@@ -468,6 +616,9 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
 
     # --- data, normalisation, tokenizer, labels
     train_ds, valid_ds, names, data_name = _split_data(cfg)
+    fingerprint = _data_fingerprint(cfg, train_ds, valid_ds, names)
+    if resume_from:
+        _check_fingerprint(work, fingerprint)
     normalizer = _make_normalizer(cfg)
     train_words = _normalise(train_ds["tokens"], normalizer)
     valid_words = _normalise(valid_ds["tokens"], normalizer)
@@ -476,6 +627,8 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
         "intermediate": cfg.tiny_intermediate, "vocab_size": cfg.tiny_vocab_size,
     }
     tokenizer = modeling.load_tokenizer(spec, train_words=train_words, tiny_options=tiny_opts)
+    if resume_from:
+        _check_checkpoint_tokenizer(resume_from, tokenizer)
     label_names = list(names)
     existing = None if cfg.reinit_classifier else modeling.existing_label_names(spec)
     if existing is not None:
@@ -606,7 +759,9 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
             if work.exists() and not resume:
                 shutil.rmtree(work)
             ckpt_dir.mkdir(parents=True, exist_ok=True)
+            write_marker(work, "run-work")
             atomic_write_text(work / "run_config.yaml", dump_yaml(cfg))
+            atomic_write_text(work / FINGERPRINT_FILE, json.dumps(fingerprint, ensure_ascii=False, indent=1) + "\n")
             if resume_from:
                 with (work / "train_log.jsonl").open("a", encoding="utf-8") as f:
                     f.write(json.dumps({"event": "resume", "checkpoint": resume_from, "time": time.time()}) + "\n")
@@ -651,8 +806,36 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
 
         def _get_grad_norm(self, model: Any, grad_norm: Any = None) -> Any:
             if not sparse:
-                return super()._get_grad_norm(model, grad_norm)
-            return grad_norm  # None when clipping is off: no extra pass over 100M gradients
+                grad_norm = super()._get_grad_norm(model, grad_norm)
+            # (sparse: None when clipping is off: no extra pass over 100M gradients)
+            # Checked before the optimiser step, so a non-finite gradient never reaches the weights;
+            # the norm is the same on every DDP rank (gradients are all-reduced), so all ranks stop together.
+            if grad_norm is not None and not math.isfinite(float(grad_norm)):
+                raise _Diverged(self.state.global_step + 1, f"the gradient norm is {float(grad_norm)}")
+            return grad_norm
+
+        def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> Any:
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            # One process only: under DDP a rank-local stop would leave the others waiting at the all-reduce.
+            if self.args.world_size <= 1 and not bool(torch.isfinite(loss).all()):
+                raise _Diverged(self.state.global_step + 1, f"the loss is {float(loss)}")
+            return loss
+
+        def _save_checkpoint(self, model: Any, trial: Any = None) -> None:
+            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            try:
+                super()._save_checkpoint(model, trial)
+                if self.args.should_save:
+                    atomic_write_text(folder / CHECKPOINT_COMPLETE, json.dumps({"step": self.state.global_step}))
+            except OSError as exc:
+                if self.args.should_save:
+                    shutil.rmtree(folder, ignore_errors=True)
+                last = _last_checkpoint(ckpt_dir)
+                raise ParsnerError(
+                    f"cannot write the checkpoint {folder}: {exc.strerror or exc}; the incomplete checkpoint was "
+                    f"removed ({'the last complete one is ' + last if last else 'no complete checkpoint yet'}). "
+                    "Free space or fix the folder, then run the same command with --resume"
+                ) from None
 
     trainer = ParsnerTrainer(
         model=model,
@@ -669,6 +852,8 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
     stopper.install()
     try:
         output = trainer.train(resume_from_checkpoint=resume_from)
+    except _Diverged as exc:
+        raise _diverged_error(cfg, exc.step, exc.what, work, ckpt_dir) from None
     finally:
         stopper.restore()
     if stopper.signum is not None:
@@ -716,7 +901,8 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
             "global_step": trainer.state.global_step,
             "stand_in": spec.stand_in,
         }
-        with atomic_dir(final, overwrite=overwrite) as tmp:
+        _check_finite_weights(unwrapped, cfg, work, ckpt_dir)
+        with atomic_dir(final, overwrite=overwrite, kind="run") as tmp:
             unwrapped.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
             if normalizer is not None:
@@ -751,6 +937,36 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
         epochs=float(trainer.state.epoch or 0.0),
         steps=int(trainer.state.global_step),
     )
+
+
+class _Diverged(Exception):
+    def __init__(self, step: int, what: str) -> None:
+        self.step, self.what = step, what
+        super().__init__(what)
+
+
+def _diverged_error(cfg: RunConfig, step: int | None, what: str, work: Path, ckpt_dir: Path) -> TrainingDiverged:
+    last = _last_checkpoint(ckpt_dir)
+    where = f"at optimiser step {step}" if step is not None else "at the end of training"
+    kept = f"the last good checkpoint is {last}" if last else f"no checkpoint was saved yet (work folder {work})"
+    log = work / "train_log.jsonl"
+    if log.parent.is_dir():
+        with log.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"event": "diverged", "step": step, "reason": what, "time": time.time()}) + "\n")
+    return TrainingDiverged(
+        f"training diverged {where}: {what}. Nothing was saved as a finished run; {kept}. "
+        f"Check the optimisation settings (learning_rate={cfg.learning_rate:g}, weight_decay={cfg.weight_decay:g}, "
+        f"max_grad_norm={cfg.max_grad_norm:g}) and start over with --overwrite"
+    )
+
+
+def _check_finite_weights(model: Any, cfg: RunConfig, work: Path, ckpt_dir: Path) -> None:
+    """A run is complete only if its weights are finite."""
+    import torch
+
+    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise _diverged_error(cfg, None, f"{len(bad)} weight tensor(s) are NaN/inf (e.g. {bad[0]})", work, ckpt_dir)
 
 
 def run_training(

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from parsner.errors import ConfigError
+from parsner.errors import ConfigError, InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -217,8 +217,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(stats, ensure_ascii=False, indent=2))
         return 0
-    print(f"{stats.get('name', args.dir.name)}: {args.dir}")
-    _print_summary(stats, None)
+    if not isinstance(stats, dict):
+        raise InputError(path, None, "is not a stats object; rebuild the dataset (or delete stats.json)")
+    try:
+        print(f"{stats.get('name', args.dir.name)}: {args.dir}")
+        _print_summary(stats, None)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise InputError(path, None, f"unexpected content ({exc!r}); rebuild the dataset "
+                                     "(or delete stats.json)") from None
     return 0
 
 

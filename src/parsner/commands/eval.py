@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from parsner.cli import check_device
 from parsner.errors import ConfigError
 
 
@@ -37,6 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _check_out(out: Path, args: argparse.Namespace, inputs: list[Path | None]) -> None:
+    """The output rule (parsner.atomic): only an earlier evaluation is replaced, only with --overwrite."""
+    from parsner.atomic import check_output_dir
+
+    check_output_dir(out, kind="eval", overwrite=args.overwrite, inputs=inputs)
+
+
 def run(args: argparse.Namespace) -> int:
     from parsner import evaluate as ev
 
@@ -50,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         if args.model is not None or args.data is not None:
             raise ConfigError("use either --predictions FILE or --model DIR --data DIR, not both")
         out = args.out or ev.default_predictions_out(args.predictions)
+        _check_out(out, args, inputs=[args.predictions])
         result = ev.evaluate_predictions_file(args.predictions, out=out, **common)
     else:
         if args.model is None or args.data is None:
@@ -60,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
             out = args.model / f"eval-{args.split}"
         else:  # a hub id: keep its outputs out of a directory named like the id
             out = Path("eval") / "runs" / f"{str(args.model).replace('/', '--')}-{args.split}"
+        _check_out(out, args, inputs=[args.model if args.model.exists() else None, args.data])
+        check_device(args.device)
         result = ev.evaluate_model(args.model, args.data, args.split, out=out, batch_size=args.batch_size,
                                    device=args.device, **common)
     if not args.quiet:

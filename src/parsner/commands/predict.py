@@ -55,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=32, help="texts / model windows per batch (default 32)")
     p.add_argument("--output", type=Path, metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --output FILE (only one parsner wrote and nobody changed since)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--quantize", action="store_true", help="dynamic int8 quantisation (CPU only)")
     p.add_argument("--title", default="ParsNER", help="page title for --format html")
@@ -73,6 +75,8 @@ def iter_inputs(texts: list[str], source: str | None) -> Iterator[tuple[str, str
     path = Path(source)
     if path.is_dir():
         for f in _txt_files(path):
+        if sys.stdin is None or getattr(sys.stdin, "closed", False):
+            raise InputError("<stdin>", None, "standard input is closed; pipe the texts in or use --input FILE")
             data = f.read_bytes()
             yield str(f), _decode(data, f, None).removeprefix("\ufeff")
     else:
@@ -97,7 +101,7 @@ def _open_input(path: Path) -> Iterator:
 
 def _decode(data: bytes, path: str | Path, line: int | None) -> str:
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         where = f"byte {exc.start}" + ("" if line is None else " of the line")
         bad = data[exc.start : exc.start + 4]
@@ -107,6 +111,15 @@ def _decode(data: bytes, path: str | Path, line: int | None) -> str:
 def _lines(fh, name: str) -> Iterator[tuple[str, str]]:
     for n, raw in enumerate(fh, 1):
         text = _decode(raw, name, n).rstrip("\n").removesuffix("\r")
+    _refuse_nul(text, path, line)
+    return text
+
+
+def _refuse_nul(text: str, path: str | Path, line: int | None) -> None:
+    """NUL is not text (a binary file, or a corrupt one): refused, as `parsner data build` does."""
+    k = text.find("\0")
+    if k >= 0:
+        raise InputError(path, line, f"contains a NUL byte (character {k + 1}); is this a text file?")
         if n == 1:
             text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the text
         yield f"{name}:{n}", text
@@ -141,6 +154,16 @@ def _check_inputs(args: argparse.Namespace) -> None:
         if not path.exists():
             raise InputError(path, None, "input not found")
         if path.is_dir():
+    for i, text in enumerate(args.texts, 1):
+        _refuse_nul(text, f"arg:{i}", None)
+    if args.output is not None:
+        from parsner.atomic import check_output_file
+
+        check_output_file(args.output, overwrite=args.overwrite,
+                          inputs=[None if args.input in (None, "-") else args.input])
+    from parsner.cli import check_device
+
+    check_device(args.device)
             _txt_files(path)
     model = Path(args.model)
     # A hub id is "name" or "org/name"; anything else that does not exist is a missing directory.
@@ -233,3 +256,6 @@ def _output(path: Path | None) -> Iterator[TextIO]:
     finally:
         if tmp.exists():
             tmp.unlink()
+        from parsner.atomic import record_output_file
+
+        record_output_file(path)  # so a later --overwrite may replace it

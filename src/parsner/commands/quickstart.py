@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from parsner.errors import ConfigError
+
 #: Sentence tagged at the end: Arabic ي/ك, ZWNJ and Persian digits on purpose, to show offsets survive.
 DEMO_TEXT = (
     "به گزارش خبرگزاری ایسنا، وزير امور خارجه روز ۱۲ مهر ۱۴۰۳ در تهران با نماینده سازمان ملل متحد دیدار کرد "
@@ -39,11 +41,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="where the dataset, model and evaluation go (default: runs/quickstart)")
     p.add_argument("--epochs", type=float, default=None, help="override the sample config's epochs")
     p.add_argument("--keep", action="store_true", help="reuse an existing dataset/model in --workdir")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the dataset, model and evaluation of an earlier quickstart in --workdir")
     p.set_defaults(func=run)
 
 
 def _step(title: str) -> None:
     print(f"\n=== {title} ===", flush=True)
+
+
+def _check_outputs(args: argparse.Namespace, data_dir: Path, model_dir: Path, eval_dir: Path) -> None:
+    """All three outputs, before the first step: replaced only with --overwrite, only if parsner made them."""
+    from parsner.atomic import check_output_dir
+
+    if args.workdir.exists() and not args.workdir.is_dir():
+        raise ConfigError(f"--workdir {args.workdir} is a file, not a folder")
+    for path, kind, reused in ((data_dir, "dataset", args.keep), (model_dir, "run", args.keep),
+                               (eval_dir, "eval", False)):
+        if reused and path.exists():
+            continue
+        try:
+            check_output_dir(path, kind=kind, overwrite=args.overwrite, option="--workdir")
+        except ConfigError as exc:
+            hint = "" if args.overwrite else " (--keep reuses the dataset and model; --overwrite replaces them)"
+            raise ConfigError(f"{exc}{hint}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
     work: Path = args.workdir
     data_dir, model_dir, eval_dir = work / "data", work / "model", work / "eval"
-    again = [] if args.keep else ["--overwrite"]
+    again = ["--overwrite"] if args.overwrite else []
+    _check_outputs(args, data_dir, model_dir, eval_dir)
 
     _step("1/4 build the embedded sample dataset")
     if not (args.keep and data_dir.exists()):
@@ -72,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     _step("3/4 evaluate on the sample's test split (seqeval)")
     code = cli(["eval", "--model", str(model_dir), "--data", str(data_dir), "--split", "test",
-                "--out", str(eval_dir), "--overwrite"])
+                "--out", str(eval_dir), *again])
     if code:
         return code
 

@@ -97,6 +97,12 @@ def _raw_spans(rec: dict[str, Any], kind: str) -> list[tuple[Any, Any, Any]]:
             out.append((vals[0], vals[1], vals[2]))
         return out
     key = "label" if "label" in rec else "labels" if "labels" in rec else None
+    if "label" in rec and "labels" in rec and rec["label"] != rec["labels"]:
+        if rec["label"] in ([], None):
+            key = "labels"
+        elif rec["labels"] not in ([], None):
+            # Keeping one list would silently drop the other's spans.
+            raise _RecordError("has both 'label' and 'labels' with different spans; keep one of them")
     if key is None:
         hint = " (this looks like JSONL spans: use --format jsonl)" if "entities" in rec else ""
         raise _RecordError(f"missing 'label' (a list of [start, end, label]; empty for no entities){hint}")

@@ -1,0 +1,136 @@
+"""Export a trained run to ONNX for onnxruntime: ``parsner export DIR --onnx [--quantize int8] --out OUT``.
+
+OUT holds ``model.onnx`` (inputs ``input_ids``/``attention_mask``, output ``logits``; batch and sequence
+axes dynamic), ``config.json`` (labels, positions), the tokenizer, ``normalizer.json``, ``parsner.json``
+(with an ``onnx`` section: opset, quantisation, the parity check below) and the run's model card and
+metrics, so :meth:`parsner.tagger.Tagger.from_pretrained` and every ``--model`` option load it with
+onnxruntime.
+
+The graph comes from ``torch.onnx.export`` (the TorchScript exporter: one trace, no extra dependency;
+the dynamo exporter needs onnxscript and gave the same logits). int8 is onnxruntime's dynamic
+quantisation of the MatMul weights (activations quantised on the fly), the ONNX counterpart of the
+torch backend's ``quantize=True``. After writing, the exported model is run on a few padded batches of
+different shapes and compared with torch, so a broken export fails here and not in production.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+from parsner.backends import ONNX_EXTRA_HINT, ONNX_FILE
+from parsner.errors import ConfigError, ModelLoadError
+
+OPSET = 17
+QUANTIZE_CHOICES = ("int8",)
+#: Files of the run directory that travel with the exported model (when present).
+COPIED_FILES = ("normalizer.json", "README.md", "metrics.json", "run_config.yaml")
+#: fp32 export must reproduce torch's logits to this absolute tolerance (observed: ~1e-6).
+FP32_TOLERANCE = 1e-3
+
+
+def check_onnx_tools() -> None:
+    """Fail with the install hint before any slow work when the ONNX extra is missing."""
+    for mod in ("onnxruntime", "onnx"):
+        try:
+            __import__(mod)
+        except ImportError as exc:
+            raise ModelLoadError(f"parsner export --onnx needs {mod}: {ONNX_EXTRA_HINT}") from exc
+
+
+def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: str | None = None,
+                overwrite: bool = False) -> dict[str, Any]:
+    """Write the ONNX model directory ``out`` for the run in ``model_dir``; returns the export record."""
+    from parsner.atomic import atomic_dir
+    from parsner.modeling import load_for_inference
+
+    if quantize not in (None, *QUANTIZE_CHOICES):
+        raise ConfigError(f"--quantize {quantize!r}: choose one of {', '.join(QUANTIZE_CHOICES)}")
+    model_dir, out = Path(model_dir), Path(out)
+    if (model_dir / ONNX_FILE).is_file() and not (model_dir / "model.safetensors").is_file():
+        raise ConfigError(f"{model_dir} is already an ONNX export; give the trained run directory")
+    if out.resolve() == model_dir.resolve():
+        raise ConfigError("--out must be a new directory, not the model directory itself")
+    check_onnx_tools()
+    model, tokenizer, _normalizer, meta = load_for_inference(str(model_dir), device="cpu")
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        fp32 = tmp / ONNX_FILE
+        _torch_export(model, fp32)
+        if quantize == "int8":
+            _quantize_int8(fp32, tmp / "model.int8.onnx")
+            (tmp / "model.int8.onnx").replace(fp32)
+        model.config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        for name in COPIED_FILES:
+            if (model_dir / name).is_file():
+                shutil.copy2(model_dir / name, tmp / name)
+        check = parity_check(model, tokenizer, fp32)
+        if quantize is None and check["max_abs_diff"] > FP32_TOLERANCE:
+            raise ModelLoadError(f"ONNX export differs from torch (max |logit diff| {check['max_abs_diff']:.2e})")
+        record = {"source": str(model_dir), "opset": OPSET, "quantize": quantize, "parity": check}
+        meta = {**meta, "onnx": record}
+        (tmp / "parsner.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return record
+
+
+def _torch_export(model: Any, path: Path) -> None:
+    import torch
+
+    model = model.to("cpu").eval()
+    # A padded example, so the traced graph is the one that handles padding.
+    ids = torch.full((2, 8), 5, dtype=torch.long)
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+            "logits": {0: "batch", 1: "sequence"}}
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # tracer and deprecation chatter; correctness is checked after
+        torch.onnx.export(
+            model, (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
+            output_names=["logits"], dynamic_axes=axes, opset_version=OPSET, dynamo=False,
+        )
+
+
+def _quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 (signed weights, per-tensor) of the MatMul/Gemm weights, as onnxruntime recommends for CPU."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Its advice to run shape pre-processing is for static quantisation; dynamic int8 needs none.
+    logging.getLogger().addFilter(_drop_preprocess_advice)
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+
+
+def parity_check(model: Any, tokenizer: Any, onnx_path: Path) -> dict[str, Any]:
+    """Run torch and onnxruntime on the same padded batches: max |logit diff| and argmax agreement."""
+    import numpy as np
+    import torch
+
+    from parsner.backends import OrtRunner
+
+    runner = OrtRunner(onnx_path, model.config, threads=1)
+    rng = np.random.default_rng(0)
+    vocab = min(len(tokenizer), model.config.vocab_size)
+    positions = getattr(model.config, "max_position_embeddings", None) or 512
+    worst, same, total = 0.0, 0, 0
+    for batch, width in ((1, 1), (1, 7), (3, 19), (5, min(64, positions))):
+        ids = rng.integers(0, vocab, size=(batch, width), dtype=np.int64)
+        mask = np.ones_like(ids)
+        if batch > 1:
+            mask[-1, width // 2 :] = 0
+        with torch.inference_mode():
+            ref = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
+        got = runner(ids, mask)
+        real = mask.astype(bool)
+        worst = max(worst, float(np.abs(ref - got)[real].max()))
+        same += int((ref.argmax(-1) == got.argmax(-1))[real].sum())
+        total += int(real.sum())
+    return {"max_abs_diff": worst, "argmax_agreement": same / total, "positions": total}
+
+
+def _drop_preprocess_advice(record: Any) -> bool:
+    return "pre-processing before quantization" not in record.getMessage()

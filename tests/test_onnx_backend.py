@@ -1,0 +1,144 @@
+"""ONNX export and the ONNX Runtime backend: same windows, tags, offsets and scores as torch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnxruntime", reason="the ONNX extra is not installed (pip install 'parsner[onnx]')")
+
+from onnx_helpers import TEXTS, export, train_tiny_run
+from parsner.cli import main
+from parsner.errors import EXIT_USER_ERROR, ConfigError, ModelLoadError
+from test_tagger import TRAIN_TEXT, build_model_dir, check_entities
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("onnx")
+    run = train_tiny_run(root)
+    return {"run": run, "fp32": export(run, root / "fp32"), "int8": export(run, root / "int8", "int8")}
+
+
+@pytest.fixture(scope="module")
+def random_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A random tiny BERT with small windows (max_length 24): many near-tied logits and windowed sentences."""
+    root = tmp_path_factory.mktemp("onnx-random")
+    run = build_model_dir(root / "run", seed=3, max_length=24)
+    return {"run": run, "fp32": export(run, root / "fp32")}
+
+
+def _spans(entities: list[dict]) -> list[tuple]:
+    return [(e["text"], e["label"], e["start"], e["end"]) for e in entities]
+
+
+def test_export_directory_contents(trained: dict[str, Path]) -> None:
+    out = trained["fp32"]
+    for name in ("model.onnx", "config.json", "tokenizer.json", "normalizer.json", "parsner.json", "metrics.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "model.safetensors").exists()
+    meta = json.loads((out / "parsner.json").read_text(encoding="utf-8"))
+    assert meta["onnx"]["quantize"] is None and meta["onnx"]["opset"] >= 17
+    assert meta["onnx"]["parity"]["max_abs_diff"] < 1e-4
+    assert meta["onnx"]["parity"]["argmax_agreement"] == 1.0
+    assert meta["max_length"] == 64  # the run's windows travel with it
+    int8 = json.loads((trained["int8"] / "parsner.json").read_text(encoding="utf-8"))["onnx"]
+    assert int8["quantize"] == "int8"
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(trained["int8"] / "model.onnx")).graph.node}
+    assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops, sorted(ops)
+
+
+@pytest.mark.parametrize("which", ["trained", "random"])
+def test_onnx_entities_equal_torch(which: str, trained: dict[str, Path], random_run: dict[str, Path]) -> None:
+    from parsner.tagger import Tagger
+
+    dirs = trained if which == "trained" else random_run
+    torch_tagger = Tagger.from_pretrained(dirs["run"], device="cpu")
+    ort_tagger = Tagger.from_pretrained(dirs["fp32"])
+    assert ort_tagger.runner.backend == "onnx" and ort_tagger.model is None
+    assert (ort_tagger.max_length, ort_tagger.stride) == (torch_tagger.max_length, torch_tagger.stride)
+    # ZWNJ, three kinds of digits, Arabic ي/ك, and a sentence longer than one window (max_length 24/64).
+    long = " ".join([TRAIN_TEXT.replace(".", "")] * 4) + "."
+    texts = [*TEXTS, "زهرا كريمي در ۱۲ مهر ١٤٠٢ به خلیج فارس رفت.", long, "", "   "]
+    for bs in (1, 7, 64):
+        ours, ref = ort_tagger(texts, batch_size=bs), torch_tagger(texts, batch_size=bs)
+        for text, a, b in zip(texts, ours, ref, strict=True):
+            check_entities(text, a) if which == "random" else None
+            assert _spans(a) == _spans(b)
+            assert [e["score"] for e in a] == pytest.approx([e["score"] for e in b], abs=1e-4)
+    if which == "trained":  # the trained model finds the entities it was taught
+        found = {(e["text"], e["label"]) for e in ort_tagger(TEXTS[0])}
+        assert ("حمید رحمانی", "PER") in found and ("تهران", "LOC") in found
+
+
+def test_word_tags_and_f1_equal_torch_int8_close(trained: dict[str, Path]) -> None:
+    """Parity on held-out sentences: fp32 ONNX gives torch's word tags exactly; int8 stays close."""
+    from parsner.metrics import score
+    from parsner.tagger import Tagger
+    from train_helpers import make_sentences
+
+    test = make_sentences(40, 3)
+    words, gold = [t for t, _ in test], [g for _, g in test]
+    ref = Tagger.from_pretrained(trained["run"], device="cpu").predict_words(words)
+    fp32 = Tagger.from_pretrained(trained["fp32"]).predict_words(words)
+    int8 = Tagger.from_pretrained(trained["int8"]).predict_words(words)
+    assert fp32 == ref
+    f_ref, f_int8 = score(gold, ref)["default"]["f1"], score(gold, int8)["default"]["f1"]
+    assert f_ref > 0.9
+    assert abs(f_ref - f_int8) <= 0.05
+    same = sum(a == b for s, t in zip(ref, int8, strict=True) for a, b in zip(s, t, strict=True))
+    assert same / sum(map(len, ref)) > 0.97
+
+
+def test_backend_choice_and_errors(trained: dict[str, Path]) -> None:
+    from parsner.tagger import Tagger
+
+    assert Tagger.from_pretrained(trained["run"], device="cpu").runner.backend == "torch"
+    assert Tagger.from_pretrained(trained["fp32"], backend="onnx").runner.backend == "onnx"
+    with pytest.raises(ModelLoadError, match="parsner export"):
+        Tagger.from_pretrained(trained["run"], backend="onnx")
+    with pytest.raises(ModelLoadError, match="only an ONNX model"):
+        Tagger.from_pretrained(trained["fp32"], backend="torch")
+    with pytest.raises(ConfigError, match="quantised when exported"):
+        Tagger.from_pretrained(trained["fp32"], quantize=True)
+    with pytest.raises(ConfigError, match="backend"):
+        Tagger.from_pretrained(trained["fp32"], backend="tensorrt")
+
+
+def test_predict_and_eval_cli_run_the_onnx_model(trained: dict[str, Path], capsys) -> None:
+    assert main(["predict", "--model", str(trained["fp32"]), TEXTS[1]]) == 0
+    onnx_out = capsys.readouterr().out
+    assert main(["predict", "--model", str(trained["run"]), TEXTS[1]]) == 0
+    torch_out = capsys.readouterr().out
+    assert json.loads(onnx_out)["entities"] and onnx_out == torch_out
+
+
+def test_export_cli_errors(trained: dict[str, Path], tmp_path: Path, capsys) -> None:
+    out = tmp_path / "exists"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep", encoding="utf-8")
+    assert main(["export", str(trained["run"]), "--onnx", "--out", str(out)]) == EXIT_USER_ERROR
+    assert "already exists" in capsys.readouterr().err
+    assert main(["export", str(trained["run"]), "--onnx", "--out", str(out), "--overwrite"]) == EXIT_USER_ERROR
+    assert "not an ONNX export" in capsys.readouterr().err
+    assert (out / "mine.txt").read_text(encoding="utf-8") == "keep"
+    assert main(["export", str(tmp_path / "missing"), "--onnx", "--out", str(tmp_path / "o")]) == EXIT_USER_ERROR
+    assert "not found" in capsys.readouterr().err
+    assert main(["export", str(trained["fp32"]), "--onnx", "--out", str(tmp_path / "o2")]) == EXIT_USER_ERROR
+    assert "already an ONNX export" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
+    with pytest.raises(SystemExit) as exc:  # --onnx is the format: required
+        main(["export", str(trained["run"]), "--out", str(tmp_path / "o3")])
+    assert exc.value.code == 2
+
+
+def test_export_cli_writes_int8(trained: dict[str, Path], tmp_path: Path, capsys) -> None:
+    out = tmp_path / "cli-int8"
+    assert main(["export", str(trained["run"]), "--onnx", "--quantize", "int8", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "int8 ONNX" in err and "argmax agreement" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["cli-int8"]  # no temporary directory left behind
