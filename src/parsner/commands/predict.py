@@ -70,13 +70,13 @@ def iter_inputs(texts: list[str], source: str | None) -> Iterator[tuple[str, str
     if source is None:
         return
     if source == "-":
+        if sys.stdin is None or getattr(sys.stdin, "closed", False):
+            raise InputError("<stdin>", None, "standard input is closed; pipe the texts in or use --input FILE")
         yield from _lines(sys.stdin.buffer, "<stdin>")
         return
     path = Path(source)
     if path.is_dir():
         for f in _txt_files(path):
-        if sys.stdin is None or getattr(sys.stdin, "closed", False):
-            raise InputError("<stdin>", None, "standard input is closed; pipe the texts in or use --input FILE")
             data = f.read_bytes()
             yield str(f), _decode(data, f, None).removeprefix("\ufeff")
     else:
@@ -106,11 +106,6 @@ def _decode(data: bytes, path: str | Path, line: int | None) -> str:
         where = f"byte {exc.start}" + ("" if line is None else " of the line")
         bad = data[exc.start : exc.start + 4]
         raise InputError(path, line, f"not valid UTF-8 ({where}: {bad!r})") from None
-
-
-def _lines(fh, name: str) -> Iterator[tuple[str, str]]:
-    for n, raw in enumerate(fh, 1):
-        text = _decode(raw, name, n).rstrip("\n").removesuffix("\r")
     _refuse_nul(text, path, line)
     return text
 
@@ -120,6 +115,11 @@ def _refuse_nul(text: str, path: str | Path, line: int | None) -> None:
     k = text.find("\0")
     if k >= 0:
         raise InputError(path, line, f"contains a NUL byte (character {k + 1}); is this a text file?")
+
+
+def _lines(fh, name: str) -> Iterator[tuple[str, str]]:
+    for n, raw in enumerate(fh, 1):
+        text = _decode(raw, name, n).rstrip("\n").removesuffix("\r")
         if n == 1:
             text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the text
         yield f"{name}:{n}", text
@@ -144,16 +144,6 @@ def _check_inputs(args: argparse.Namespace) -> None:
         raise ConfigError("nothing to tag: give TEXT arguments or --input FILE|DIR|-")
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
-    if args.format == "brat":
-        if args.output is None:
-            raise ConfigError("--format brat writes a folder of .txt/.ann pairs: give --output DIR (a new folder)")
-        if args.output.exists():
-            raise ConfigError(f"{args.output} already exists; --format brat writes a new folder")
-    if args.input not in (None, "-"):
-        path = Path(args.input)
-        if not path.exists():
-            raise InputError(path, None, "input not found")
-        if path.is_dir():
     for i, text in enumerate(args.texts, 1):
         _refuse_nul(text, f"arg:{i}", None)
     if args.output is not None:
@@ -164,6 +154,16 @@ def _check_inputs(args: argparse.Namespace) -> None:
     from parsner.cli import check_device
 
     check_device(args.device)
+    if args.format == "brat":
+        if args.output is None:
+            raise ConfigError("--format brat writes a folder of .txt/.ann pairs: give --output DIR (a new folder)")
+        if args.output.exists():
+            raise ConfigError(f"{args.output} already exists; --format brat writes a new folder")
+    if args.input not in (None, "-"):
+        path = Path(args.input)
+        if not path.exists():
+            raise InputError(path, None, "input not found")
+        if path.is_dir():
             _txt_files(path)
     model = Path(args.model)
     # A hub id is "name" or "org/name"; anything else that does not exist is a missing directory.
@@ -253,9 +253,9 @@ def _output(path: Path | None) -> Iterator[TextIO]:
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
             yield fh
         os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
         from parsner.atomic import record_output_file
 
         record_output_file(path)  # so a later --overwrite may replace it
+    finally:
+        if tmp.exists():
+            tmp.unlink()
