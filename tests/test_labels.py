@@ -125,3 +125,81 @@ def test_repair_property(tags: list[str]) -> None:
     # repairing never changes the entities that conlleval/seqeval's default mode sees
     assert spans_from_tags(fixed) == spans_from_tags(tags)
     assert (n == 0) == (first_invalid_transition(tags) is None)
+
+
+# --------------------------------------------------------------------------- model labels
+
+
+@pytest.mark.parametrize(
+    ("raw", "tags", "scheme"),
+    [
+        (["O", "B_DAT", "I_DAT", "B_MON", "I_PCT"], ["O", "B-DAT", "I-DAT", "B-MON", "I-PCT"], "IOB2"),  # PEYMA v1
+        (["B-pers", "I-pers", "B-fac", "I-event", "O"], ["B-PER", "I-PER", "B-FAC", "I-EVE", "O"], "IOB2"),  # ARMAN
+        (["B-person", "I-organization", "B-location", "B-facility", "B-product", "B-date", "B-time", "B-money",
+          "B-percent", "O"],
+         ["B-PER", "I-ORG", "B-LOC", "B-FAC", "B-PRO", "B-DAT", "B-TIM", "B-MON", "B-PCT", "O"], "IOB2"),
+        (["O", "S-loc", "B-loc", "I-loc", "E-loc"], ["O", "S-LOC", "B-LOC", "I-LOC", "E-LOC"], "BIOES"),  # DadmaTools
+        (["U-PER", "L-PER", "B-PER", "O"], ["S-PER", "E-PER", "B-PER", "O"], "BIOES"),  # BILOU
+    ],
+)
+def test_model_labels_canonicalise_every_published_convention(raw, tags, scheme) -> None:
+    from parsner.labels import model_labels
+
+    ml = model_labels(raw)
+    assert list(ml.tags) == tags and ml.scheme == scheme
+    assert all(t == "O" or t[:2] in ("B-", "I-") for t in ml.iob2)
+
+
+def test_model_labels_from_a_config_mapping_and_label_maps() -> None:
+    from parsner.labels import model_labels
+
+    ml = model_labels({"1": "B-fac", "0": "O", "2": "I-fac"}, {"FAC": "LOC"})
+    assert ml.tags == ("O", "B-LOC", "I-LOC") and ml.types == ["LOC"]
+    assert model_labels(["O", "B-pro", "I-pro"], {"PRO": "O"}).tags == ("O", "O", "O")
+    with pytest.raises(ConfigError, match="--label-map"):
+        model_labels(["LABEL_0", "LABEL_1"], model="m")
+    assert model_labels(["LABEL_0", "LABEL_1"], {"LABEL_0": "O", "LABEL_1": "B-PER"}).tags == ("O", "B-PER")
+
+
+def test_label_map_file_checks_its_values(tmp_path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("LABEL_1: b-pers\nfacility: loc\nPRO: O\n", encoding="utf-8")
+    assert load_label_map(good) == {"LABEL_1": "B-PER", "FAC": "LOC", "PRO": "O"}
+    for i, text in enumerate(["FAC: ''\n", "FAC: B-LOC\n", "LABEL_1: PER\n", "FAC: لوک\n"]):
+        bad = tmp_path / f"bad{i}.yaml"
+        bad.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError, match=str(bad.name)):
+            load_label_map(bad)
+
+
+def _decode(labels: list[str], probs: list[list[float]]) -> list[str]:
+    import numpy as np
+
+    from parsner.align import viterbi_iob2
+    from parsner.labels import allowed_transitions
+
+    start, trans, end = allowed_transitions(labels)
+    path = viterbi_iob2(np.asarray(probs), start, trans, end)
+    return [labels[i] for i in path]
+
+
+def test_bioes_decoding_never_gives_an_invalid_sequence() -> None:
+    from parsner.labels import to_iob2
+
+    labels = ["O", "B-LOC", "I-LOC", "E-LOC", "S-LOC"]
+    # argmax: I-LOC E-LOC B-LOC (starts inside, ends open): the best valid path is B-LOC E-LOC S-LOC
+    probs = [[0.0, 0.3, 0.6, 0.1, 0.0], [0.1, 0.0, 0.2, 0.7, 0.0], [0.1, 0.5, 0.0, 0.0, 0.4]]
+    tags = _decode(labels, probs)
+    assert tags == ["B-LOC", "E-LOC", "S-LOC"]
+    assert to_iob2(tags) == ["B-LOC", "I-LOC", "B-LOC"]
+    assert spans_from_tags(to_iob2(tags)) == [(0, 2, "LOC"), (2, 3, "LOC")]
+
+
+def test_iob2_rules_are_unchanged_for_an_iob2_label_set() -> None:
+    from parsner.labels import allowed_transitions
+
+    start, trans, end = allowed_transitions(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
+    assert list(start) == [True, True, False, True, False] and end.all()
+    assert trans[1, 2] and trans[2, 2] and not trans[3, 2] and not trans[0, 4]
+    assert trans[1, 0] and trans[1, 3]  # an entity may end anywhere in IOB2
+    assert _decode(["O", "B-PER", "I-PER"], [[0.2, 0.3, 0.5], [0.1, 0.2, 0.7]]) == ["B-PER", "I-PER"]

@@ -104,14 +104,45 @@ def _saved_tiny(tmp_path, labels=LABELS):
     return model, tok
 
 
-def test_local_pickle_only_checkpoint_is_refused(tmp_path):
+def test_local_pickle_only_checkpoint_loads_through_the_restricted_unpickler(tmp_path):
     import torch
 
     model, _ = _saved_tiny(tmp_path)
     (tmp_path / "model.safetensors").unlink()
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
-    with pytest.raises(ModelLoadError, match="safetensors"):
+    loaded = load_model(str(tmp_path), LABELS)
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_a_pickle_that_needs_more_than_tensors_is_refused(tmp_path):
+    import torch
+
+    marker = tmp_path / "created-by-unpickling"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    model, _ = _saved_tiny(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save({**model.state_dict(), "x": Evil()}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match=r"refused.*restricted unpickler"):
         load_model(str(tmp_path), LABELS)
+    with pytest.raises(ModelLoadError, match="refused"):
+        load_for_inference(tmp_path, device="cpu")
+    assert not marker.exists()
+
+
+def test_a_folder_without_weights_or_tokenizer_is_named(tmp_path):
+    _saved_tiny(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match=f"no weights file in {tmp_path}"):
+        load_for_inference(tmp_path, device="cpu")
+    _saved_tiny(tmp_path)
+    (tmp_path / "tokenizer.json").unlink()
+    with pytest.raises(ModelLoadError, match="no tokenizer files"):
+        load_for_inference(tmp_path, device="cpu")
 
 
 def test_finetuning_a_classifier_with_unknown_labels_is_refused(tmp_path):

@@ -301,26 +301,21 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 def iob2_transitions(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Allowed IOB2 moves: ``(start[cur], trans[prev, cur])`` boolean masks over ``labels``.
+    """Allowed IOB2 moves: ``(start[cur], trans[prev, cur])`` (see :func:`parsner.labels.allowed_transitions`)."""
+    from parsner.labels import allowed_transitions
 
-    ``I-X`` may only follow ``B-X`` or ``I-X`` and may not start a sentence; everything else is allowed.
-    """
-    n = len(labels)
-    start = np.ones(n, dtype=bool)
-    trans = np.ones((n, n), dtype=bool)
-    for j, cur in enumerate(labels):
-        if cur.startswith("I-"):
-            start[j] = False
-            for i, prev in enumerate(labels):
-                trans[i, j] = prev[2:] == cur[2:] and prev[:2] in ("B-", "I-")
+    start, trans, _ = allowed_transitions(labels)
     return start, trans
 
 
-def viterbi_iob2(probs: np.ndarray, start: np.ndarray, trans: np.ndarray) -> np.ndarray:
-    """The most probable label sequence (product of per-word probabilities) that is valid IOB2.
+def viterbi_iob2(
+    probs: np.ndarray, start: np.ndarray, trans: np.ndarray, end: np.ndarray | None = None
+) -> np.ndarray:
+    """The most probable label sequence (product of per-word probabilities) that the masks allow.
 
     Per-word softmax outputs are treated as independent emissions; only the transition constraints are
-    added, so where the argmax sequence is already valid the result is the argmax sequence.
+    added, so where the argmax sequence is already valid the result is the argmax sequence. ``end``
+    (BIOES: a sentence may not end inside an entity) masks the last word's labels.
     """
     n_words, n_labels = probs.shape
     if n_words == 0:
@@ -333,6 +328,8 @@ def viterbi_iob2(probs: np.ndarray, start: np.ndarray, trans: np.ndarray) -> np.
         cand = score[:, None] + neg  # [prev, cur]
         back[t] = cand.argmax(axis=0)
         score = cand[back[t], np.arange(n_labels)] + logp[t]
+    if end is not None and np.isfinite(np.where(end, score, -np.inf)).any():
+        score = np.where(end, score, -np.inf)
     path = np.zeros(n_words, dtype=np.int64)
     path[-1] = int(score.argmax())
     for t in range(n_words - 1, 0, -1):
@@ -355,8 +352,9 @@ def decode_words(
     per sentence (``Encoding.word_counts``). Raises ``ValueError`` if a word has no prediction.
 
     ``constrained=True`` (logits and ``id2label`` needed) picks, per sentence, the most probable tag
-    sequence that is valid IOB2 (:func:`viterbi_iob2`) instead of each word's argmax, so no orphan ``I-X``
-    is ever predicted; a word's score is then the probability of the tag it got.
+    sequence that is valid in the labels' scheme (IOB2, or BIOES when ``E-``/``S-`` labels exist; see
+    :func:`viterbi_iob2`) instead of each word's argmax, so no orphan ``I-X`` is ever predicted; a word's
+    score is then the probability of the tag it got. Tags are returned in the labels' own scheme.
     """
     if len(predictions) != len(windows):
         raise ValueError(f"{len(windows)} windows but {len(predictions)} predictions")
@@ -392,7 +390,9 @@ def decode_words(
     if id2label is not None:
         names = [id2label[i] for i in range(len(id2label))]
     if constrained and names is not None:
-        start, trans = iob2_transitions(names)
+        from parsner.labels import allowed_transitions
+
+        start, trans, end = allowed_transitions(names)
     results: list[WordPredictions] = []
     for s, (ids_s, sc_s) in enumerate(zip(out_ids, out_scores, strict=True)):
         if -1 in ids_s:
@@ -400,10 +400,10 @@ def decode_words(
         probs_s = out_probs[s]
         if constrained and names is not None and probs_s is not None:
             am = np.asarray(ids_s)
-            if len(am) and start[am[0]] and trans[am[:-1], am[1:]].all():
-                path = am  # the per-word argmax is already valid IOB2, hence also the best valid path
+            if len(am) and start[am[0]] and end[am[-1]] and trans[am[:-1], am[1:]].all():
+                path = am  # the per-word argmax is already valid, hence also the best valid path
             else:
-                path = viterbi_iob2(probs_s, start, trans)
+                path = viterbi_iob2(probs_s, start, trans, end)
             ids_s = [int(i) for i in path]
             sc_s = [float(probs_s[w, i]) for w, i in enumerate(ids_s)]
         tags = [names[i] for i in ids_s] if names is not None else None

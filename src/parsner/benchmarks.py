@@ -172,6 +172,7 @@ def render_benchmark_md(
     command: str,
     when: str,
     notes: Sequence[str] = (),
+    eval_only: bool = False,
 ) -> str:
     bench = BENCHMARKS.get(name)
     pub = baselines.get("benchmarks", {}).get(name, {}) or {}
@@ -184,15 +185,21 @@ def render_benchmark_md(
     if stand_in:
         ours = f"**ParsNER, {model} — STAND-IN (random init, not a pretrained ParsBERT)**"
     shape = f"{n_seeds} seed(s)" + (f" × {n_folds} folds" if n_folds > 1 else "")
+    rows = published_rows(baselines, name)
+    if eval_only:
+        shape = "checkpoint, not retrained" + (f", {n_folds} folds" if n_folds > 1 else "")
+        if any("leaked" in (r.get("flags") or []) and r.get("checkpoint") == model for r in rows):
+            ours = f"⚠ LEAKED: {ours}"
     lines += [
         "| system | F1 (default / as published) | F1 (strict IOB2) | runs | source |",
         "|---|---:|---:|---|---|",
         f"| {ours} | {_pm([r['default']['f1'] for r in runs])} | {_pm([r['strict']['f1'] for r in runs])} | "
         f"{shape} | this machine, {when} |",
     ]
-    rows = published_rows(baselines, name)
     for row in rows:
         system = str(row["system"])
+        if row.get("checkpoint") and row["checkpoint"] == model:
+            system += " ◀ **this checkpoint's published number**"
         if row["benchmark"] != name:
             system += f" *({row['benchmark']})*"
         flags = list(row.get("flags") or [])
@@ -223,7 +230,7 @@ def render_benchmark_md(
             ci = r.get("ci_default")
             ci_txt = f"{100 * ci[0]:.2f} – {100 * ci[1]:.2f}" if ci else "–"
             secs = r.get("train_seconds")
-            lines.append(f"| {r['run']} | {r.get('fold') or '–'} | {r['seed']} | "
+            lines.append(f"| {r['run']} | {r.get('fold') or '–'} | {r['seed'] if r['seed'] is not None else '–'} | "
                          f"{100 * r['default']['f1']:.2f} | {100 * r['strict']['f1']:.2f} | {ci_txt} | "
                          f"{f'{secs:.0f}' if isinstance(secs, int | float) else '–'} |")
         lines.append("")
@@ -326,14 +333,22 @@ def run_benchmark(
     append_results: str | Path | None = None,
     command: str | None = None,
     log: Log | None = _stderr,
+    eval_only: bool = False,
+    label_map: str | None = None,
+    normalizer: str = "auto",
 ) -> BenchmarkResult:
-    """Run ``name`` for ``seeds`` seeds (x folds): build, train, evaluate on test; write the table."""
-    from parsner.evaluate import evaluate_model
+    """Run ``name`` for ``seeds`` seeds (x folds): build, train, evaluate on test; write the table.
 
+    ``eval_only``: ``model`` is a finished token classifier (a hub id such as
+    ``HooshvareLab/bert-base-parsbert-peymaner-uncased`` or a directory); it is scored on each fold's test
+    split as it is, beside its own published number, with ``label_map``/``normalizer`` as in ``parsner eval``.
+    """
     log = log or (lambda _m: None)
     bench = get_benchmark(name)
     if seeds < 1:
         raise ConfigError("--seeds must be >= 1")
+    if eval_only and _stand_in(model):
+        raise ConfigError(f"--eval-only scores a trained model; {model!r} is an untrained stand-in")
     baselines = load_baselines()
     out_dir = Path(out) if out is not None else default_out(name, model)
     if out_dir.exists() and any(out_dir.iterdir()) and not (resume or overwrite):
@@ -341,7 +356,8 @@ def run_benchmark(
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = config if config is not None else _training_config(bench)
     stand_in = _stand_in(model)
-    command = command or (f"parsner benchmark {name} --model {model} --seeds {seeds}"
+    command = command or (f"parsner benchmark {name} --model {model}"
+                          + (" --eval-only" if eval_only else f" --seeds {seeds}")
                           + (f" --epochs {epochs:g}" if epochs is not None else "")
                           + (f" --max-train-samples {max_train_samples}" if max_train_samples else ""))
     log(f"benchmark {name}: model {model}{' (STAND-IN)' if stand_in else ''}, {seeds} seed(s), "
@@ -352,6 +368,9 @@ def run_benchmark(
         notes.append(f"Training used at most {max_train_samples} training sentences (--max-train-samples).")
     if epochs is not None:
         notes.append(f"Epochs: {epochs:g} (--epochs).")
+    if eval_only:
+        notes += _eval_only_notes(bench, label_map)
+        cfg = None
     if cfg:
         shown = Path(cfg).relative_to(REPO_ROOT) if Path(cfg).is_relative_to(REPO_ROOT) else cfg
         extra = f" with overrides {', '.join(train_overrides)}" if train_overrides else ""
@@ -360,6 +379,10 @@ def run_benchmark(
         data_name = bench.corpus + (f"-fold{fold}" if fold else "")
         data = _build(bench, fold, out_dir / "data" / data_name, data_dir=data_dir, resume=resume,
                       overwrite=overwrite, log=log)
+        if eval_only:
+            runs.append(_score_checkpoint(model, data, out_dir, fold, batch_size=batch_size, n_bootstrap=n_bootstrap,
+                                          label_map=label_map, normalizer=normalizer, resume=resume, log=log))
+            continue
         for seed in range(seed_start, seed_start + seeds):
             run_name = f"{f'fold{fold}' if fold else 'main'}-seed{seed}"
             run_dir = out_dir / "runs" / run_name
@@ -378,21 +401,17 @@ def run_benchmark(
                                                     overrides=train_overrides, overwrite=overwrite)
                 record.update(_train_info(run_dir))
                 log(f"  evaluating {run_name} on test ...")
+                from parsner.evaluate import evaluate_model
+
                 res = evaluate_model(run_dir, data, "test", out=eval_dir, batch_size=batch_size,
                                      n_bootstrap=n_bootstrap, seed=seed, overwrite=True)
                 metrics = res.metrics
-            record["default"] = {k: metrics["default"][k] for k in ("precision", "recall", "f1")}
-            record["strict"] = {k: metrics["strict"][k] for k in ("precision", "recall", "f1")}
-            boot = metrics.get("bootstrap", {}).get("default")
-            if boot:
-                record["ci_default"] = [boot["low"], boot["high"]]
-            record["eval_dir"] = str(eval_dir)
-            runs.append(record)
-            log(f"  {run_name}: F1 default {100 * record['default']['f1']:.2f}, "
-                f"strict {100 * record['strict']['f1']:.2f}")
+            runs.append(_record_scores(record, metrics, eval_dir, log))
+    if eval_only:
+        notes += _shared_type_notes(runs)
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     md = render_benchmark_md(name, runs, baselines, model=model, stand_in=stand_in, command=command,
-                             when=when, notes=notes)
+                             when=when, notes=notes, eval_only=eval_only)
     summary = aggregate(runs)
     results = {
         "benchmark": name,
@@ -401,7 +420,8 @@ def run_benchmark(
         "stand_in": stand_in,
         "command": command,
         "date": when,
-        "seeds": list(range(seed_start, seed_start + seeds)),
+        "eval_only": eval_only,
+        "seeds": [] if eval_only else list(range(seed_start, seed_start + seeds)),
         "folds": list(bench.folds),
         "runs": runs,
         "summary": summary,
@@ -412,6 +432,67 @@ def run_benchmark(
     if append_results is not None:
         append_results_md(append_results, md)
     return BenchmarkResult(name=name, out=out_dir, runs=runs, summary=summary, markdown=md)
+
+
+def _record_scores(record: dict[str, Any], metrics: dict[str, Any], eval_dir: Path, log: Log) -> dict[str, Any]:
+    for mode in ("default", "strict"):
+        record[mode] = {k: metrics[mode][k] for k in ("precision", "recall", "f1")}
+    boot = metrics.get("bootstrap", {}).get("default")
+    if boot:
+        record["ci_default"] = [boot["low"], boot["high"]]
+    shared = metrics.get("shared_types")
+    if shared:
+        record["shared_types"] = {"types": shared["types"],
+                                  **{mode: {"f1": shared[mode]["f1"]} for mode in ("default", "strict")}}
+    record["eval_dir"] = str(eval_dir)
+    log(f"  {record['run']}: F1 default {100 * record['default']['f1']:.2f}, "
+        f"strict {100 * record['strict']['f1']:.2f}")
+    return record
+
+
+def _score_checkpoint(model: str, data: Path, out_dir: Path, fold: str | None, *, batch_size: int,
+                      n_bootstrap: int, label_map: str | None, normalizer: str, resume: bool,
+                      log: Log) -> dict[str, Any]:
+    """``--eval-only``: the model as it is, on one fold's test split."""
+    from parsner.evaluate import evaluate_model
+
+    run_name = f"fold{fold}" if fold else "main"
+    eval_dir = out_dir / "runs" / run_name / "eval-test"
+    record: dict[str, Any] = {"run": run_name, "fold": fold, "seed": None}
+    if resume and (eval_dir / "metrics.json").is_file():
+        log(f"  reusing {eval_dir}")
+        metrics = json.loads((eval_dir / "metrics.json").read_text(encoding="utf-8"))
+    else:
+        log(f"  scoring {model} on {data.name}/test (no training) ...")
+        metrics = evaluate_model(model, data, "test", out=eval_dir, batch_size=batch_size, n_bootstrap=n_bootstrap,
+                                 overwrite=True, label_map=label_map, normalizer=normalizer).metrics
+    record["normalizer"] = metrics.get("source", {}).get("normalizer")
+    return _record_scores(record, metrics, eval_dir, log)
+
+
+def _eval_only_notes(bench: BenchmarkDef, label_map: str | None) -> list[str]:
+    notes = ["--eval-only: the checkpoint is scored as published, not retrained; its labels are read in any "
+             "convention (`B_DAT`, `B-pers`, `B-person`, BIOES) and scored as canonical IOB2 types."]
+    if label_map:
+        notes.append(f"The model's types were mapped with `--label-map {label_map}`.")
+    if bench.corpus == "arman":
+        notes.append("⚠ The published ARMAN checkpoints were trained on the union of all three folds, so every "
+                     "test_foldK sentence was in their training data: their score here is leaked as well, not a "
+                     "clean fold result. Only a checkpoint trained on train_foldK alone gives a clean number.")
+    return notes
+
+
+def _shared_type_notes(runs: Sequence[dict[str, Any]]) -> list[str]:
+    notes = []
+    for r in runs:
+        shared = r.get("shared_types")
+        if shared:
+            notes.append(f"{r['run']}: the model's and the data's types differ; over the shared types only "
+                         f"({', '.join(shared['types'])}) F1 is {100 * shared['default']['f1']:.2f} default / "
+                         f"{100 * shared['strict']['f1']:.2f} strict (the table counts all types).")
+        if r.get("normalizer"):
+            notes.append(f"{r['run']}: normaliser {r['normalizer']}.")
+    return notes
 
 
 def append_results_md(path: str | Path, section: str) -> None:

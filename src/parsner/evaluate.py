@@ -148,9 +148,14 @@ def render_report(metrics: dict[str, Any], analysis: ErrorAnalysis, *, title: st
     """report.md: overall scores with CIs, per-type table, error analysis and confusion matrix."""
     src = metrics.get("source", {})
     lines = [f"# Evaluation: {title}", ""]
-    for key in ("model", "data", "split", "predictions"):
+    for key in ("model", "data", "split", "predictions", "normalizer", "label_map"):
         if src.get(key):
             lines.append(f"- {key}: `{src[key]}`")
+    inventory = src.get("types") or {}
+    if inventory.get("model_only") or inventory.get("data_only"):
+        shown = {k: ", ".join(v) or "–" for k, v in inventory.items()}
+        lines.append(f"- types: shared {shown['shared']}; model only {shown['model_only']}; "
+                     f"data only {shown['data_only']}")
     if src.get("stand_in"):
         lines.append(f"- **stand-in model**: {src['stand_in']} — these numbers are NOT those of a real "
                      "pretrained ParsBERT; they only show that the pipeline works.")
@@ -160,7 +165,8 @@ def render_report(metrics: dict[str, Any], analysis: ErrorAnalysis, *, title: st
     lines.append(f"- word (token) accuracy: {fmt_pct(metrics['token_accuracy'])}%")
     for note in src.get("notes", []):
         lines.append(f"- note: {note}")
-    lines += ["", "## Overall (entity level, seqeval micro average)", ""]
+    title_types = ", all types" if metrics.get("shared_types") else ""
+    lines += ["", f"## Overall (entity level, seqeval micro average{title_types})", ""]
     boot = metrics.get("bootstrap", {})
     level = None
     lines += ["| mode | precision | recall | F1 | F1 95% CI | correct / pred / gold |",
@@ -178,6 +184,18 @@ def render_report(metrics: dict[str, Any], analysis: ErrorAnalysis, *, title: st
     if level:
         lines.append(f"CI: percentile bootstrap over sentences, {level['n_resamples']} resamples, "
                      f"seed {level['seed']}.")
+        lines.append("")
+    shared = metrics.get("shared_types")
+    if shared:
+        types = ", ".join(shared["types"]) or "none"
+        lines += [f"The scores above count **all types**. Over the **shared types only** ({types}: the types "
+                  "both the model and the data have):", "",
+                  "| mode | precision | recall | F1 | correct / pred / gold |", "|---|---:|---:|---:|---|"]
+        for mode in MODES:
+            m = shared[mode]
+            lines.append(f"| {_mode_label(mode)}, shared types | {fmt_pct(m['precision'])} | "
+                         f"{fmt_pct(m['recall'])} | **{fmt_pct(m['f1'])}** | "
+                         f"{m['n_correct']} / {m['n_pred']} / {m['n_gold']} |")
         lines.append("")
     lines += ["## Per type", ""]
     types = sorted(set(metrics["default"]["per_type"]) | set(metrics["strict"]["per_type"]))
@@ -239,6 +257,9 @@ def evaluate_tags(
     ``train_log``: a run's ``train_log.jsonl``; with ``plots`` its loss/F1 curves go to ``curves.png``.
     """
     metrics = score(data.gold, data.pred)
+    inventory = (source or {}).get("types")
+    if inventory and (inventory.get("model_only") or inventory.get("data_only")):
+        metrics["shared_types"] = shared_type_scores(data, inventory["shared"])
     if n_bootstrap > 0:
         metrics["bootstrap"] = {
             mode: bootstrap_f1_ci(data.gold, data.pred, mode=mode, n_resamples=n_bootstrap, seed=seed)
@@ -273,6 +294,26 @@ def evaluate_tags(
                     report += "\n## Training curves\n\n![loss and F1 during training](curves.png)\n"
             (tmp / "report.md").write_text(report, encoding="utf-8")
     return EvalResult(metrics=metrics, analysis=analysis, report=report, out_dir=out_dir)
+
+
+def restrict_types(tags: Sequence[Sequence[str]], types: set[str]) -> list[list[str]]:
+    """Every tag whose type is not in ``types`` becomes ``O`` (whole entities go, as their types do)."""
+    return [[t if t == "O" or t[2:] in types else "O" for t in sent] for sent in tags]
+
+
+def shared_type_scores(data: TaggedSet, shared: Sequence[str]) -> dict[str, Any]:
+    """Scores over the types both the model and the data have: the fair number for a cross-schema model."""
+    keep = set(shared)
+    sc = score(restrict_types(data.gold, keep), restrict_types(data.pred, keep))
+    return {"types": sorted(keep), **sc}
+
+
+def type_inventory(model_types: set[str], data_types: set[str]) -> dict[str, list[str]]:
+    return {
+        "shared": sorted(model_types & data_types),
+        "model_only": sorted(model_types - data_types),
+        "data_only": sorted(data_types - model_types),
+    }
 
 
 def default_predictions_out(path: str | Path) -> Path:
@@ -343,9 +384,17 @@ def evaluate_model(
     *,
     batch_size: int = 32,
     device: str | None = None,
+    label_map: str | Path | None = None,
+    normalizer: str = "auto",
     **kwargs: Any,
 ) -> EvalResult:
-    """Predict word-level tags for ``split`` with :class:`parsner.tagger.Tagger` and score them."""
+    """Predict word-level tags for ``split`` with :class:`parsner.tagger.Tagger` and score them.
+
+    ``model_dir`` is a run directory, any token-classification model directory or a hub id; its labels are
+    canonicalised at load (:func:`parsner.labels.model_labels`), ``label_map`` (a preset or file) maps them
+    onto the data's types. Where the model's and the data's types differ, ``metrics.json`` holds the
+    scores over all types and, under ``shared_types``, over the types both have.
+    """
     from parsner.tagger import Tagger
 
     model_dir = Path(model_dir)
@@ -353,7 +402,7 @@ def evaluate_model(
         # fail before minutes of prediction, not after
         raise ConfigError(f"{out} already exists; choose another output or pass --overwrite")
     data = split_tags(data_dir, split)
-    tagger = Tagger.from_pretrained(str(model_dir), device=device)
+    tagger = Tagger.from_pretrained(str(model_dir), device=device, normalizer=normalizer, label_map=label_map)
     t0 = time.perf_counter()
     data.pred = [list(p) for p in tagger.predict_words(data.tokens, batch_size=batch_size)]
     seconds = time.perf_counter() - t0
@@ -369,13 +418,21 @@ def evaluate_model(
     standin = stand_in_description(meta)
     if standin:
         source["stand_in"] = standin
-    model_types = set(getattr(tagger, "labels", []) or [])
-    gold_types = {t[2:] for sent in data.gold for t in sent if t != "O"}
-    if model_types and gold_types - model_types:
-        missing = ", ".join(sorted(gold_types - model_types))
-        source["notes"] = [f"the model has no label for the gold type(s) {missing}: every such entity "
-                           "counts as missed (cross-schema evaluation; consider a --label-map when building "
-                           "the data)"]
+    source["normalizer"] = tagger.meta.get("normalizer_used", "normalizer.json" if tagger.normalizer else "none")
+    source["label_map"] = str(label_map) if label_map is not None else None
+    source["label_scheme"] = tagger.model_labels.scheme
+    inventory = type_inventory(set(tagger.labels), {t[2:] for sent in data.gold for t in sent if t != "O"})
+    source["types"] = inventory
+    notes = []
+    if inventory["data_only"]:
+        notes.append(f"the model has no label for the gold type(s) {', '.join(inventory['data_only'])}: every "
+                     "such entity counts as missed in the all-types scores (cross-schema evaluation; see the "
+                     "shared-types scores, or map the model's types with --label-map)")
+    if inventory["model_only"]:
+        notes.append(f"the data has no gold type(s) {', '.join(inventory['model_only'])}: every such prediction "
+                     "counts as a false positive in the all-types scores (see the shared-types scores)")
+    if notes:
+        source["notes"] = notes
     title = f"{model_dir.name} on {Path(data_dir).name}/{split}"
     kwargs.setdefault("train_log", model_dir / "train_log.jsonl")
     return evaluate_tags(data, out=out, title=title, source=source, **kwargs)

@@ -11,9 +11,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from parsner.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Canonical type names for the spellings found in Persian corpora.
 TYPE_ALIASES: dict[str, str] = {
@@ -57,24 +62,41 @@ def canonical_type(entity_type: str) -> str:
     return TYPE_ALIASES.get(t, t)
 
 
-def normalize_tag(tag: str, label_map: Mapping[str, str] | None = None) -> str:
-    """``B_ORG`` -> ``B-ORG``, ``b-pers`` -> ``B-PER``; applies ``label_map`` to the type.
+#: BILOU heads are the BIOES ones under other names.
+_PREFIX_ALIASES = {"L": "E", "U": "S"}
 
-    Raises :class:`TagError` for anything that is not ``O`` or a B/I tag (IOBES prefixes are
-    refused here rather than guessed at).
+
+def split_tag(tag: str) -> tuple[str, str]:
+    """``("O", "")`` or ``(prefix, TYPE)`` with prefix in B/I/E/S (BILOU's L/U read as E/S) and a canonical type.
+
+    Any case, ``-`` or ``_``, full or short type names (``b_person`` -> ``("B", "PER")``). Raises
+    :class:`TagError` for anything else. This is the one parser of tag strings: dataset tags
+    (:func:`normalize_tag`) and model labels (:func:`model_labels`) both go through it.
     """
     raw = tag.strip()
     if raw in ("O", "o"):
-        return "O"
+        return "O", ""
     m = _TAG_RE.match(raw)
     if not m or not m.group("type").strip():
         raise TagError(f"unknown tag {tag!r} (expected O, B-TYPE or I-TYPE; B_TYPE is accepted too)")
     prefix = m.group("prefix").upper()
-    if prefix not in ("B", "I"):
-        raise TagError(f"tag {tag!r} uses the {prefix}- prefix; only IOB/IOB2 tags are supported")
     etype = canonical_type(m.group("type"))
     if not re.fullmatch(r"[A-Z0-9]+", etype):
         raise TagError(f"unknown tag {tag!r}: entity type {etype!r} must be letters/digits only")
+    return _PREFIX_ALIASES.get(prefix, prefix), etype
+
+
+def normalize_tag(tag: str, label_map: Mapping[str, str] | None = None) -> str:
+    """``B_ORG`` -> ``B-ORG``, ``b-pers`` -> ``B-PER``; applies ``label_map`` to the type.
+
+    Raises :class:`TagError` for anything that is not ``O`` or a B/I tag (IOBES prefixes in a dataset
+    are refused here rather than guessed at; model labels in BIOES are read by :func:`model_labels`).
+    """
+    prefix, etype = split_tag(tag)
+    if prefix == "O":
+        return "O"
+    if prefix not in ("B", "I"):
+        raise TagError(f"tag {tag!r} uses the {tag.strip()[0].upper()}- prefix; only IOB/IOB2 tags are supported")
     if label_map is not None and etype in label_map:
         etype = label_map[etype]
         if etype == "O":
@@ -159,4 +181,154 @@ def load_label_map(spec: str | Path | None) -> dict[str, str] | None:
         raise ConfigError(f"{path}: cannot parse label map: {exc}") from exc
     if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
         raise ConfigError(f"{path}: a label map must be a mapping of type names to type names")
-    return {canonical_type(k): ("O" if v.strip().upper() == "O" else canonical_type(v)) for k, v in raw.items()}
+    return {k.strip().upper() if _is_whole_label(k) else canonical_type(k): _map_value(path, k, v)
+            for k, v in raw.items()}
+
+
+def _is_whole_label(key: str) -> bool:
+    return bool(_UNNAMED.match(key.strip())) or bool(_TAG_RE.match(key.strip()))
+
+
+def _map_value(path: Path, key: str, value: str) -> str:
+    """A type (or ``O``) for a type key; a whole tag (or ``O``) for a whole-label key such as ``LABEL_3``."""
+    v = value.strip()
+    if v.upper() == "O":
+        return "O"
+    if _is_whole_label(key):
+        try:
+            prefix, etype = split_tag(v)
+        except TagError as exc:
+            raise ConfigError(f"{path}: {key!r} maps to {value!r}, which is not a tag: {exc}") from None
+        return "O" if prefix == "O" else f"{prefix}-{etype}"
+    etype = canonical_type(v)
+    if not re.fullmatch(r"[A-Z0-9]+", etype):
+        raise ConfigError(f"{path}: {key!r} maps to {value!r}; a type maps to a type (letters/digits, e.g. LOC) "
+                          "or to O")
+    return etype
+
+
+# --------------------------------------------------------------------------------------------- model labels
+
+#: ``LABEL_0``-style names: a head whose labels were never named.
+_UNNAMED = re.compile(r"^LABEL_\d+$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ModelLabels:
+    """A model head's labels, canonicalised: what every id means, in one scheme.
+
+    ``tags[i]`` is label id ``i`` as ``O`` or ``P-TYPE`` (P in B/I/E/S, canonical upper-case type, after
+    the label map); ``scheme`` is ``"IOB2"`` or ``"BIOES"``. Decoding runs over ``tags`` (so its
+    transition rules fit the scheme); :func:`to_iob2` turns the decoded tags into the IOB2 everything
+    else reads.
+    """
+
+    raw: tuple[str, ...]
+    tags: tuple[str, ...]
+    scheme: str
+
+    @property
+    def types(self) -> list[str]:
+        return sorted({t[2:] for t in self.tags if t != "O"})
+
+    @property
+    def iob2(self) -> list[str]:
+        """Per id, the IOB2 tag it stands for (``S-X`` -> ``B-X``, ``E-X`` -> ``I-X``)."""
+        return [to_iob2_tag(t) for t in self.tags]
+
+
+def to_iob2_tag(tag: str) -> str:
+    if tag[:2] == "S-":
+        return "B-" + tag[2:]
+    if tag[:2] == "E-":
+        return "I-" + tag[2:]
+    return tag
+
+
+def to_iob2(tags: Sequence[str]) -> list[str]:
+    """Canonical scheme tags (IOB2 or BIOES) -> IOB2; an ``S-X`` or ``B-X`` always starts a new entity."""
+    return [to_iob2_tag(t) for t in tags]
+
+
+def _map_label(raw: str, label_map: Mapping[str, str] | None, model: str) -> str:
+    """One raw model label -> ``O`` or ``P-TYPE``; the label map may name the whole label or its type."""
+    if label_map is not None:
+        whole = label_map.get(raw.strip().upper())
+        if whole is not None and (whole == "O" or "-" in whole or "_" in whole):
+            raw = whole
+    try:
+        prefix, etype = split_tag(raw)
+    except TagError as exc:
+        hint = (
+            "; the model's labels have no names: pass --label-map FILE mapping each one to a tag "
+            "(e.g. `LABEL_1: B-PER`)"
+            if _UNNAMED.match(raw.strip())
+            else "; pass --label-map FILE to name it"
+        )
+        raise ConfigError(f"model {model}: label {raw!r} is not a tag ({exc}){hint}") from None
+    if prefix == "O":
+        return "O"
+    if label_map is not None and etype in label_map:
+        etype = label_map[etype]
+        if etype == "O":
+            return "O"
+    return f"{prefix}-{etype}"
+
+
+def model_labels(
+    id2label: Mapping[int, str] | Mapping[str, str] | Sequence[str],
+    label_map: Mapping[str, str] | None = None,
+    *,
+    model: str = "the model",
+) -> ModelLabels:
+    """Canonicalise a checkpoint's ``id2label`` (``B_DAT``, ``B-pers``, ``B-person``, ``S-loc``, ...).
+
+    ``label_map`` (see :func:`load_label_map`) maps types (``FAC: LOC``, ``PRO: O``) or whole labels
+    (``LABEL_3: B-PER``). Raises ConfigError naming ``--label-map`` for labels that are not tags.
+    """
+    if isinstance(id2label, Mapping):
+        items = sorted((int(k), str(v)) for k, v in id2label.items())
+        if [k for k, _ in items] != list(range(len(items))):
+            raise ConfigError(f"model {model}: id2label ids are not 0..{len(items) - 1}")
+        raw = tuple(v for _, v in items)
+    else:
+        raw = tuple(str(v) for v in id2label)
+    tags = tuple(_map_label(r, label_map, model) for r in raw)
+    prefixes = {t[0] for t in tags if t != "O"}
+    scheme = "BIOES" if prefixes & {"E", "S"} else "IOB2"
+    return ModelLabels(raw, tags, scheme)
+
+
+def is_unnamed(names: Iterable[str]) -> bool:
+    """True for a head whose labels are all ``LABEL_N`` (a base checkpoint's default config)."""
+    names = list(names)
+    return bool(names) and all(_UNNAMED.match(n.strip()) for n in names)
+
+
+def allowed_transitions(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(start[cur], trans[prev, cur], end[last])`` boolean masks over canonical scheme tags.
+
+    IOB2: ``I-X`` only after ``B-X``/``I-X``, never first. BIOES additionally: ``E-X`` only after
+    ``B-X``/``I-X``; after ``B-X``/``I-X`` only ``I-X``/``E-X``; a sentence ends on ``O``/``E-``/``S-``.
+    Tags of a scheme mix are read per prefix, so an IOB2 label set gets exactly the IOB2 rules.
+    """
+    import numpy as np
+
+    n = len(tags)
+    bioes = any(t[:2] in ("E-", "S-") for t in tags)
+    start = np.ones(n, dtype=bool)
+    end = np.ones(n, dtype=bool)
+    trans = np.ones((n, n), dtype=bool)
+    inside = ("B-", "I-")
+    for j, cur in enumerate(tags):
+        if cur[:2] in ("I-", "E-"):
+            start[j] = False
+            for i, prev in enumerate(tags):
+                trans[i, j] = prev[:2] in inside and prev[2:] == cur[2:]
+        elif bioes:  # O, B-, S- may not follow an open B-/I- entity
+            for i, prev in enumerate(tags):
+                if prev[:2] in inside:
+                    trans[i, j] = False
+        if bioes and cur[:2] in inside:
+            end[j] = False
+    return start, trans, end

@@ -17,8 +17,15 @@ Model specs (``--model`` / ``model:`` in a run config):
     with random weights, optionally only ``L`` layers. The real tokenizer's behaviour (ZWNJ deleted,
     ``[UNK]`` for Arabic kaf and ASCII digits) is exercised end to end; the scores are not ParsBERT's.
 
-Safety: ``trust_remote_code`` is never enabled, weights are loaded from safetensors only
-(``use_safetensors=True``), and nothing ever falls back silently to another model.
+Safety: ``trust_remote_code`` is never enabled. Weights come from ``model.safetensors`` where a model has
+one; a model with only ``pytorch_model.bin`` (the 2020-era ParsBERT repositories) is read through torch's
+restricted unpickler (``weights_only=True``), which builds tensors and nothing else: a pickle that needs
+anything more is refused with a :class:`~parsner.errors.ModelLoadError`, nothing of it executed.
+Everything ParsNER writes is safetensors. Nothing ever falls back silently to another model.
+
+Errors say what is really wrong: "not in the cache" only when the hub id has no cached copy; otherwise
+the missing piece (no weights file, no tokenizer files, an unknown architecture, a refused pickle) with
+the folder it was looked for in.
 
 Public API (other modules import these):
 
@@ -28,7 +35,7 @@ Public API (other modules import these):
 * ``build_tiny(words, label_names, **options) -> (model, tokenizer)``, or its two halves
   ``build_tiny_tokenizer(words, vocab_size)`` / ``build_tiny_model(...)``.
 * ``existing_label_names(spec)`` — the label order of a checkpoint that already is a token classifier.
-* ``load_for_inference(path_or_id, device=None) -> (model, tokenizer, normalizer, parsner_meta)``:
+* ``load_for_inference(path_or_id, device=None, normalizer="auto") -> (model, tokenizer, normalizer, meta)``:
   the model in eval mode on ``device`` (default: CUDA if available, else CPU), its tokenizer, the
   ``PersianNormalizer`` saved with it (``None`` for a plain HF model without ``normalizer.json``) and the
   contents of ``parsner.json`` (defaults ``max_length``/``stride`` filled in for plain HF models).
@@ -39,6 +46,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,12 +131,13 @@ def hub_offline() -> bool:
 
 
 def _how_to_proceed(name: str) -> str:
+    where = "no local directory of that name, and " if "/" in name else ""
     return (
-        f"model {name!r} is not available offline (HF_HUB_OFFLINE=1 and it is not in the local Hugging Face "
-        "cache). To proceed: (1) pass a local directory that holds the model (config.json, "
-        "model.safetensors, tokenizer files); (2) populate the cache on a machine with internet "
-        f"(`hf download {name}`) and copy ~/.cache/huggingface here; or (3) use a stand-in: "
-        "--model tiny or --model parsbert-standin (random weights, scores are NOT ParsBERT's)."
+        f"model {name!r} is not available offline: {where}it is not in the local Hugging Face cache "
+        "(HF_HUB_OFFLINE=1). To proceed: (1) pass a local directory that holds the model (config.json, "
+        "model.safetensors or pytorch_model.bin, tokenizer files); (2) populate the cache on a machine with "
+        f"internet (`hf download {name}`) and copy ~/.cache/huggingface here; or (3) for training only, use a "
+        "stand-in: --model tiny or --model parsbert-standin (random weights, scores are NOT ParsBERT's)."
     )
 
 
@@ -139,10 +148,72 @@ def _load_kwargs(spec: ModelSpec) -> dict[str, Any]:
     return kwargs
 
 
-def _wrap_error(spec: ModelSpec, what: str, exc: Exception) -> ModelLoadError:
-    if spec.kind == "hub" and hub_offline():
-        return ModelLoadError(_how_to_proceed(spec.name))
-    return ModelLoadError(f"cannot load the {what} of {spec.name!r}: {exc}")
+#: Weight files in the order transformers prefers them (safetensors first).
+WEIGHT_FILES = (
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+)
+#: Any one of these lets AutoTokenizer build a fast tokenizer (vocab.txt: the 2020-era BERT repositories).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "sentencepiece.bpe.model",
+                   "spiece.model")
+
+
+def model_dir(spec: ModelSpec) -> Path | None:
+    """The folder that holds ``spec``'s files: the local directory, or the cached snapshot of a hub id.
+
+    None when it cannot be known without the network (online and not cached). Offline, a hub id that has
+    no cached ``config.json`` raises the "not available offline" ModelLoadError.
+    """
+    if spec.kind == "local":
+        return Path(spec.name)
+    if spec.kind != "hub":
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(spec.name, "config.json")
+    except Exception:  # a malformed id for the hub's rules
+        found = None
+    if isinstance(found, str):
+        return Path(found).parent
+    if hub_offline():
+        raise ModelLoadError(_how_to_proceed(spec.name))
+    return None
+
+
+def check_model_files(spec: ModelSpec, *, weights: bool = True, tokenizer: bool = True) -> Path | None:
+    """Fail early, naming the folder, when a model lacks its config, weights or tokenizer files."""
+    folder = model_dir(spec)
+    if folder is None:
+        return None
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"model {spec.name!r}: no config.json in {folder}")
+    if weights and not any((folder / f).is_file() for f in WEIGHT_FILES):
+        raise ModelLoadError(f"model {spec.name!r}: no weights file in {folder} (looked for {', '.join(WEIGHT_FILES)})")
+    if tokenizer and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"model {spec.name!r}: no tokenizer files in {folder} (looked for {', '.join(TOKENIZER_FILES)})"
+        )
+    return folder
+
+
+def _wrap_error(spec: ModelSpec, what: str, exc: BaseException) -> ModelLoadError:
+    """One clear ModelLoadError for a failed ``from_pretrained``, saying what is actually wrong."""
+    import pickle
+
+    where = model_dir(spec) if spec.kind in ("local", "hub") else None
+    place = f" ({where})" if where is not None and str(where) != spec.name else ""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, pickle.UnpicklingError):
+        m = re.search(r"GLOBAL (\S+)", text)
+        needs = f" (it asks for {m.group(1)})" if m else ""
+        return ModelLoadError(
+            f"refused to load the weights of {spec.name!r}{place}: pytorch_model.bin is a pickle that needs more "
+            f"than tensors{needs}. ParsNER reads pickled weights only through torch's restricted unpickler "
+            "(weights_only=True), so nothing in it was run. Use a model.safetensors copy from a source you trust."
+        )
+    if "model_type" in text or "Unrecognized model" in text or "does not recognize this architecture" in text:
+        return ModelLoadError(f"unknown architecture in the config.json of {spec.name!r}{place}: {text[:300]}")
+    return ModelLoadError(f"cannot load the {what} of {spec.name!r}{place}: {text[:500]}")
 
 
 # --------------------------------------------------------------------------------------------- tokenizers
@@ -251,11 +322,12 @@ def load_tokenizer(
         source: str = str(_parsbert_dir())
         kwargs: dict[str, Any] = {"trust_remote_code": False}
     else:
+        check_model_files(spec, weights=False)
         source, kwargs = spec.name, _load_kwargs(spec)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         config = AutoConfig.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as exc:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
         raise _wrap_error(spec, "tokenizer", exc) from exc
     return _check_fast(_cap_max_length(tokenizer, config), spec.name)
 
@@ -322,29 +394,57 @@ def build_tiny(words: Any, label_names: list[str], **options: int) -> tuple[Any,
 
 
 def model_label_names(config: Any) -> list[str] | None:
-    """The labels of an existing token-classification head, or None for a base (e.g. MLM) checkpoint."""
+    """The canonical IOB2 labels of an existing token-classification head, or None for a base checkpoint.
+
+    Labels are read by :func:`parsner.labels.model_labels` (``B_DAT``, ``B-pers``, ``B-person`` ...).
+    A head in another scheme (BIOES) or with labels that are not tags cannot be kept for IOB2 data:
+    ConfigError, pointing at ``reinit_classifier``.
+    """
+    from parsner.labels import is_unnamed, model_labels
+
     archs = getattr(config, "architectures", None) or []
     if not any(a.endswith("ForTokenClassification") for a in archs):
         return None
     id2label = getattr(config, "id2label", None) or {}
-    names = [id2label[i] for i in sorted(id2label)]
-    if all(re.fullmatch(r"LABEL_\d+", n) for n in names):
+    if is_unnamed(id2label.values()):
         return None
-    return names
+    name = getattr(config, "name_or_path", "") or "the checkpoint"
+    try:
+        labels = model_labels(id2label, model=name)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; or set reinit_classifier: true to train a new classification head") from None
+    if labels.scheme != "IOB2":
+        raise ConfigError(
+            f"{name}: its head uses {labels.scheme} labels ({', '.join(labels.raw[:6])}, ...); ParsNER fine-tunes "
+            "IOB2 heads only: set reinit_classifier: true to train a new head on the dataset's labels"
+        )
+    return list(labels.tags)
 
 
 def existing_label_names(spec: str | Path | ModelSpec) -> list[str] | None:
-    """The label order of a checkpoint's token-classification head (None: stand-in or base model)."""
+    """The canonical label order of a checkpoint's token-classification head (None: stand-in or base model)."""
     spec = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
     if spec.kind in ("tiny", "parsbert-standin"):
         return None
-    from transformers import AutoConfig
+    check_model_files(spec, tokenizer=False)
+    return model_label_names(_load_config(spec))
 
+
+def _from_pretrained(cls: Any, spec: ModelSpec, what: str, **kwargs: Any) -> Any:
+    """``cls.from_pretrained`` with safetensors preferred, pickles only through the restricted unpickler."""
+    import pickle
+
+    folder = model_dir(spec)
+    if folder is not None and (folder / "model.safetensors").is_file():
+        kwargs["use_safetensors"] = True
     try:
-        config = AutoConfig.from_pretrained(spec.name, **_load_kwargs(spec))
-    except (OSError, ValueError) as exc:
-        raise _wrap_error(spec, "config", exc) from exc
-    return model_label_names(config)
+        return cls.from_pretrained(spec.name, weights_only=True, **kwargs, **_load_kwargs(spec))
+    except (OSError, ValueError, KeyError, pickle.UnpicklingError, RuntimeError) as exc:
+        raise _wrap_error(spec, what, exc) from exc
+    except Exception as exc:  # safetensors' own error type for a truncated or corrupt file
+        if type(exc).__name__ == "SafetensorError":
+            raise _wrap_error(spec, what, exc) from exc
+        raise
 
 
 def load_model(
@@ -389,12 +489,8 @@ def load_model(
             setattr(config, key, value)
         return AutoModelForTokenClassification.from_config(config, trust_remote_code=False)
 
-    kwargs = _load_kwargs(spec)
-    try:
-        config = AutoConfig.from_pretrained(spec.name, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise _wrap_error(spec, "config", exc) from exc
-    existing = model_label_names(config)
+    check_model_files(spec, tokenizer=False)
+    existing = model_label_names(_load_config(spec))
     head_kwargs: dict[str, Any] = _label_maps(label_names)
     if existing is not None and not reinit_classifier:
         unknown = sorted(set(label_names) - set(existing))
@@ -411,17 +507,11 @@ def load_model(
         head_kwargs = {}
     elif existing is not None:
         head_kwargs["ignore_mismatched_sizes"] = True
-    try:
-        return AutoModelForTokenClassification.from_pretrained(
-            spec.name, use_safetensors=True, **head_kwargs, **kwargs
-        )
-    except (OSError, ValueError) as exc:
-        if "safetensors" in str(exc).lower() and not (spec.kind == "hub" and hub_offline()):
-            raise ModelLoadError(
-                f"{spec.name!r} has no model.safetensors; ParsNER loads safetensors only (no pickle). "
-                "Convert the checkpoint to safetensors first."
-            ) from exc
-        raise _wrap_error(spec, "weights", exc) from exc
+    model = _from_pretrained(AutoModelForTokenClassification, spec, "weights", **head_kwargs)
+    if existing is not None and not head_kwargs:  # a kept head: save it under the canonical names
+        for key, value in _label_maps(existing).items():
+            setattr(model.config, key, value)
+    return model
 
 
 # --------------------------------------------------------------------------------------------- inference
@@ -440,11 +530,72 @@ def _fetch_optional(spec: ModelSpec, filename: str) -> Path | None:
         return None
 
 
-def load_for_inference(path_or_id: str | Path, device: Any = None) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """``(model, tokenizer, normalizer, parsner_meta)`` of a trained run (local dir or hub id).
+#: Preprocessing for hub models that ship no normalizer.json, by id: the ParsBERT families, whose
+#: authors normalise with hazm's maps before the tokenizer. Any other model gets none unless asked.
+HUB_NORMALIZER_DEFAULTS: tuple[tuple[str, str], ...] = (
+    (r"^HooshvareLab/bert-fa-zwnj-", "parsbert-zwnj"),
+    (r"^HooshvareLab/(bert-base-parsbert-|bert-fa-base-uncased|bert-fa-large-)", "parsbert"),
+)
+NORMALIZER_CHOICES = ("auto", "parsbert", "parsbert-zwnj", "none")
 
-    ``normalizer`` is the saved ``PersianNormalizer`` (None when the model has no normalizer.json);
-    ``parsner_meta`` is parsner.json with ``max_length``/``stride`` defaults filled in.
+
+def default_normalizer(model: str) -> str | None:
+    """The preset used for ``model`` when it has no normalizer.json (None: no normalisation)."""
+    for pattern, preset in HUB_NORMALIZER_DEFAULTS:
+        if re.match(pattern, model, re.IGNORECASE):
+            return preset
+    return None
+
+
+def _warn(message: str) -> None:
+    print(f"parsner: warning: {message}", file=sys.stderr)
+
+
+def resolve_normalizer(spec: ModelSpec, choice: str = "auto", meta: dict[str, Any] | None = None) -> tuple[Any, str]:
+    """``(PersianNormalizer or None, description)`` for inference with ``spec``.
+
+    ``choice``: ``auto`` (the model's normalizer.json; else the preset its parsner.json names; else the
+    default for its hub id, see :data:`HUB_NORMALIZER_DEFAULTS`; else none), a preset name, or the path of
+    a normalizer.json. Every case that is not the model's own file is said on stderr.
+    """
+    from parsner.normalize import NormalizerConfig, PersianNormalizer
+
+    saved = _fetch_optional(spec, "normalizer.json")
+    named = (meta or {}).get("normalizer")
+    if choice == "auto":
+        if saved is not None:
+            return PersianNormalizer.load(saved), "normalizer.json saved with the model"
+        if isinstance(named, str) and named != "none":
+            _warn(f"{spec.name}: parsner.json names the normaliser {named!r} but normalizer.json is missing; "
+                  f"using the {named!r} preset")
+            return PersianNormalizer(NormalizerConfig.preset(named)), f"{named} (preset; normalizer.json missing)"
+        if named == "none":
+            return None, "none (as trained)"
+        preset = default_normalizer(spec.name)
+        if preset is not None:
+            return PersianNormalizer(NormalizerConfig.preset(preset)), f"{preset} (default for this hub id)"
+        _warn(f"{spec.name} has no normalizer.json: text goes to its tokenizer unnormalised "
+              "(pass --normalizer parsbert for a ParsBERT model)")
+        return None, "none (the model has no normalizer.json)"
+    if choice in NORMALIZER_CHOICES:
+        if saved is not None:
+            _warn(f"--normalizer {choice} replaces the normalizer.json saved with {spec.name}")
+        if choice == "none":
+            return None, "none (--normalizer none)"
+        return PersianNormalizer(NormalizerConfig.preset(choice)), f"{choice} (--normalizer)"
+    path = Path(choice)
+    if not path.exists():
+        raise ConfigError(f"--normalizer {choice!r}: not one of {', '.join(NORMALIZER_CHOICES)} nor a normalizer.json")
+    return PersianNormalizer.load(path), f"{path} (--normalizer)"
+
+
+def load_for_inference(
+    path_or_id: str | Path, device: Any = None, *, normalizer: str = "auto"
+) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """``(model, tokenizer, normalizer, parsner_meta)`` of a trained run, or any token classifier (dir or hub id).
+
+    ``normalizer`` is chosen by :func:`resolve_normalizer`; ``parsner_meta`` is parsner.json with
+    ``max_length``/``stride`` defaults filled in and ``normalizer_used`` saying which normaliser applies.
     """
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -452,27 +603,43 @@ def load_for_inference(path_or_id: str | Path, device: Any = None) -> tuple[Any,
     spec = parse_spec(path_or_id)
     if spec.kind in ("tiny", "parsbert-standin"):
         raise ConfigError(f"{spec.name!r} is an untrained stand-in; give the directory of a trained run")
-    kwargs = _load_kwargs(spec)
+    check_model_files(spec)
+    meta = _read_meta(spec)
+    _load_config(spec)  # an unknown architecture is named before the tokenizer's less helpful errors
     try:
-        tokenizer = AutoTokenizer.from_pretrained(spec.name, **kwargs)
-        model = AutoModelForTokenClassification.from_pretrained(spec.name, use_safetensors=True, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise _wrap_error(spec, "model", exc) from exc
+        tokenizer = AutoTokenizer.from_pretrained(spec.name, **_load_kwargs(spec))
+    except (OSError, ValueError, KeyError) as exc:
+        raise _wrap_error(spec, "tokenizer", exc) from exc
+    model = _from_pretrained(AutoModelForTokenClassification, spec, "model")
+    norm, norm_desc = resolve_normalizer(spec, normalizer, meta)
     _check_fast(_cap_max_length(tokenizer, model.config), spec.name)
-    meta: dict[str, Any] = {}
-    meta_path = _fetch_optional(spec, "parsner.json")
-    if meta_path is not None:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta.setdefault("max_length", min(int(tokenizer.model_max_length), DEFAULT_MAX_LENGTH))
     meta.setdefault("stride", DEFAULT_STRIDE)
-    normalizer = None
-    norm_path = _fetch_optional(spec, "normalizer.json")
-    if norm_path is not None:
-        from parsner.normalize import PersianNormalizer
-
-        normalizer = PersianNormalizer.load(norm_path.parent)
+    meta["normalizer_used"] = norm_desc
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
     model.eval()
-    return model, tokenizer, normalizer, meta
+    return model, tokenizer, norm, meta
+
+
+def _load_config(spec: ModelSpec) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(spec.name, **_load_kwargs(spec))
+    except (OSError, ValueError, KeyError) as exc:
+        raise _wrap_error(spec, "config", exc) from exc
+
+
+def _read_meta(spec: ModelSpec) -> dict[str, Any]:
+    path = _fetch_optional(spec, "parsner.json")
+    if path is None:
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{path}: not a valid parsner.json ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelLoadError(f"{path}: not a valid parsner.json (expected a JSON object)")
+    return meta

@@ -167,9 +167,21 @@ class NormalizerConfig:
         )
 
     @classmethod
+    def for_parsbert_zwnj(cls) -> NormalizerConfig:
+        """ParsBERT v3 (``bert-fa-zwnj-base``): the same character maps as :meth:`for_parsbert`.
+
+        Both keep ZWNJ between letters and write affix spacing (``می شود``) with one; the v1/v2 tokenizers
+        then delete it themselves while v3's keeps it. A separate name lets each run say which model
+        family its preprocessing was chosen for.
+        """
+        return cls()
+
+    @classmethod
     def preset(cls, name: str) -> NormalizerConfig:
-        """``"parsbert"`` or ``"none"`` (the names a run config uses)."""
-        presets: dict[str, Callable[[], NormalizerConfig]] = {"parsbert": cls.for_parsbert, "none": cls.none}
+        """``"parsbert"``, ``"parsbert-zwnj"`` or ``"none"`` (the names a run config uses)."""
+        presets: dict[str, Callable[[], NormalizerConfig]] = {
+            "parsbert": cls.for_parsbert, "parsbert-zwnj": cls.for_parsbert_zwnj, "none": cls.none,
+        }
         if name not in presets:
             raise ConfigError(f"unknown normalizer preset {name!r} (expected one of: {', '.join(presets)})")
         return presets[name]()

@@ -41,6 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="bootstrap resamples (default: 1000)")
     p.add_argument("--resume", action="store_true", help="reuse datasets and finished runs in OUT")
     p.add_argument("--overwrite", action="store_true", help="rebuild/retrain into an existing OUT")
+    p.add_argument("--eval-only", action="store_true",
+                   help="score --model (a published checkpoint: hub id or directory) on the test split(s) "
+                        "without training, beside its published number")
+    p.add_argument("--label-map", metavar="FILE|PRESET", default=None,
+                   help="with --eval-only: map the model's types onto the benchmark's")
+    p.add_argument("--normalizer", default="auto", metavar="auto|parsbert|parsbert-zwnj|none|FILE",
+                   help="with --eval-only: preprocessing (default auto, as for parsner eval)")
     p.add_argument("--append-results", type=Path, default=None, metavar="FILE",
                    help="also append the table to FILE (e.g. eval/RESULTS.md)")
     p.set_defaults(func=run)
@@ -69,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         append_results=args.append_results,
         command=command,
+        eval_only=args.eval_only,
+        label_map=args.label_map,
+        normalizer=args.normalizer,
     )
     print(result.markdown)
     print(f"wrote {result.out}/benchmark.md and results.json"

@@ -21,7 +21,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the last two columns are gold and predicted tags; blank line between sentences)."
         ),
     )
-    p.add_argument("--model", type=Path, help="trained run directory (parsner train --out)")
+    p.add_argument("--model", type=Path,
+                   help="trained run directory (parsner train --out), any token-classification model directory, "
+                        "or a hub id (e.g. HooshvareLab/bert-base-parsbert-peymaner-uncased)")
+    p.add_argument("--label-map", metavar="FILE|PRESET", default=None,
+                   help="map the model's types onto the data's (a preset such as arman-to-peyma, or a YAML/JSON "
+                        "file of TYPE: TYPE or LABEL_N: TAG); types only one side has are listed and the "
+                        "shared types scored separately")
+    p.add_argument("--normalizer", default="auto", metavar="auto|parsbert|parsbert-zwnj|none|FILE",
+                   help="text preprocessing before the tokenizer (default auto: the model's normalizer.json, "
+                        "else parsbert for HooshvareLab ParsBERT ids, parsbert-zwnj for bert-fa-zwnj-*, else none)")
     p.add_argument("--data", type=Path, help="dataset directory (parsner data build --out)")
     p.add_argument("--split", default="test", help="dataset split to score (default: test)")
     p.add_argument("--predictions", type=Path, metavar="FILE", help="score an existing token/gold/pred file")
@@ -71,8 +80,13 @@ def run(args: argparse.Namespace) -> int:
             out = Path("eval") / "runs" / f"{str(args.model).replace('/', '--')}-{args.split}"
         _check_out(out, args, inputs=[args.model if args.model.exists() else None, args.data])
         check_device(args.device)
+        if args.label_map is not None:
+            from parsner.labels import load_label_map
+
+            load_label_map(args.label_map)  # a bad map fails here, before the model loads
         result = ev.evaluate_model(args.model, args.data, args.split, out=out, batch_size=args.batch_size,
-                                   device=args.device, **common)
+                                   device=args.device, label_map=args.label_map, normalizer=args.normalizer,
+                                   **common)
     if not args.quiet:
         print(result.report)
     print(f"wrote {result.out_dir}/ (metrics.json, predictions.conll, analysis.json, report.md"
