@@ -34,7 +34,7 @@ class RunConfig:
     max_train_samples: int | None = None  # first N training sentences (after the dataset's own order)
     max_eval_samples: int | None = None
     validation_fraction: float = 0.0  # carve a validation split off train when the dataset has none
-    normalizer: str = "parsbert"  # parsbert | none
+    normalizer: str = "parsbert"  # parsbert | parsbert-zwnj | none
     max_length: int = 512  # sub-words per window, special tokens included
     stride: int = 128  # sub-words of overlap between windows of a long sentence
     label_all_subtokens: bool = False
@@ -83,7 +83,7 @@ class RunConfig:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "normalizer": ("parsbert", "none"),
+    "normalizer": ("parsbert", "parsbert-zwnj", "none"),
     "sparse_embeddings": ("auto", "true", "false"),
     "precision": ("auto", "fp32", "fp16", "bf16"),
     "eval_strategy": ("epoch", "steps", "no"),

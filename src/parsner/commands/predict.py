@@ -59,6 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="replace an existing --output FILE (only one parsner wrote and nobody changed since)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--quantize", action="store_true", help="dynamic int8 quantisation (CPU only)")
+    p.add_argument("--label-map", metavar="FILE|PRESET", default=None,
+                   help="map the model's types (a preset or a YAML/JSON file of TYPE: TYPE or LABEL_N: TAG)")
+    p.add_argument("--normalizer", default="auto", metavar="auto|parsbert|parsbert-zwnj|none|FILE",
+                   help="text preprocessing before the tokenizer (default auto: the model's normalizer.json, "
+                        "else parsbert for HooshvareLab ParsBERT ids, parsbert-zwnj for bert-fa-zwnj-*, else none)")
     p.add_argument("--title", default="ParsNER", help="page title for --format html")
     p.set_defaults(func=run)
 
@@ -144,6 +149,11 @@ def _check_inputs(args: argparse.Namespace) -> None:
         raise ConfigError("nothing to tag: give TEXT arguments or --input FILE|DIR|-")
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
+    if args.format == "brat":
+        if args.output is None:
+            raise ConfigError("--format brat writes a folder of .txt/.ann pairs: give --output DIR (a new folder)")
+        if args.output.exists():
+            raise ConfigError(f"{args.output} already exists; --format brat writes a new folder")
     for i, text in enumerate(args.texts, 1):
         _refuse_nul(text, f"arg:{i}", None)
     if args.output is not None:
@@ -154,17 +164,16 @@ def _check_inputs(args: argparse.Namespace) -> None:
     from parsner.cli import check_device
 
     check_device(args.device)
-    if args.format == "brat":
-        if args.output is None:
-            raise ConfigError("--format brat writes a folder of .txt/.ann pairs: give --output DIR (a new folder)")
-        if args.output.exists():
-            raise ConfigError(f"{args.output} already exists; --format brat writes a new folder")
     if args.input not in (None, "-"):
         path = Path(args.input)
         if not path.exists():
             raise InputError(path, None, "input not found")
         if path.is_dir():
             _txt_files(path)
+    if args.label_map is not None:
+        from parsner.labels import load_label_map
+
+        load_label_map(args.label_map)
     model = Path(args.model)
     # A hub id is "name" or "org/name"; anything else that does not exist is a missing directory.
     looks_local = model.is_absolute() or args.model.startswith(".") or args.model.count("/") > 1
@@ -177,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
     from parsner.tagger import Tagger
 
     t0 = time.perf_counter()
-    tagger = Tagger.from_pretrained(args.model, device=args.device, quantize=args.quantize)
+    tagger = Tagger.from_pretrained(args.model, device=args.device, quantize=args.quantize,
+                                    normalizer=args.normalizer, label_map=args.label_map)
     load_s = time.perf_counter() - t0
     with _output_for(args) as out:
         writer = _writer(args, out, tagger.labels)

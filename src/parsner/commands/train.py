@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=float)
     p.add_argument("--max-train-samples", type=int, metavar="N", help="train on the first N sentences")
     p.add_argument("--seed", type=int)
+    p.add_argument("--normalizer", choices=("parsbert", "parsbert-zwnj", "none"),
+                   help="text preprocessing (same as --set normalizer=...; saved with the model)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.set_defaults(func=run)
@@ -35,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from parsner.train import TrainingInterrupted, run_training
 
+    if args.normalizer:
+        args.sets = [*args.sets, f"normalizer={args.normalizer}"]
     try:
         result = run_training(
             args.config, model=args.model, data=args.data, out=args.out, seed=args.seed, epochs=args.epochs,
