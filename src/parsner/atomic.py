@@ -44,7 +44,7 @@ _LEGACY = {
     "dataset": ("build.json", "dataset_dict.json", "stats.json"),
     "run": ("parsner.json", "config.json", "run_config.yaml"),
     "eval": ("metrics.json", "report.md", "predictions.conll"),
-    "run-work": ("run_config.yaml", "checkpoints"),
+    "run-work": ("run_config.yaml",),
 }
 
 

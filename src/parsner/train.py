@@ -112,6 +112,13 @@ def _split_data(cfg: RunConfig) -> tuple[Any, Any, list[str], str]:
     if "validation" in dd and len(dd["validation"]) > 0:
         valid = dd["validation"]
     elif cfg.validation_fraction > 0:
+        n_valid = math.ceil(cfg.validation_fraction * len(train))
+        if len(train) - n_valid < 1:
+            raise InputError(
+                data_dir, None,
+                f"the train split has {len(train)} sentence(s): too few to carve a validation split "
+                f"(validation_fraction {cfg.validation_fraction:g}); add data or build a validation split",
+            )
         parts = train.train_test_split(test_size=cfg.validation_fraction, seed=cfg.seed, shuffle=True)
         train, valid = parts["train"], parts["test"]
         _log(f"no validation split: using {len(valid)} training sentences (validation_fraction)")
