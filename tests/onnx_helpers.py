@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from train_helpers import make_sentences, run_cli, save_dataset, tiny_config
 
@@ -30,3 +37,46 @@ def export(run: Path, out: Path, quantize: str | None = None) -> Path:
 
     export_onnx(run, out, quantize=quantize)
     return out
+
+
+@contextlib.contextmanager
+def running_server(app: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yields the base URL."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(400):  # bounded: 20 s
+        if server.started:
+            break
+        time.sleep(0.05)
+    assert server.started, "server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+def http(method: str, url: str, body: bytes | str | dict | None = None, timeout: float = 30,
+         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """``(status, parsed JSON or text)`` of one request; HTTP errors are returned, not raised."""
+    import urllib.error
+    import urllib.request
+
+    if isinstance(body, dict):
+        body = json.dumps(body, ensure_ascii=False)
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw, ctype = resp.status, resp.read(), resp.headers.get("content-type", "")
+    except urllib.error.HTTPError as err:
+        status, raw, ctype = err.code, err.read(), err.headers.get("content-type", "")
+    text = raw.decode("utf-8")
+    return status, json.loads(text) if "json" in ctype else text
