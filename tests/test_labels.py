@@ -175,7 +175,7 @@ def test_label_map_file_checks_its_values(tmp_path) -> None:
 def _decode(labels: list[str], probs: list[list[float]]) -> list[str]:
     import numpy as np
 
-    from parsner.align import viterbi_iob2
+    from parsner.decoding import viterbi_iob2
     from parsner.labels import allowed_transitions
 
     start, trans, end = allowed_transitions(labels)

@@ -158,6 +158,28 @@ def spans_from_tags(tags: Sequence[str]) -> list[tuple[int, int, str]]:
     return spans
 
 
+def strict_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """Entity spans ``(start, end_exclusive, type)`` under strict IOB2 (seqeval's ``mode="strict"``, ``IOB2``).
+
+    Only ``B-X`` starts an entity and only ``I-X`` continues it: an orphan ``I-X`` is no entity at all,
+    where :func:`spans_from_tags` (conlleval's reading) makes it one.
+    """
+    spans: list[tuple[int, int, str]] = []
+    i, n = 0, len(tags)
+    while i < n:
+        tag = tags[i]
+        if tag.startswith("B-"):
+            inside = "I-" + tag[2:]
+            j = i + 1
+            while j < n and tags[j] == inside:
+                j += 1
+            spans.append((i, j, tag[2:]))
+            i = j
+        else:
+            i += 1
+    return spans
+
+
 def load_label_map(spec: str | Path | None) -> dict[str, str] | None:
     """A preset name (see :data:`LABEL_MAP_PRESETS`) or a YAML/JSON file mapping types to types."""
     if spec is None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from parsner.labels import TagError, normalize_tag, spans_from_tags
+from parsner.labels import TagError, normalize_tag, spans_from_tags, strict_spans
 
 MODES = ("default", "strict")
 
@@ -62,27 +62,14 @@ def check_lengths(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
 def sentence_entities(tags: Sequence[str], mode: str) -> set[tuple[str, int, int]]:
     """The entities seqeval sees in one sentence of normalised tags, as ``(type, start, end_inclusive)``.
 
-    A fast re-implementation of seqeval's extraction (``get_entities`` for ``default``,
-    ``Entities(..., IOB2)`` for ``strict``), used for per-sentence counts and the bootstrap; it is
-    property-tested against seqeval and cross-checked against seqeval's totals in :func:`score`.
+    The two readings are :mod:`parsner.labels`' (``spans_from_tags`` for ``default``, ``strict_spans`` for
+    ``strict``); used for per-sentence counts and the bootstrap, property-tested against seqeval and
+    cross-checked against seqeval's totals in :func:`score`.
     """
     if mode == "default":
         return {(t, s, e - 1) for s, e, t in spans_from_tags(tags)}
     if mode == "strict":
-        out: set[tuple[str, int, int]] = set()
-        i, n = 0, len(tags)
-        while i < n:
-            tag = tags[i]
-            if tag.startswith("B-"):
-                inside = "I-" + tag[2:]
-                j = i + 1
-                while j < n and tags[j] == inside:
-                    j += 1
-                out.add((tag[2:], i, j - 1))
-                i = j
-            else:
-                i += 1
-        return out
+        return {(t, s, e - 1) for s, e, t in strict_spans(tags)}
     raise ValueError(f"unknown mode {mode!r} (expected one of {MODES})")
 
 
