@@ -234,7 +234,8 @@ class Tagger:
         """Tags and scores for every (normalised) word sequence; all windows are batched together."""
         import numpy as np
 
-        from parsner.align import decode_words, encode_words
+        from parsner.align import encode_words
+        from parsner.decoding import decode_words
 
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
