@@ -243,3 +243,14 @@ def test_training_curves_from_log(tmp_path: Path) -> None:
     (run / "train_log.jsonl").write_text('{"note": "nothing numeric"}\n', encoding="utf-8")
     assert plot_training_curves(run, tmp_path / "none.png") is None
     assert plot_training_curves(tmp_path / "missing") is None
+
+
+def test_docstart_with_columns_is_a_boundary_in_a_whitespace_file(tmp_path: Path) -> None:
+    """`-DOCSTART- -X- O O` (CoNLL-2003's document line) separates documents, as readers.conll reads it."""
+    f = tmp_path / "pred.txt"
+    f.write_text("-DOCSTART- -X- O O\n\nعلی B-PER B-PER\nرفت O O\n\n-DOCSTART- -X- O O\nتهران B-LOC O\n",
+                 encoding="utf-8")
+    data = read_predictions(f)
+    assert data.tokens == [["علی", "رفت"], ["تهران"]]
+    assert data.gold == [["B-PER", "O"], ["B-LOC"]]
+    assert "2 -DOCSTART-" in data.notes[0]

@@ -29,6 +29,7 @@ from parsner.atomic import atomic_dir
 from parsner.errors import ConfigError, InputError
 from parsner.labels import TagError, normalize_tag
 from parsner.metrics import MODES, bootstrap_f1_ci, fmt_pct, score
+from parsner.readers.conll import is_docstart, read_text
 
 
 @dataclass
@@ -75,45 +76,20 @@ def read_predictions(path: str | Path) -> TaggedSet:
             gold.clear()
             pred.clear()
 
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(path, lineno, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
-            if lineno == 1:
-                line = line.removeprefix("\ufeff")
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                flush()
-                continue
-            if "\t" in line:
-                cols = line.split("\t")
-                if len(cols) < 3:
-                    raise InputError(path, lineno, f"expected 3 tab-separated columns (token, gold, pred), "
-                                                   f"got {len(cols)}: {line!r}")
-                token = cols[0]
-            else:
-                cols = line.split()
-                if len(cols) < 3:
-                    raise InputError(path, lineno, f"expected 3 columns (token gold pred), got {len(cols)}: "
-                                                   f"{line!r}")
-                token = " ".join(cols[:-2])
-            if token.strip() == "-DOCSTART-":
-                flush()
-                docstarts += 1
-                continue
-            tags = []
-            for what, tag in (("gold", cols[-2].strip()), ("predicted", cols[-1].strip())):
-                try:
-                    tags.append(normalize_tag(tag))
-                except TagError as exc:
-                    raise InputError(path, lineno, f"{what} tag: {exc}") from exc
+    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            flush()
+        elif is_docstart(line):  # readers.conll's rule: `-DOCSTART- -X- O O` is a boundary, not a word
+            flush()
+            docstarts += 1
+        else:
+            token, g, p = _prediction_line(path, lineno, line)
             if not toks:
                 start_line = lineno
             toks.append(token)
-            gold.append(tags[0])
-            pred.append(tags[1])
+            gold.append(g)
+            pred.append(p)
     flush()
     if not out.tokens:
         raise InputError(path, None, "no sentences found (expected lines `token gold pred`)")
@@ -122,18 +98,38 @@ def read_predictions(path: str | Path) -> TaggedSet:
     return out
 
 
+def _prediction_line(path: Path, lineno: int, line: str) -> tuple[str, str, str]:
+    """``(token, gold, pred)`` of one line: tab-separated (first column the token) or whitespace-separated."""
+    if "\t" in line:
+        cols = line.split("\t")
+        token = cols[0]
+    else:
+        cols = line.split()
+        token = " ".join(cols[:-2])
+    if len(cols) < 3:
+        kind = "tab-separated " if "\t" in line else ""
+        raise InputError(path, lineno, f"expected 3 {kind}columns (token, gold, pred), got {len(cols)}: {line!r}")
+    tags = []
+    for what, tag in (("gold", cols[-2].strip()), ("predicted", cols[-1].strip())):
+        try:
+            tags.append(normalize_tag(tag))
+        except TagError as exc:
+            raise InputError(path, lineno, f"{what} tag: {exc}") from exc
+    return token, tags[0], tags[1]
+
+
 def write_predictions(path: str | Path, tokens: Sequence[Sequence[str]], gold: Sequence[Sequence[str]],
                       pred: Sequence[Sequence[str]]) -> None:
     """``token<TAB>gold<TAB>pred`` per word, blank line after each sentence (readable by read_predictions)."""
-    lines: list[str] = []
-    for i, (ts, gs, ps) in enumerate(zip(tokens, gold, pred, strict=True)):
-        for j, (t, g, p) in enumerate(zip(ts, gs, ps, strict=True)):
-            if "\t" in t or "\n" in t or "\r" in t:
-                raise InputError(None, None, f"sentence {i}, word {j}: token {t!r} contains a tab or line "
-                                             "break and cannot be written to a CoNLL file")
-            lines.append(f"{t}\t{g}\t{p}")
-        lines.append("")
-    Path(path).write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    from parsner.writers import conll_sentence
+
+    parts: list[str] = []
+    for i, cols in enumerate(zip(tokens, gold, pred, strict=True)):
+        try:
+            parts.append(conll_sentence([list(c) for c in cols], "\t"))
+        except ValueError as exc:
+            raise InputError(None, None, f"sentence {i}: {exc}; it cannot be written to a CoNLL file") from None
+    Path(path).write_text("".join(parts), encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- the report

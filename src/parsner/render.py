@@ -118,15 +118,12 @@ def render_conll(
     sep: str = "\t",
 ) -> str:
     """One ``word<sep>tag`` line per word, a blank line after each sentence."""
+    from parsner.writers import conll_sentence
+
     if len(words) != len(tags):
         raise ValueError(f"{len(words)} words but {len(tags)} tags")
-    lines: list[str] = []
-    for s, e in sentence_word_ranges:
-        if s == e:
-            continue
-        lines.extend(f"{words[i].text}{sep}{tags[i]}" for i in range(s, e))
-        lines.append("")
-    return "\n".join(lines) + ("\n" if lines else "")
+    return "".join(conll_sentence([[w.text for w in words[s:e]], list(tags[s:e])], sep)
+                   for s, e in sentence_word_ranges)
 
 
 # ---------------------------------------------------------------- HTML

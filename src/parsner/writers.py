@@ -17,7 +17,7 @@ Both write atomically (temporary file + rename).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from parsner.atomic import atomic_write_text
@@ -29,6 +29,28 @@ from parsner.labels import TagError, normalize_tag, spans_from_tags
 SEPARATORS = {" ": "conll", "\t": "tsv", "|": "peyma"}
 
 _DOCSTART = "-DOCSTART-"
+
+
+def conll_sentence(columns: Sequence[Sequence[str]], sep: str = "\t") -> str:
+    """One sentence in CoNLL layout: per word its columns joined by ``sep``, then a blank line.
+
+    ``columns`` are parallel lists (tokens, tags[, predicted tags]). Every CoNLL-style file ParsNER writes
+    (datasets, ``predictions.conll``, ``predict --format conll``) is laid out here. A value that ``sep`` or a
+    line break would split raises ValueError naming the word; callers add the file and line.
+    """
+    if len({len(c) for c in columns}) > 1:
+        raise ValueError(f"columns of different lengths: {[len(c) for c in columns]}")
+    names = {"\t": "a tab", " ": "a space", "|": "'|'"}
+    lines = []
+    for j, row in enumerate(zip(*columns, strict=True)):
+        for k, value in enumerate(row):
+            if "\n" in value or "\r" in value:
+                raise ValueError(f"word {j}: {value!r} contains a line break")
+            # PEYMA's reader splits on the LAST '|', so a token (first column) may hold one
+            if sep in value and not (sep == "|" and k == 0):
+                raise ValueError(f"word {j}: {value!r} contains {names.get(sep, repr(sep))}")
+        lines.append(sep.join(row) + "\n")
+    return "".join(lines) + "\n" if lines else ""
 
 
 def _token_problem(token: str, sep: str) -> str | None:
@@ -88,9 +110,8 @@ def write_conll(
                     f"cannot write token {token!r} with separator {sep!r} to {path}: it {problem}",
                 )
             _check_tag(s, tag)
-            out.append(f"{token}{sep}{tag}\n")
         if s.tokens:
-            out.append("\n")
+            out.append(conll_sentence([s.tokens, s.tags], sep))
             n += 1
     if not n:
         raise ConfigError(f"nothing to write to {path}: no sentences with tokens")
