@@ -15,6 +15,7 @@ The output rule, shared by every command:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -161,13 +162,31 @@ def atomic_dir(target: str | Path, *, overwrite: bool = False, kind: str | None 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
+    try:
+        if target.exists() and overwrite:
+            old = target.parent / f".{target.name}.old-{os.getpid()}"
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            _rename_new(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _rename_new(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` to a ``target`` that must not exist, also if another process created it meanwhile."""
+    if target.exists() or target.is_symlink():
+        raise ConfigError(f"{target} was created by another process while this one was working; nothing replaced")
+    try:
+        os.rename(tmp, target)  # fails on a non-empty folder that appeared since the check
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+            raise ConfigError(
+                f"{target} was created by another process while this one was working; nothing replaced"
+            ) from None
+        raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -238,6 +257,25 @@ def check_output_file(
             f"{target} {why}; --overwrite only replaces files parsner wrote (remove it yourself or choose "
             f"another {option})"
         )
+
+
+def publish_file(tmp: str | Path, path: str | Path, *, overwrite: bool) -> None:
+    """Move a finished temporary file to ``path``; without ``overwrite`` a file that appeared meanwhile stays."""
+    tmp, path = Path(tmp), Path(path)
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # atomic, and fails if path exists (unlike rename)
+    except FileExistsError:
+        raise ConfigError(f"{path} was created by another process while this one was working; nothing replaced") \
+            from None
+    except OSError:
+        if path.exists():
+            raise
+        os.replace(tmp, path)  # a filesystem without hard links
+        return
+    tmp.unlink()
 
 
 def record_output_file(path: str | Path) -> None:

@@ -67,8 +67,12 @@ class RunLock:
             except FileExistsError:
                 self._handle_existing()
                 continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps(doc) + "\n")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(json.dumps(doc) + "\n")
+            except BaseException:
+                self.path.unlink(missing_ok=True)  # a full disk must not leave a lock nobody holds
+                raise
             self.held = True
             return
         raise RunLocked(f"cannot take the lock {self.path} (it keeps reappearing); is another run starting?")

@@ -238,7 +238,7 @@ def _writer(args: argparse.Namespace, out: TextIO | Path, labels: list[str]) -> 
 def _output_for(args: argparse.Namespace) -> Iterator[Any]:
     """A new folder for brat (renamed into place when complete), else :func:`_output`."""
     if args.format != "brat":
-        with _output(args.output) as out:
+        with _output(args.output, overwrite=args.overwrite) as out:
             yield out
         return
     from parsner.atomic import atomic_dir
@@ -248,7 +248,7 @@ def _output_for(args: argparse.Namespace) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def _output(path: Path | None) -> Iterator[TextIO]:
+def _output(path: Path | None, *, overwrite: bool = False) -> Iterator[TextIO]:
     """stdout (UTF-8), or ``path`` written through a temporary file renamed into place on success."""
     if path is None:
         stream = sys.stdout
@@ -262,9 +262,9 @@ def _output(path: Path | None) -> Iterator[TextIO]:
     try:
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
             yield fh
-        os.replace(tmp, path)
-        from parsner.atomic import record_output_file
+        from parsner.atomic import publish_file, record_output_file
 
+        publish_file(tmp, path, overwrite=overwrite)
         record_output_file(path)  # so a later --overwrite may replace it
     finally:
         if tmp.exists():
