@@ -326,26 +326,18 @@ def evaluate_predictions_file(path: str | Path, out: str | Path | None = None, *
 
 
 def read_model_meta(model_dir: str | Path) -> dict[str, Any]:
-    """``parsner.json`` of a run directory ({} when absent/unreadable: a plain HF model is fine too)."""
+    """``parsner.json`` of a run directory as a dict ({} for a plain HF model or a hub id without one)."""
+    from parsner.runmeta import RunMeta
+
     p = Path(model_dir) / "parsner.json"
-    try:
-        meta = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
+    return RunMeta.read(p).to_dict() if p.is_file() else {}
 
 
 def stand_in_description(meta: dict[str, Any]) -> str | None:
     """A human description when the model is a stand-in (random weights), else None."""
-    for key in ("stand_in", "standin", "is_stand_in"):
-        val = meta.get(key)
-        if isinstance(val, str) and val:
-            return val
-        if isinstance(val, dict) and val:
-            return str(val.get("description") or val.get("name") or "stand-in model")
-        if val is True:
-            return str(meta.get("stand_in_description") or meta.get("description") or "stand-in model")
-    return None
+    from parsner.runmeta import RunMeta
+
+    return RunMeta.from_dict(meta).stand_in_text if meta else None
 
 
 def split_tags(data_dir: str | Path, split: str) -> TaggedSet:

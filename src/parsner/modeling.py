@@ -43,7 +43,6 @@ Public API (other modules import these):
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -633,13 +632,10 @@ def _load_config(spec: ModelSpec) -> Any:
 
 
 def _read_meta(spec: ModelSpec) -> dict[str, Any]:
+    """parsner.json of a run (local or hub) as a dict; {} for a model without one."""
+    from parsner.runmeta import RunMeta
+
     path = _fetch_optional(spec, "parsner.json")
     if path is None:
         return {}
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{path}: not a valid parsner.json ({exc})") from None
-    if not isinstance(meta, dict):
-        raise ModelLoadError(f"{path}: not a valid parsner.json (expected a JSON object)")
-    return meta
+    return RunMeta.read(path).to_dict()
