@@ -18,7 +18,7 @@ $(BIN)/parsner: pyproject.toml
 install: $(BIN)/parsner
 
 demo: install
-	$(BIN)/parsner quickstart
+	$(BIN)/parsner quickstart --overwrite
 
 test: install browser
 	$(BIN)/python -m pytest -q

@@ -169,7 +169,7 @@ def test_a_second_concurrent_writer(name, inputs, tmp_path):
     procs = [subprocess.Popen([sys.executable, "-m", "parsner", *argv], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True, env=ENV) for _ in range(2)]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
-    for code, err in results:
+    for _, err in results:
         assert_no_traceback(err, argv)
     codes = sorted(code for code, _ in results)
     assert codes == [0, EXIT_USER_ERROR], results

@@ -19,7 +19,7 @@ import pytest
 from parsner.atomic import MARKER
 from parsner.cli import main
 from parsner.config import load_config
-from parsner.errors import ConfigError, EXIT_USER_ERROR
+from parsner.errors import EXIT_USER_ERROR, ConfigError
 from train_helpers import make_sentences, run_cli, save_dataset, small_dataset, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -187,7 +187,7 @@ def test_data_build_records_its_marker_and_replaces_only_its_own(tmp_path, capsy
     assert cli(["data", "build", str(conll), "--out", str(out), "-q", "--split-ratios", "1,0,0",
                 "--overwrite"], capsys)[0] == 0
     code, err = cli(["data", "build", str(conll), "--out", str(tmp_path), "-q", "--overwrite"], capsys)
-    assert code == EXIT_USER_ERROR
+    assert code == EXIT_USER_ERROR and "holds the input" in err
 
 
 # ------------------------------------------------------------------------------- 4. non-finite values
@@ -245,7 +245,7 @@ def test_non_finite_weights_are_never_saved_as_complete(run_dir, monkeypatch, tm
     _check_finite_weights(model, load_config(None), tmp_path, tmp_path)  # finite: fine
     with torch.no_grad():
         model.classifier.bias.fill_(float("inf"))
-    with pytest.raises(TrainingDiverged, match="classifier.bias"):
+    with pytest.raises(TrainingDiverged, match=r"classifier\.bias"):
         _check_finite_weights(model, load_config(None), tmp_path, tmp_path)
 
 
@@ -315,7 +315,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(config, tmp_path, 
 
     monkeypatch.setattr(Trainer, "_save_rng_state", fail_second)
     out = tmp_path / "run"
-    with pytest.raises(ParsnerError, match="No space left.*checkpoint-4"):
+    with pytest.raises(ParsnerError, match=r"No space left.*checkpoint-4"):
         train(load_config(config, overrides={"out": str(out)}, sets=["epochs=3"]))
     ckpts = tmp_path / "run.incomplete" / "checkpoints"
     assert sorted(p.name for p in ckpts.iterdir()) == ["checkpoint-4"]

@@ -127,6 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write("parsner: output closed by the reader\n")
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_USER_ERROR
+    except UnicodeDecodeError as exc:
+        # a reader that did not name the file: still one line, with the bytes that are wrong
+        bad = exc.object[exc.start : exc.start + 4]
+        print(f"parsner: error: an input is not valid UTF-8 (byte {exc.start}: {bad!r})", file=sys.stderr)
+        return EXIT_USER_ERROR
     except OSError as exc:
         if exc.errno not in USER_ERRNOS:
             raise

@@ -726,7 +726,11 @@ def build_dataset(
     if label_map is None or isinstance(label_map, Mapping):
         lmap = dict(label_map) if label_map is not None else None
     else:
-        lmap = load_label_map(label_map)
+        try:
+            lmap = load_label_map(label_map)
+        except UnicodeDecodeError as exc:
+            raise InputError(label_map, None, f"not valid UTF-8 (byte {exc.start}: "
+                                              f"{exc.object[exc.start:exc.start + 4]!r})") from None
     splits_path = Path(splits_file) if splits_file is not None else None
     file_inputs = [Path(x) for x in inputs if not isinstance(x, ReadResult)]
     map_file = label_map if isinstance(label_map, str | Path) and Path(label_map).is_file() else None

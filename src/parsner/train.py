@@ -382,8 +382,9 @@ def _make_callbacks(stopper: _Stopper, log_path: Path | None) -> list[Any]:
 
 
 #: Testing hook: ``PARSNER_FAULT_INJECT=SIGTERM:7`` makes rank 0 send itself SIGTERM at the end of
-#: optimiser step 7 (also SIGINT, SIGKILL); ``NAN:7`` turns a weight tensor into NaN after step 7. The fault tests use it to interrupt runs at a known step;
-#: the signal itself is real, so the same code path runs as for an external ``kill``.
+#: optimiser step 7 (also SIGINT, SIGKILL); ``NAN:7`` turns a weight tensor into NaN after step 7. The fault
+#: tests use it to interrupt runs at a known step; the signal itself is real, so the same code path runs as
+#: for an external ``kill``.
 FAULT_ENV = "PARSNER_FAULT_INJECT"
 
 

@@ -156,6 +156,8 @@ def _check_inputs(args: argparse.Namespace) -> None:
             raise ConfigError(f"{args.output} already exists; --format brat writes a new folder")
     for i, text in enumerate(args.texts, 1):
         _refuse_nul(text, f"arg:{i}", None)
+    if args.input == "-" and (sys.stdin is None or getattr(sys.stdin, "closed", False)):
+        raise InputError("<stdin>", None, "standard input is closed; pipe the texts in or use --input FILE")
     if args.output is not None:
         from parsner.atomic import check_output_file
 
