@@ -111,8 +111,6 @@ class DocBuilder:
     """Collects the documents of one input into a :class:`ReadResult`."""
 
     def __init__(self, path: str | Path, fmt: str, *, strict: bool, label_map: Mapping[str, str] | None) -> None:
-        from parsner.wordtok import split_sentences, tokenize_words
-
         self.path = path
         self.result = ReadResult(path=str(path), format=fmt)
         self.strict = strict
@@ -121,7 +119,6 @@ class DocBuilder:
         self.skipped: Counter[str] = Counter()  # what the reader skipped or ignored, by reason
         self.utf16 = 0
         self._ids: dict[str, str] = {}
-        self._tok = (split_sentences, tokenize_words)
 
     def error(self, line: int | None, where: str, msg: str, source: str | Path | None = None) -> InputError:
         src = source if source is not None else self.path
@@ -153,10 +150,7 @@ class DocBuilder:
                 raise RecordError(f"duplicate document id {doc_id!r} (first: {self._ids[doc_id]})")
             resolved, utf16 = resolve_offsets(text, spans)
             valid = _validate_spans(resolved, text)
-            split_sentences, tokenize_words = self._tok
-            groups, notes = _tag_words(
-                text, valid, self.normalize, self.removed, self.strict, split_sentences, tokenize_words
-            )
+            groups, notes = _tag_words(text, valid, self.normalize, self.removed, self.strict)
         except (RecordError, TagError) as exc:
             raise self.error(line, where, str(exc), source) from None
         self._ids[doc_id] = where

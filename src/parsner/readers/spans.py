@@ -120,8 +120,6 @@ def _raw_spans(rec: dict[str, Any], kind: str) -> list[tuple[Any, Any, Any]]:
 def _read_records(
     path: str | Path, kind: str, strict: bool, label_map: Mapping[str, str] | None
 ) -> ReadResult:
-    from parsner.wordtok import split_sentences, tokenize_words
-
     text = read_text(path)
     normalize = TagNormalizer(label_map)
     source = str(path)
@@ -166,9 +164,7 @@ def _read_records(
                 raise _RecordError(f"duplicate id {doc_id!r} (first used at line {ids[doc_id]})")
             ids[doc_id] = lineno
             spans = _validate_spans(_raw_spans(rec, kind), doc_text)
-            groups, notes = _tag_words(
-                doc_text, spans, normalize, removed, strict, split_sentences, tokenize_words
-            )
+            groups, notes = _tag_words(doc_text, spans, normalize, removed, strict)
         except (_RecordError, TagError) as exc:
             raise InputError(path, lineno, f"record {recno}: {exc}") from None
         result.notes.extend(f"record {recno} (line {lineno}): {n}" for n in notes)
@@ -212,24 +208,19 @@ def _tag_words(
     normalize: TagNormalizer,
     removed: Counter[str],
     strict: bool,
-    split_sentences: Any,
-    tokenize_words: Any,
 ) -> tuple[list[tuple[list[str], list[str], list[tuple[int, int]]]], list[str]]:
     """Words of ``text`` grouped into sentences, with IOB2 tags from ``spans``; plus notes."""
+    from parsner.wordtok import sentence_words
+
     notes: list[str] = []
-    words = tokenize_words(text)
+    sentences = sentence_words(text)  # words and sentence boundaries in one pass
+    words = [w for sent in sentences for w in sent]
     if not words:
         raise _RecordError("'text' has no words")
     wstart = [w.start for w in words]
     wend = [w.end for w in words]
-    sents = split_sentences(text) or [(0, len(text))]
-    sstart = [a for a, _ in sents]
-    wsent = [max(0, bisect_right(sstart, a) - 1) for a in wstart]
-    join = [False] * len(sents)  # join[k]: sentence k is merged with sentence k + 1
-    for w, k in zip(words, wsent, strict=True):  # a word running past its sentence (should not happen)
-        while k + 1 < len(sents) and w.end > sents[k + 1][0]:
-            join[k] = True
-            k += 1
+    wsent = [k for k, sent in enumerate(sentences) for _ in sent]
+    join = [False] * len(sentences)  # join[k]: sentence k is merged with sentence k + 1
 
     tags = ["O"] * len(words)
     prev: tuple[int, int, Any, int, int] | None = None  # start, end, label, first word, last word
@@ -278,8 +269,15 @@ def _tag_words(
         for k in range(i + 1, j + 1):
             tags[k] = f"I-{etype}"
 
-    group_of = [0] * len(sents)
-    for k in range(1, len(sents)):
+    return _group(words, wsent, tags, join), notes
+
+
+def _group(
+    words: list[Any], wsent: list[int], tags: list[str], join: list[bool]
+) -> list[tuple[list[str], list[str], list[tuple[int, int]]]]:
+    """``(tokens, tags, offsets)`` per sentence, sentences that an entity crosses merged into one."""
+    group_of = [0] * len(join)
+    for k in range(1, len(join)):
         group_of[k] = group_of[k - 1] + (0 if join[k - 1] else 1)
     groups: list[tuple[list[str], list[str], list[tuple[int, int]]]] = []
     current = -1
@@ -291,4 +289,4 @@ def _tag_words(
         groups[-1][0].append(w.text)
         groups[-1][1].append(tag)
         groups[-1][2].append((w.start, w.end))
-    return groups, notes
+    return groups
