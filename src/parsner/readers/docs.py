@@ -23,7 +23,7 @@ from parsner.corpus import ReadResult, Sentence
 from parsner.errors import InputError
 from parsner.labels import TagError
 from parsner.readers.conll import TagNormalizer
-from parsner.readers.spans import _RecordError, _show, _tag_words, _validate_spans
+from parsner.readers.spans import _RecordError, _show, _tag_words, _validate_spans, finish
 
 __all__ = ["DocBuilder", "RecordError", "resolve_offsets", "utf16_to_codepoints"]
 
@@ -171,11 +171,4 @@ class DocBuilder:
             )
         for reason, n in sorted(self.skipped.items()):
             res.notes.append(f"{n} {reason}")
-        if self.removed:
-            what = ", ".join(f"{t} {n}" for t, n in sorted(self.removed.items()))
-            res.notes.append(f"the label map removed {sum(self.removed.values())} span(s): {what}")
-        counts: Counter[str] = Counter()
-        for s in res.sentences:
-            counts.update(s.tags)
-        res.tag_counts = counts
-        return res
+        return finish(res, self.removed)

@@ -173,6 +173,11 @@ def _read_records(
             result.sentences.append(Sentence(tokens, tags, source, lineno, doc_id, offsets))
     if not recno:
         raise InputError(path, 1, "no records: the file has only blank lines")
+    return finish(result, removed)
+
+
+def finish(result: ReadResult, removed: Counter[str]) -> ReadResult:
+    """Note what the label map removed and count the tags: the last step of every span reader."""
     if removed:
         what = ", ".join(f"{t} {n}" for t, n in sorted(removed.items()))
         result.notes.append(f"the label map removed {sum(removed.values())} span(s): {what}")
