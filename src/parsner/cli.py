@@ -23,7 +23,9 @@ from parsner import __version__
 from parsner.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, ParsnerError
 
 #: Command modules, in the order of the pipeline.
-COMMAND_MODULES = ("data", "train", "eval", "predict", "export", "serve", "benchmark", "quickstart")
+COMMAND_MODULES = (
+    "data", "pretrain", "train", "distill", "eval", "predict", "export", "serve", "benchmark", "quickstart",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
