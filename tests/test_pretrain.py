@@ -172,3 +172,20 @@ def test_jsonl_and_corpus_text(tmp_path):
     assert corpus.sentences == [["علی", "به", "تهران", "رفت", "."], ["او", "برگشت", "."], ["مریم", "آمد"],
                                 ["علی", "آمد"], ["رضا", "رفت"], ["علی", "آمد"], ["رضا", "رفت"]]
     assert [s["kind"] for s in corpus.sources] == ["jsonl", "corpus", "text"]
+
+
+def test_parsbert_shaped_base_and_local_dir_continue(parsbert_tokenizer_dir, pretrained, text, data, work):
+    """A ParsBERT-shaped model (real tokenizer and config, 1 layer) and an earlier output both pre-train further."""
+    out = work / "standin"
+    res = run_cli(["pretrain", "--model", "parsbert-standin:1", "--text", str(text), "--out", str(out),
+                   "--max-steps", "2", "--set", "batch_size=4", "--set", "progress=false",
+                   "--set", "validation_fraction=0"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(out))
+    assert config.num_hidden_layers == 1 and config.architectures == ["BertForMaskedLM"]
+    assert "not checked for test sentences" in res.stderr  # no guard given: said, not silent
+    res = run_cli(["pretrain", "--model", str(pretrained), "--text", str(text), "--out", str(work / "again"),
+                   "--max-steps", "2", "--set", "batch_size=4", "--set", "progress=false"])
+    assert res.returncode == 0, res.stderr[-3000:]
