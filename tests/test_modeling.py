@@ -176,3 +176,32 @@ def test_tiny_vocabulary_is_the_same_in_every_process():
     digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
                for _ in range(3)}
     assert len(digests) == 1
+
+
+def test_truncated_weights_and_corrupt_meta_are_named(tmp_path):
+    _saved_tiny(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelLoadError, match=r"cannot load the model of .*(header|deserializ)"):
+        load_for_inference(tmp_path, device="cpu")
+    _saved_tiny(tmp_path)
+    (tmp_path / "parsner.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ModelLoadError, match=r"parsner\.json: not a valid parsner\.json"):
+        load_for_inference(tmp_path, device="cpu")
+
+
+def test_a_run_missing_its_normalizer_json_says_so_and_uses_the_named_preset(tmp_path, capsys):
+    _saved_tiny(tmp_path)
+    (tmp_path / "parsner.json").write_text(json.dumps({"normalizer": "parsbert"}), encoding="utf-8")
+    _, _, normalizer, meta = load_for_inference(tmp_path, device="cpu")
+    assert normalizer is not None and normalizer.normalize_text("كتاب 12") == "کتاب ۱۲"
+    assert "normalizer.json is missing" in capsys.readouterr().err
+    assert meta["normalizer_used"].startswith("parsbert (preset")
+
+
+def test_a_missing_relative_model_directory_is_not_sent_to_the_stand_ins(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelLoadError) as err:
+        load_for_inference("models/peyma", device="cpu")
+    text = str(err.value)
+    assert "no local directory of that name" in text and "for training only" in text
