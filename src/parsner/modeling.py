@@ -50,25 +50,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Window defaults and the tiny stand-in's sizes have one home each (runmeta, config); used and re-exported here.
+from parsner.config import TINY_DEFAULTS
 from parsner.errors import ConfigError, ModelLoadError
 from parsner.paths import parsbert_v1_tokenizer_dir
+from parsner.runmeta import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE
 
 #: Written next to every stand-in (parsner.json, model card, logs).
 STAND_IN_WARNING = "stand-in, random init, scores are NOT ParsBERT's"
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-DEFAULT_MAX_LENGTH = 512
-DEFAULT_STRIDE = 128
-
-#: Defaults of the ``tiny`` stand-in (overridable through ``tiny_options``).
-TINY_DEFAULTS: dict[str, int] = {
-    "layers": 2,
-    "hidden": 128,
-    "heads": 2,
-    "intermediate": 512,
-    "vocab_size": 8000,
-}
-
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 

@@ -24,13 +24,11 @@ from typing import Any, overload
 
 from parsner.errors import ConfigError, ModelLoadError
 from parsner.labels import load_label_map, model_labels, spans_from_tags, to_iob2
+from parsner.runmeta import DEFAULT_STRIDE  # windows overlap by this when parsner.json has no stride
 from parsner.wordtok import Word
 
 #: Default cap on padded sub-tokens per forward pass (see ``Tagger.max_batch_tokens``).
 DEFAULT_MAX_BATCH_TOKENS = 2048
-
-#: Sub-tokens shared by consecutive windows of an over-long sentence (default when parsner.json has none).
-DEFAULT_STRIDE = 128
 
 
 @dataclass

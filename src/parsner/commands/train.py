@@ -20,31 +20,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="run config YAML (e.g. training/sample.yaml)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (repeatable), e.g. --set learning_rate=3e-5")
-    p.add_argument("--model", help="local dir, hub id (e.g. HooshvareLab/bert-fa-base-uncased), "
-                                   "'tiny[:LAYERS]' or 'parsbert-standin[:LAYERS]' (stand-ins: random weights)")
-    p.add_argument("--data", help="dataset directory built by `parsner data build`")
-    p.add_argument("--out", help="run directory (default: models/<run-name>)")
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--max-train-samples", type=int, metavar="N", help="train on the first N sentences")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--normalizer", choices=("parsbert", "parsbert-zwnj", "none"),
-                   help="text preprocessing (same as --set normalizer=...; saved with the model)")
+    from parsner.config import add_flags
+
+    add_flags(p)  # --data, --model, --out, --seed, --epochs, ... : declared on the RunConfig fields
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from parsner.config import flag_values
     from parsner.train import TrainingInterrupted, run_training
 
-    if args.normalizer:
-        args.sets = [*args.sets, f"normalizer={args.normalizer}"]
     try:
-        result = run_training(
-            args.config, model=args.model, data=args.data, out=args.out, seed=args.seed, epochs=args.epochs,
-            max_train_samples=args.max_train_samples, overrides=args.sets, resume=args.resume,
-            overwrite=args.overwrite,
-        )
+        result = run_training(args.config, overrides=args.sets, resume=args.resume, overwrite=args.overwrite,
+                              **flag_values(args))
     except TrainingInterrupted as exc:
         print(f"parsner: {exc}", file=sys.stderr)
         return exc.exit_code
