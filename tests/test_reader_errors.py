@@ -1,4 +1,4 @@
-"""Issue 6's bad-input matrix, reader rows: each case is an InputError naming file, line and problem."""
+"""The bad-input matrix, reader rows: each case is an InputError naming file, line and problem."""
 
 from __future__ import annotations
 

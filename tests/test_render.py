@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from parsner.render import Writer, colour_for, render_conll, render_html, render_text
+from parsner.render import OutputWriter, colour_for, render_conll, render_html, render_text
 from parsner.wordtok import Word, tokenize_words
 
 TEXT = "علی‌رضا محمدی در تهران گفت: شرکت <b>Apple</b> & «ایرنا» ۱۲۳ درصد."
@@ -151,7 +151,7 @@ def _doc(text: str, entities: list[dict]) -> _Doc:
 @pytest.mark.parametrize("fmt", ["json", "jsonl", "conll", "html", "text"])
 def test_writers_stream_each_document(fmt: str) -> None:
     out = io.StringIO()
-    w = Writer(fmt, out, labels=["LOC", "ORG", "PER"])
+    w = OutputWriter(fmt, out, labels=["LOC", "ORG", "PER"])
     w.begin()
     w.write("first", _doc(TEXT, ENTS))
     after_first = out.getvalue()
@@ -184,4 +184,4 @@ def test_writers_stream_each_document(fmt: str) -> None:
 
 def test_unknown_format() -> None:
     with pytest.raises(ValueError):
-        Writer("xml", io.StringIO())
+        OutputWriter("xml", io.StringIO())

@@ -146,7 +146,7 @@ def _info(name: str) -> CorpusInfo:
         raise ConfigError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}") from None
 
 
-def _normalise_fold(info: CorpusInfo, fold: str | int | None, notes: list[str]) -> str | None:
+def _fold_key(info: CorpusInfo, fold: str | int | None, notes: list[str]) -> str | None:
     if not info.has_folds:
         if fold is not None:
             raise ConfigError(f"corpus {info.name!r} has no folds; drop --fold")
@@ -165,7 +165,7 @@ def expected_files(
 ) -> list[Path]:
     """The local files a recipe reads (whether or not they exist)."""
     info = _info(name)
-    fold_key = _normalise_fold(info, fold, [])
+    fold_key = _fold_key(info, fold, [])
     if info.name == "sample":
         return [SAMPLE_DIR / "sample.jsonl", SAMPLE_DIR / "splits.json"]
     base = Path(data_dir) if data_dir is not None else shared_data_dir()
@@ -190,7 +190,7 @@ def recipe(
     """
     info = _info(name)
     notes: list[str] = []
-    fold_key = _normalise_fold(info, fold, notes)
+    fold_key = _fold_key(info, fold, notes)
     warnings: list[str] = []
     if fold_key == "all":
         if not allow_leakage:
@@ -305,7 +305,7 @@ def load_from_hub(
     """Load a corpus by its Hub id (network needed); returns one :class:`ReadResult` per Hub split."""
     info = _info(name)
     notes: list[str] = []
-    fold_key = _normalise_fold(info, fold, notes)
+    fold_key = _fold_key(info, fold, notes)
     if info.hub_id is None:
         raise ConfigError(f"no Hub id is known for {info.name}; use the local files (--data-dir)")
     if fold_key == "all":

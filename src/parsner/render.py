@@ -213,7 +213,7 @@ def render_html(
 # ---------------------------------------------------------------- streaming writers
 
 
-class Writer:
+class OutputWriter:
     """Streams documents in one format to ``out``: ``begin()``, ``write(doc_id, doc)`` per doc, ``end()``."""
 
     def __init__(self, fmt: str, out: TextIO, *, labels: Sequence[str] = (), title: str = "ParsNER") -> None:

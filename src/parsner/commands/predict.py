@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from parsner.errors import ConfigError, InputError, ModelLoadError
 from parsner.preannotate import TOOL_FORMATS
-from parsner.render import FORMATS, Writer
+from parsner.render import FORMATS, OutputWriter
 
 #: Texts in one tagging call are also capped by characters, so a directory of long articles streams too.
 MAX_CHARS_PER_CALL = 200_000
@@ -233,7 +233,7 @@ def _writer(args: argparse.Namespace, out: TextIO | Path, labels: list[str]) -> 
         return preannotate.LabelStudioWriter(out, model_version=version)  # type: ignore[arg-type]
     if args.format == "doccano":
         return preannotate.DoccanoWriter(out)  # type: ignore[arg-type]
-    return Writer(args.format, out, labels=labels, title=args.title)  # type: ignore[arg-type]
+    return OutputWriter(args.format, out, labels=labels, title=args.title)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager
