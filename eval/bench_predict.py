@@ -13,6 +13,11 @@ the same list of strings, on CPU, in one run, one after the other:
 * ``Tagger`` at ``--batch-sizes`` (length-sorted windows, dynamic padding, ``inference_mode``);
 * with ``--quantize``: ``Tagger(quantize=True)`` (dynamic int8), with its F1 cost measured on the same
   sentences' gold tags (``predict_words``), next to the fp32 F1 and the tag agreement between the two.
+* with ``--onnx``: the same model exported by ``parsner export --onnx`` (fp32) and ``--quantize int8``,
+  run by the Tagger's ONNX Runtime backend with as many threads as torch: "ORT fp32" and "ORT int8" rows
+  at ``--batch-sizes``, their word-tag agreement with torch and F1 on the gold tags;
+* with ``--latency``: single-text latency (p50/p99 over ``--latency-repeats`` calls) of a 1-sentence and a
+  30-sentence article for each Tagger backend — what an interactive user waits.
 
 Without ``--model`` a stand-in is built: ParsBERT v1's real tokenizer and config with random weights and
 ``--layers`` layers (or the ``tiny`` stand-in when the shared tokenizer is missing). Speed is what it
@@ -127,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="batch sizes tried besides the default (which is one text at a time)")
     ap.add_argument("--batch-sizes", default="32,64", help="Tagger batch sizes (first = its default)")
     ap.add_argument("--quantize", action="store_true", help="add the dynamic int8 row with its F1 cost")
+    ap.add_argument("--onnx", action="store_true", help="add ONNX Runtime fp32 and int8 rows, parity and F1")
+    ap.add_argument("--latency", action="store_true", help="single-text latency p50/p99 per Tagger backend")
+    ap.add_argument("--latency-repeats", type=int, default=50, help="calls per latency figure (default 50)")
     ap.add_argument("--repeat", type=int, default=1, help="best of N timings per row")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -190,6 +198,20 @@ def main(argv: list[str] | None = None) -> int:
             quant = {"f1_fp32": round(f_fp, 4), "f1_int8": round(f_q8, 4), "f1_cost": round(f_fp - f_q8, 4),
                      "tag_agreement": round(same / n_tok, 4),
                      "note": "random-weight stand-in: F1 is meaningless" if args.model is None else ""}
+        taggers: dict[str, Any] = {"Tagger torch fp32": tagger}
+        if args.quantize:
+            taggers["Tagger torch int8"] = qtagger
+        onnx = None
+        if args.onnx:
+            ort = onnx_taggers(model_dir, Path(tmp), torch.get_num_threads())
+            for name, t in ort.items():
+                t(warm)
+                for bs in [int(x) for x in args.batch_sizes.split(",") if x]:
+                    secs, _ = best_time(lambda t=t, bs=bs: t(texts, batch_size=bs), args.repeat)
+                    add(name, bs, secs)
+            onnx = onnx_parity(tagger, ort, tokens, gold, texts, int(args.batch_sizes.split(",")[0]))
+            taggers.update(ort)
+        latency = measure_latency(taggers, texts, tokens, args.latency_repeats) if args.latency else None
 
     default = rows[0]["seconds"]
     pipes = [r for r in rows if r["system"].startswith("pipeline")]
@@ -208,11 +230,74 @@ def main(argv: list[str] | None = None) -> int:
         "tagger_default_vs_pipeline_default": tagger_rows[0]["speedup_vs_pipeline_default"],
         "entity_agreement_tagger_vs_pipeline": entity_agreement(tagger_out or [], pipe_out),
         "int8": quant,
+        "onnx": onnx,
+        "latency_ms": latency,
     }
     print(render_markdown(result))
     if args.json:
         args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def onnx_taggers(model_dir: str, tmp: Path, threads: int) -> dict[str, Any]:
+    """The model exported to ONNX (fp32 and int8), each in a Tagger with ``threads`` intra-op threads."""
+    from parsner.backends import load_onnx_for_inference
+    from parsner.export import export_onnx
+    from parsner.tagger import Tagger
+
+    out: dict[str, Any] = {}
+    for name, quantize in (("ORT fp32", None), ("ORT int8", "int8")):
+        d = tmp / name.replace(" ", "-")
+        t0 = time.perf_counter()
+        export_onnx(model_dir, d, quantize=quantize)
+        print(f"  exported {name} in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        runner, tok, norm, meta = load_onnx_for_inference(d, threads=threads)
+        out[name] = Tagger(runner, tok, norm, meta=meta)
+    return out
+
+
+def onnx_parity(tagger: Any, ort: dict[str, Any], tokens: list[list[str]], gold: list[list[str]],
+                texts: list[str], bs: int) -> dict[str, Any]:
+    """Word-tag agreement with torch and F1 on gold tags (``predict_words``), entity agreement on raw text."""
+    ref = tagger.predict_words(tokens, batch_size=bs)
+    f_ref = micro_f1(gold, ref)
+    ref_ents = [[(e["start"], e["end"], e["label"]) for e in ents] for ents in tagger(texts, batch_size=bs)]
+    n_words = sum(map(len, ref))
+    result: dict[str, Any] = {"f1_torch_fp32": round(f_ref, 4)}
+    for name, t in ort.items():
+        tags = t.predict_words(tokens, batch_size=bs)
+        same = sum(a == b for s, u in zip(ref, tags, strict=True) for a, b in zip(s, u, strict=True))
+        ents = [[(e["start"], e["end"], e["label"]) for e in es] for es in t(texts, batch_size=bs)]
+        f = micro_f1(gold, tags)
+        result[name] = {"f1": round(f, 4), "f1_change_points": round(100 * (f - f_ref), 2),
+                        "word_tag_agreement": round(same / n_words, 6),
+                        "texts_with_identical_entities": round(
+                            sum(a == b for a, b in zip(ref_ents, ents, strict=True)) / len(texts), 6)}
+    return result
+
+
+def measure_latency(taggers: dict[str, Any], texts: list[str], tokens: list[list[str]],
+                    repeats: int) -> dict[str, Any]:
+    """p50/p99 wall time of ``tagger(text)`` for one text at a time: a median sentence, a 30-sentence article."""
+    import statistics
+
+    median_len = statistics.median_low(len(t) for t in tokens)
+    one = texts[next(i for i, t in enumerate(tokens) if len(t) == median_len)]
+    article = " ".join(texts[:30])
+    out: dict[str, Any] = {"1 sentence": {"words": median_len}, "30 sentences": {"words": len(article.split())}}
+    for label, text in (("1 sentence", one), ("30 sentences", article)):
+        for name, t in taggers.items():
+            t(text)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                t(text)
+                times.append(1000 * (time.perf_counter() - t0))
+            times.sort()
+            out[label][name] = {"p50": round(times[len(times) // 2], 2),
+                                "p99": round(times[min(len(times) - 1, int(0.99 * len(times)))], 2)}
+            print(f"  latency {label:<12} {name:<18}: p50 {out[label][name]['p50']:7.1f} ms", file=sys.stderr)
+    return out
 
 
 def render_markdown(r: dict[str, Any]) -> str:
@@ -244,6 +329,21 @@ def render_markdown(r: dict[str, Any]) -> str:
     if q:
         lines.append(f"int8: F1 {q['f1_int8']:.4f} vs fp32 {q['f1_fp32']:.4f} (cost {q['f1_cost']:+.4f}), "
                      f"tag agreement {q['tag_agreement']:.2%}. {q['note']}".rstrip())
+    o = r.get("onnx")
+    if o:
+        for name in ("ORT fp32", "ORT int8"):
+            x = o[name]
+            lines.append(f"{name}: F1 {x['f1']:.4f} vs torch fp32 {o['f1_torch_fp32']:.4f} "
+                         f"({x['f1_change_points']:+.2f} points), word-tag agreement with torch "
+                         f"{x['word_tag_agreement']:.4%}, texts with identical entities "
+                         f"{x['texts_with_identical_entities']:.2%}.")
+    lat = r.get("latency_ms")
+    if lat:
+        lines += ["", "| single text | system | p50 ms | p99 ms |", "|---|---|---:|---:|"]
+        for label, rows in lat.items():
+            for name, v in rows.items():
+                if name != "words":
+                    lines.append(f"| {label} ({rows['words']} words) | {name} | {v['p50']:.1f} | {v['p99']:.1f} |")
     return "\n".join(lines)
 
 

@@ -94,8 +94,8 @@ class OrtRunner:
 
 
 def as_runner(model: Any, device: str | None = None) -> Any:
-    """``model`` itself when it already is a runner, else a :class:`TorchRunner` around it."""
-    if isinstance(model, (TorchRunner, OrtRunner)):
+    """``model`` itself when it already is a runner (it names its ``backend``), else a :class:`TorchRunner`."""
+    if isinstance(getattr(model, "backend", None), str):
         return model
     return TorchRunner(model, device)
 
@@ -125,9 +125,16 @@ def resolve_backend(path_or_id: str | os.PathLike[str], backend: str | None) -> 
     return backend
 
 
-def load_onnx_for_inference(path: str | os.PathLike[str], threads: int | None = None) -> tuple[Any, Any, Any, dict]:
-    """``(runner, tokenizer, normalizer, parsner_meta)`` of an exported directory (``parsner export``)."""
+def load_onnx_for_inference(
+    path: str | os.PathLike[str], threads: int | None = None, *, normalizer: str = "auto"
+) -> tuple[Any, Any, Any, dict]:
+    """``(runner, tokenizer, normalizer, parsner_meta)`` of an exported directory (``parsner export``).
+
+    ``normalizer`` is chosen as for torch models (:func:`parsner.modeling.resolve_normalizer`).
+    """
     from transformers import AutoConfig, AutoTokenizer
+
+    from parsner.modeling import parse_spec, resolve_normalizer
 
     path = Path(path)
     try:
@@ -145,9 +152,5 @@ def load_onnx_for_inference(path: str | os.PathLike[str], threads: int | None = 
         meta = json.loads((path / "parsner.json").read_text(encoding="utf-8"))
     meta.setdefault("max_length", min(int(tokenizer.model_max_length), 512))
     meta.setdefault("stride", 128)
-    normalizer = None
-    if (path / "normalizer.json").is_file():
-        from parsner.normalize import PersianNormalizer
-
-        normalizer = PersianNormalizer.load(path)
-    return OrtRunner(path / ONNX_FILE, config, threads=threads), tokenizer, normalizer, meta
+    norm, meta["normalizer_used"] = resolve_normalizer(parse_spec(str(path)), normalizer, meta)
+    return OrtRunner(path / ONNX_FILE, config, threads=threads), tokenizer, norm, meta

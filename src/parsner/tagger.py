@@ -137,8 +137,9 @@ class Tagger:
         if resolve_backend(path_or_id, backend) == "onnx":  # a directory written by `parsner export --onnx`
             if quantize:
                 raise ConfigError("an ONNX model is quantised when exported: parsner export DIR --onnx --quantize int8")
-            runner, tokenizer, normalizer, meta = load_onnx_for_inference(path_or_id)
-            return cls(runner, tokenizer, normalizer, meta=meta, **kwargs)
+            runner, tokenizer, norm, meta = load_onnx_for_inference(path_or_id, normalizer=normalizer)
+            meta.setdefault("model_name", str(path_or_id))
+            return cls(runner, tokenizer, norm, meta=meta, **kwargs)
         from parsner.modeling import load_for_inference
 
         model, tokenizer, normalizer, meta = load_for_inference(str(path_or_id), device=device, normalizer=normalizer)
