@@ -83,7 +83,7 @@ form.addEventListener("submit", async (event) => {
       return;
     }
     render(text, data.entities);
-    status.textContent = data.entities.length + " entities";
+    status.textContent = data.entities.length + " موجودیت";
     document.body.dataset.state = "done";
   } catch (err) {
     status.className = "err";
