@@ -15,7 +15,9 @@ Sentences are never split one by one: an article must not straddle train and tes
 boundaries (most CoNLL corpora) are split by blocks of :data:`BLOCK_SIZE` consecutive sentences, and the build
 says so.
 
-``datasets`` is imported inside the functions that need it, so ``import parsner.dataset`` stays cheap.
+The numbers in ``stats.json``/``audit.json`` come from :mod:`parsner.datastats`, the card from
+:mod:`parsner.dataset_card`. ``datasets`` is imported inside the functions that need it, so
+``import parsner.dataset`` stays cheap.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ import random
 import re
 import sys
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,20 +39,34 @@ from typing import TYPE_CHECKING, Any
 from parsner import __version__
 from parsner.atomic import atomic_dir, check_output_dir
 from parsner.corpus import ReadResult, Sentence
+from parsner.dataset_card import render_card
+from parsner.datastats import (
+    AUDIT_PAIRS,
+    LEAK_WARN_FRACTION,
+    SPLITS,
+    _audit_from_columns,
+    _label_warnings,
+    _stats_from_columns,
+    compute_stats,
+    format_audit,
+    format_stats_table,
+    overlap_audit,
+)
 from parsner.errors import ConfigError, InputError
-from parsner.labels import label_list, load_label_map, spans_from_tags
+from parsner.labels import label_list, load_label_map
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import DatasetDict, Features
 
-#: Split names, in the order they are written and reported.
-SPLITS = ("train", "validation", "test")
+# Statistics, the audit and the card have their own modules; these names stay importable from here.
+__all__ = [
+    "AUDIT_PAIRS", "BLOCK_SIZE", "LEAK_WARN_FRACTION", "SPLITS", "BuildReport", "build_dataset", "compute_stats",
+    "dataset_features", "format_audit", "format_stats_table", "load_dataset_dir", "overlap_audit",
+    "parse_split_ratios", "read_json", "render_card", "split_from_name",
+]
 
 #: Consecutive sentences kept together when a file has no document boundaries.
 BLOCK_SIZE = 10
-
-#: Overlap of an evaluated split with a reference split above which the audit shouts "leaked".
-LEAK_WARN_FRACTION = 0.5
 
 #: Words in file names that name a split (compared with the name's alphanumeric parts).
 _SPLIT_WORDS = {
@@ -66,16 +82,10 @@ _SPLIT_WORDS = {
     "testing": "test",
 }
 
-#: Overlap pairs the audit checks: (reference split, evaluated split); percentages are of the evaluated one.
-#: "train+validation" is everything a model may see before the test: the leakage that matters for test scores.
-AUDIT_PAIRS = (
-    ("train", "test"),
-    ("train", "validation"),
-    ("validation", "test"),
-    ("train+validation", "test"),
-)
-
 Log = Callable[[str], None]
+
+#: One read input: its result, and the sha256 and size of its file (None for an already-read result).
+ReadInput = tuple[ReadResult, str | None, int | None]
 
 
 def _stderr(msg: str) -> None:
@@ -144,16 +154,20 @@ def parse_split_ratios(spec: str | Sequence[float]) -> tuple[float, float, float
     return values[0], values[1], values[2]
 
 
-def _document_groups(sentences: Sequence[Sentence], notes: list[str]) -> list[tuple[str, list[int]]]:
+
+
+def _document_groups(sentences: Sequence[Sentence]) -> tuple[list[tuple[str, list[int]]], list[str]]:
     """Group sentence indices into documents: ``(source, doc_id)``, or blocks when a file has no documents.
 
     A file whose sentences all carry one doc id (or none) has no document boundaries; its consecutive
     sentences are grouped in blocks of :data:`BLOCK_SIZE` (neighbouring sentences usually share an article).
+    Returns the groups and a note per file split by blocks.
     """
     by_source: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(sentences):
         by_source[s.source].append(i)
     groups: list[tuple[str, list[int]]] = []
+    notes: list[str] = []
     for source, idxs in by_source.items():
         doc_ids = {sentences[i].doc_id for i in idxs}
         if len(doc_ids) == 1 and len(idxs) > BLOCK_SIZE:
@@ -167,7 +181,7 @@ def _document_groups(sentences: Sequence[Sentence], notes: list[str]) -> list[tu
         for i in idxs:
             docs[sentences[i].doc_id].append(i)
         groups.extend((f"{source}#{doc}", members) for doc, members in docs.items())
-    return groups
+    return groups, notes
 
 
 def _assign_groups(
@@ -229,7 +243,8 @@ def _load_splits_file(path: Path) -> dict[str, set[str]]:
     return out
 
 
-def _split_by_file(sentences: list[Sentence], splits_file: Path, notes: list[str]) -> dict[str, list[int]]:
+def _split_by_file(sentences: list[Sentence], splits_file: Path) -> tuple[dict[str, list[int]], list[str]]:
+    """The splits a splits file gives every sentence's document, and a note naming the file."""
     mapping = _load_splits_file(splits_file)
     owner = {doc: split for split, docs in mapping.items() for doc in docs}
     out: dict[str, list[int]] = {s: [] for s in SPLITS if s in mapping}
@@ -248,356 +263,78 @@ def _split_by_file(sentences: list[Sentence], splits_file: Path, notes: list[str
         raise InputError(
             splits_file, None, f"{len(missing)} listed document(s) are not in the inputs: {shown}"
         )
-    notes.append(f"splits from {splits_file} ({len(owner)} documents)")
-    return out
+    return out, [f"splits from {splits_file} ({len(owner)} documents)"]
 
 
-# --------------------------------------------------------------------------------------------- stats
+
+def _split_by_names(
+    read: Sequence[ReadInput],
+    sentences: list[Sentence],
+    input_of: list[int],
+    named: list[str | None],
+    ratios: tuple[float, float, float],
+    seed: int,
+) -> tuple[dict[str, list[int]], str, list[str]]:
+    """Splits from the file names; a missing validation split is carved from train by document."""
+    unnamed = [res.path for (res, _, _), n in zip(read, named, strict=True) if n is None]
+    if unnamed:
+        raise ConfigError(
+            "some inputs name their split and some do not (" + ", ".join(unnamed) + "); rename them "
+            "(train/dev/test) or pass --splits-file"
+        )
+    split_idx: dict[str, list[int]] = {s: [] for s in SPLITS if s in named}
+    for i, k in enumerate(input_of):
+        split_idx[named[k]].append(i)  # type: ignore[index]
+    method = (
+        "file names ("
+        + ", ".join(f"{Path(r.path).name}→{n}" for (r, _, _), n in zip(read, named, strict=True))
+        + ")"
+    )
+    notes: list[str] = []
+    if "validation" not in split_idx and ratios[1] > 0 and "train" in split_idx:
+        split_idx["train"], split_idx["validation"], notes = _carve_validation(
+            split_idx["train"], sentences, ratios[1], seed
+        )
+        method += (
+            f"; validation carved from train by document/sentence block "
+            f"({ratios[1]:g} of train, seed {seed})"
+        )
+    return split_idx, method, notes
 
 
-def _entity_counts(tag_seqs: Iterable[Sequence[str]]) -> Counter:
-    counts: Counter = Counter()
-    for tags in tag_seqs:
-        for _, _, etype in spans_from_tags(tags):
-            counts[etype] += 1
-    return counts
+def _carve_validation(
+    train: list[int], sentences: list[Sentence], fraction: float, seed: int
+) -> tuple[list[int], list[int], list[str]]:
+    """``train`` split by document into (train, validation), and the notes of the grouping."""
+    groups, notes = _document_groups([sentences[i] for i in train])
+    carved = _assign_groups(groups, ("train", "validation"), (1 - fraction, fraction), seed)
+    return [train[i] for i in carved["train"]], [train[i] for i in carved["validation"]], notes
 
 
-def _split_stats(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], docs: Sequence[str]) -> dict:
-    lengths = [len(t) for t in tokens]
-    ents = _entity_counts(tags)
-    return {
-        "sentences": len(tokens),
-        "tokens": sum(lengths),
-        "non_o_tokens": sum(1 for seq in tags for t in seq if t != "O"),
-        "entities": dict(sorted(ents.items())),
-        "total_entities": sum(ents.values()),
-        "documents": len(set(docs)),
-        "max_sentence_tokens": max(lengths, default=0),
-        "mean_sentence_tokens": round(sum(lengths) / len(lengths), 2) if lengths else 0.0,
-    }
+def _assign_splits(
+    read: Sequence[ReadInput],
+    sentences: list[Sentence],
+    input_of: list[int],
+    named: list[str | None],
+    splits_path: Path | None,
+    ratios: tuple[float, float, float],
+    seed: int,
+) -> tuple[dict[str, list[int]], str, list[str]]:
+    """Sentence indices per non-empty split, how they were chosen (for build.json and the card), and notes.
 
-
-def _stats_from_columns(columns: Mapping[str, tuple[list, list, list]], names: list[str]) -> dict[str, Any]:
-    splits = {s: _split_stats(*columns[s]) for s in SPLITS if s in columns}
-    total: dict[str, Any] = {"sentences": 0, "tokens": 0, "non_o_tokens": 0, "entities": Counter()}
-    for st in splits.values():
-        for key in ("sentences", "tokens", "non_o_tokens"):
-            total[key] += st[key]
-        total["entities"].update(st["entities"])
-    total["entities"] = dict(sorted(total["entities"].items()))
-    total["total_entities"] = sum(total["entities"].values())
-    types = sorted({n[2:] for n in names if n != "O"})
-    return {"label_list": names, "entity_types": types, "splits": splits, "total": total}
-
-
-def _columns_from_dd(dd: DatasetDict) -> tuple[dict[str, tuple[list, list, list]], list[str]]:
-    names: list[str] | None = None
-    cols: dict[str, tuple[list, list, list]] = {}
-    for split in dd:
-        ds = dd[split]
-        feat = ds.features.get("ner_tags")
-        split_names = list(getattr(getattr(feat, "feature", None), "names", None) or [])
-        if not split_names:
-            raise ConfigError(f"split {split!r} has no ner_tags ClassLabel feature; not a parsner dataset")
-        names = names or split_names
-        tags = [[split_names[i] for i in seq] for seq in ds["ner_tags"]]
-        docs = ds["doc_id"] if "doc_id" in ds.column_names else [""] * len(ds)
-        cols[split] = (ds["tokens"], tags, docs)
-    return cols, names or ["O"]
-
-
-def compute_stats(dd: DatasetDict) -> dict[str, Any]:
-    """Sentences, tokens, non-O tokens and entities per type, per split and in total, of any built dataset."""
-    cols, names = _columns_from_dd(dd)
-    return _stats_from_columns(cols, names)
-
-
-# --------------------------------------------------------------------------------------------- audit
-
-
-def _audit_from_columns(
-    columns: Mapping[str, tuple[list, list, Any]], max_examples: int = 5
-) -> dict[str, Any]:
-    keyed: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
-        s: [(tuple(tok), tuple(tag)) for tok, tag in zip(columns[s][0], columns[s][1], strict=True)]
-        for s in SPLITS
-        if s in columns
-    }
-    duplicates = {}
-    for split, rows in keyed.items():
-        taggings: dict[tuple[str, ...], set[tuple[str, ...]]] = defaultdict(set)
-        for tok, tag in rows:
-            taggings[tok].add(tag)
-        duplicates[split] = {
-            "sentences": len(rows),
-            "distinct": len(taggings),
-            "extra_copies": len(rows) - len(taggings),
-            # token sequences that occur more than once with different tags: annotation inconsistencies
-            "conflicting_taggings": sum(1 for tags in taggings.values() if len(tags) > 1),
-        }
-    overlap = []
-    warnings: list[str] = []
-    for ref, ev in AUDIT_PAIRS:
-        parts = ref.split("+")
-        if ev not in keyed or not all(p in keyed for p in parts):
-            continue
-        ref_tags: dict[tuple[str, ...], set[tuple[str, ...]]] = defaultdict(set)
-        for tok, tag in (row for p in parts for row in keyed[p]):
-            ref_tags[tok].add(tag)
-        hits = [(tok, tag) for tok, tag in keyed[ev] if tok in ref_tags]
-        agree = sum(1 for tok, tag in hits if tag in ref_tags[tok])
-        n_ev = len(keyed[ev])
-        frac = len(hits) / n_ev if n_ev else 0.0
-        examples = []
-        for tok in dict.fromkeys(tok for tok, _ in hits):  # distinct, first-seen order
-            if len(examples) >= max_examples:
-                break
-            examples.append(" ".join(tok))
-        entry = {
-            "reference": ref,
-            "evaluated": ev,
-            "sentences": len(hits),
-            "of": n_ev,
-            "percent": round(100 * frac, 2),
-            "distinct": len({tok for tok, _ in hits}),
-            "tags_agree": agree,
-            "tags_differ": len(hits) - agree,
-            "max_tokens": max((len(tok) for tok, _ in hits), default=0),
-            "examples": examples,
-        }
-        overlap.append(entry)
-        if frac > LEAK_WARN_FRACTION:
-            warnings.append(
-                f"LEAKAGE: {_pct(len(hits), n_ev)} leaked - {len(hits):,} of {n_ev:,} {ev} sentences also "
-                f"appear in {ref}; scores on {ev} measure memorisation, not generalisation"
-            )
-    return {
-        "method": "exact token sequence",
-        "duplicates": duplicates,
-        "overlap": overlap,
-        "warnings": warnings,
-    }
-
-
-def _pct(part: int, whole: int) -> str:
-    """A percentage rounded down to 0.1, so that only a complete overlap reads "100%"."""
-    if whole and part == whole:
-        return "100%"
-    return f"{math.floor(1000 * part / whole) / 10 if whole else 0.0:.1f}%"
-
-
-def overlap_audit(dd: DatasetDict, max_examples: int = 5) -> dict[str, Any]:
-    """Exact duplicates inside each split and train/test, train/validation, validation/test overlap.
-
-    Overlap counts evaluated-split sentences (with repeats) whose token sequence occurs in the reference
-    split, as a count and a percentage of the evaluated split, and whether their tags agree with
-    a tagging there.
+    A splits file wins, then file names (``named``: the split each input's name gives), then a seeded
+    split by document.
     """
-    cols, _ = _columns_from_dd(dd)
-    return _audit_from_columns(cols, max_examples=max_examples)
-
-
-# --------------------------------------------------------------------------------------------- tables
-
-
-def format_stats_table(stats: Mapping[str, Any]) -> str:
-    """A plain-text table: one row per split (and the total), one column per entity type."""
-    types = list(stats.get("entity_types", []))
-    head = ["split", "sentences", "tokens", "entities", *types]
-    rows = [head]
-    for name, st in [*stats["splits"].items(), ("total", stats["total"])]:
-        ents = st["entities"]
-        rows.append(
-            [name, f"{st['sentences']:,}", f"{st['tokens']:,}", f"{st['total_entities']:,}"]
-            + [f"{ents.get(t, 0):,}" for t in types]
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = []
-    for r in rows:
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
-def format_audit(audit: Mapping[str, Any]) -> str:
-    """Readable lines for an audit dict (duplicates, then one line per overlap pair, then warnings)."""
-    lines = [f"overlap audit ({audit.get('method', 'exact token sequence')})"]
-    dup = audit.get("duplicates", {})
-    if dup:
-        parts = [f"{s} {d['extra_copies']:,} of {d['sentences']:,}" for s, d in dup.items()]
-        lines.append("  duplicates inside a split (extra copies): " + ", ".join(parts))
-        conflicts = [
-            f"{s} {d['conflicting_taggings']:,}" for s, d in dup.items() if d.get("conflicting_taggings")
-        ]
-        if conflicts:
-            lines.append("  same tokens tagged differently inside a split: " + ", ".join(conflicts))
-    for o in audit.get("overlap", []):
-        pair = f"{o['evaluated']} in {o['reference']}"
-        line = (
-            f"  {pair:<26} {o['sentences']:>6,} of {o['of']:,} {o['evaluated']} sentences "
-            f"({o['percent']:.1f}%)"
-        )
-        if o["sentences"]:
-            line += f", tags agree {o['tags_agree']:,}/{o['sentences']:,}, longest {o['max_tokens']} tokens"
-        lines.append(line)
-        if o["examples"]:
-            lines.append("      e.g. " + " | ".join(_clip(e) for e in o["examples"][:3]))
-    if not audit.get("overlap"):
-        lines.append("  (fewer than two splits: no overlap to check)")
-    lines.extend(f"  WARNING {w}" for w in audit.get("warnings", []))
-    return "\n".join(lines)
-
-
-def _clip(text: str, n: int = 60) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-# --------------------------------------------------------------------------------------------- card
-
-
-def _size_category(n: int) -> str:
-    for bound, label in (
-        (1_000, "n<1K"),
-        (10_000, "1K<n<10K"),
-        (100_000, "10K<n<100K"),
-        (1_000_000, "100K<n<1M"),
-    ):
-        if n < bound:
-            return label
-    return "1M<n<10M"
-
-
-def render_card(
-    *,
-    name: str,
-    stats: Mapping[str, Any],
-    audit: Mapping[str, Any],
-    build: Mapping[str, Any],
-    card_info: Mapping[str, Any] | None = None,
-) -> str:
-    """A HuggingFace-style dataset card (YAML front matter + markdown) for a built dataset."""
-    import yaml
-
-    info = dict(card_info or {})
-    names: list[str] = stats["label_list"]
-    meta: dict[str, Any] = {
-        "language": ["fa"],
-        "pretty_name": info.get("pretty_name", name),
-    }
-    if info.get("license"):
-        meta["license"] = info["license"]
-    meta.update(
-        {
-            "task_categories": ["token-classification"],
-            "task_ids": ["named-entity-recognition"],
-            "size_categories": [_size_category(stats["total"]["sentences"])],
-            "tags": ["persian", "ner", "parsner"],
-            "dataset_info": {
-                "features": [
-                    {"name": "id", "dtype": "string"},
-                    {"name": "tokens", "sequence": "string"},
-                    {
-                        "name": "ner_tags",
-                        "sequence": {"class_label": {"names": {str(i): n for i, n in enumerate(names)}}},
-                    },
-                    {"name": "source", "dtype": "string"},
-                    {"name": "line", "dtype": "int32"},
-                    {"name": "doc_id", "dtype": "string"},
-                    {"name": "offsets", "sequence": {"sequence": "int32"}},
-                ],
-                "splits": [{"name": s, "num_examples": st["sentences"]} for s, st in stats["splits"].items()],
-            },
-        }
-    )
-    front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
-    out = [f"---\n{front}---\n", f"# {meta['pretty_name']}\n\n"]
-    summary = info.get("description") or "Persian named-entity recognition data (IOB2 word tags)."
-    out.append(
-        f"{summary}\n\nBuilt by `parsner data build` (ParsNER {build['parsner_version']}) on "
-        f"{build['created']}. Tokens are kept exactly as in the source files (no normalisation); entity "
-        f"types: {', '.join(stats['entity_types']) or 'none'}.\n"
-    )
-    warnings = [*audit.get("warnings", []), *info.get("warnings", [])]
-    if warnings:
-        out.append("\n> **Warning**\n" + "".join(f"> - {w}\n" for w in warnings))
-
-    out.append("\n## Splits and entity counts\n\n")
-    types = stats["entity_types"]
-    out.append("| split | sentences | tokens | entities | " + " | ".join(types) + " |\n")
-    out.append("|---|---:|---:|---:|" + "---:|" * len(types) + "\n")
-    for s, st in [*stats["splits"].items(), ("**total**", stats["total"])]:
-        cells = [f"{st['entities'].get(t, 0):,}" for t in types]
-        out.append(
-            f"| {s} | {st['sentences']:,} | {st['tokens']:,} | {st['total_entities']:,} | "
-            + " | ".join(cells)
-            + " |\n"
-        )
-    out.append(f"\nSplit method: {build['split_method']}.\n")
-
-    out.append("\n## Overlap audit (exact token sequences)\n\n")
-    dup = audit.get("duplicates", {})
-    if dup:
-        out.append(
-            "Duplicates inside a split (extra copies): "
-            + ", ".join(f"{s} {d['extra_copies']:,} of {d['sentences']:,}" for s, d in dup.items())
-            + ".\n"
-        )
-        conflicts = [
-            f"{s} {d['conflicting_taggings']:,}" for s, d in dup.items() if d.get("conflicting_taggings")
-        ]
-        if conflicts:
-            out.append("Token sequences tagged differently inside a split: " + ", ".join(conflicts) + ".\n")
-        out.append("\n")
-    if audit.get("overlap"):
-        out.append("| evaluated split | also in | sentences | % of evaluated | tags agree | longest |\n")
-        out.append("|---|---|---:|---:|---:|---:|\n")
-        for o in audit["overlap"]:
-            out.append(
-                f"| {o['evaluated']} | {o['reference']} | {o['sentences']:,} of {o['of']:,} "
-                f"| {o['percent']:.2f}% | {o['tags_agree']:,} | {o['max_tokens']} tokens |\n"
-            )
+    if splits_path is not None:
+        method = f"splits file {splits_path}"
+        split_idx, notes = _split_by_file(sentences, splits_path)
+    elif any(n is not None for n in named):
+        split_idx, method, notes = _split_by_names(read, sentences, input_of, named, ratios, seed)
     else:
-        out.append("Only one split: no overlap to check.\n")
-
-    out.append("\n## Source files\n\n| file | format | split | sentences | repaired tags | sha256 |\n")
-    out.append("|---|---|---|---:|---:|---|\n")
-    for inp in build["inputs"]:
-        out.append(
-            f"| `{inp['path']}` | {inp['format']} | {inp['split'] or '(seeded)'} | {inp['sentences']:,} | "
-            f"{inp['repaired']:,} | `{inp['sha256'] or '-'}` |\n"
-        )
-    notes = stats.get("notes", [])
-    if notes:
-        out.append(f"\nNotes ({len(notes)}; all of them are in `stats.json`):\n\n")
-        out.extend(f"- {n}\n" for n in notes[:20])
-        if len(notes) > 20:
-            out.append(f"- ... and {len(notes) - 20} more\n")
-
-    opts = build["options"]
-    out.append("\n## Build options\n\n```\n")
-    out.extend(f"{k}: {json.dumps(v, ensure_ascii=False)}\n" for k, v in opts.items())
-    out.append("```\n")
-    if build.get("command"):
-        out.append(f"\nCommand: `{build['command']}`\n")
-
-    if build.get("has_texts"):
-        out.append(
-            "\n`offsets` are character offsets of each token in its original document; the documents are in "
-            "`texts.jsonl` (`source`, `doc_id`, `text`).\n"
-        )
-    out.append(
-        "\n## Usage\n\n```python\nfrom datasets import load_from_disk\n\n"
-        'ds = load_from_disk("path/to/this/folder")\n'
-        'label_names = ds["train"].features["ner_tags"].feature.names\n```\n'
-    )
-    out.append("\n## Licence and citation\n\n")
-    out.append(
-        f"{info.get('license_note') or 'Licence: as stated by the source files (not recorded here).'}\n"
-    )
-    if info.get("citation"):
-        out.append(f"\n```\n{info['citation'].strip()}\n```\n")
-    return "".join(out)
+        groups, notes = _document_groups(sentences)
+        split_idx = _assign_groups(groups, SPLITS, ratios, seed)
+        method = f"seeded split by document (ratios {','.join(f'{r:g}' for r in ratios)}, seed {seed})"
+    return {s: split_idx[s] for s in SPLITS if split_idx.get(s)}, method, notes
 
 
 # --------------------------------------------------------------------------------------------- build
@@ -628,9 +365,28 @@ def dataset_features(names: list[str]) -> Features:
     )
 
 
-def _check_out(out: Path, overwrite: bool, inputs: Sequence[Path | str | None]) -> None:
-    """The output rule of :mod:`parsner.atomic`, checked before anything is read."""
-    check_output_dir(out, kind="dataset", overwrite=overwrite, inputs=inputs)
+def _resolve_label_map(label_map: str | Path | Mapping[str, str] | None) -> dict[str, str] | None:
+    """The label map as a dict: given as one, or loaded from a preset name or a YAML/JSON file."""
+    if label_map is None or isinstance(label_map, Mapping):
+        return dict(label_map) if label_map is not None else None
+    try:
+        return load_label_map(label_map)
+    except UnicodeDecodeError as exc:
+        raise InputError(label_map, None, f"not valid UTF-8 (byte {exc.start}: "
+                                          f"{exc.object[exc.start:exc.start + 4]!r})") from None
+
+
+def _check_out(
+    out: Path,
+    overwrite: bool,
+    inputs: Sequence[Path | str | ReadResult],
+    splits_path: Path | None,
+    label_map: str | Path | Mapping[str, str] | None,
+) -> None:
+    """The output rule of :mod:`parsner.atomic`, checked before anything is read (no input may be replaced)."""
+    file_inputs = [Path(x) for x in inputs if not isinstance(x, ReadResult)]
+    map_file = label_map if isinstance(label_map, str | Path) and Path(label_map).is_file() else None
+    check_output_dir(out, kind="dataset", overwrite=overwrite, inputs=[*file_inputs, splits_path, map_file])
 
 
 def _check_tokens(result: ReadResult) -> None:
@@ -643,6 +399,17 @@ def _check_tokens(result: ReadResult) -> None:
                                  "a token cannot hold tabs or line breaks")
 
 
+def _fingerprint(path: Path) -> tuple[str, int]:
+    """sha256 and size of an input: a file, or a brat collection (its .ann and .txt files) for a folder."""
+    if not path.is_dir():
+        return _sha256(path), path.stat().st_size
+    files = sorted(f for f in path.rglob("*") if f.suffix in (".ann", ".txt") and f.is_file())
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"{f.relative_to(path)}\0{_sha256(f)}\n".encode())
+    return digest.hexdigest(), sum(f.stat().st_size for f in files)
+
+
 def _read_inputs(
     inputs: Sequence[Path | str | ReadResult],
     fmt: str | None,
@@ -650,11 +417,11 @@ def _read_inputs(
     label_map: dict[str, str] | None,
     log: Log,
     reader_options: Mapping[str, Any] | None = None,
-) -> list[tuple[ReadResult, str | None, int | None]]:
+) -> list[ReadInput]:
     """Read every input; returns ``(result, sha256, size)`` per input, in order."""
     from parsner.readers import read_file
 
-    out: list[tuple[ReadResult, str | None, int | None]] = []
+    out: list[ReadInput] = []
     seen: set[Path] = set()
     for item in inputs:
         if isinstance(item, ReadResult):
@@ -679,15 +446,207 @@ def _read_inputs(
             f"  read {path} [{result.format}]: {len(result.sentences):,} sentences{extra} "
             f"({time.perf_counter() - t0:.1f}s)"
         )
-        if path.is_dir():  # a brat collection: its .ann and .txt files
-            files = sorted(f for f in path.rglob("*") if f.suffix in (".ann", ".txt") and f.is_file())
-            digest = hashlib.sha256()
-            for f in files:
-                digest.update(f"{f.relative_to(path)}\0{_sha256(f)}\n".encode())
-            out.append((result, digest.hexdigest(), sum(f.stat().st_size for f in files)))
-            continue
-        out.append((result, _sha256(path), path.stat().st_size))
+        out.append((result, *_fingerprint(path)))
     return out
+
+
+def _flatten(read: Sequence[ReadInput]) -> tuple[list[Sentence], list[int]]:
+    """Every input's sentences in order, and the input index of each."""
+    sentences: list[Sentence] = []
+    input_of: list[int] = []
+    for k, (res, _, _) in enumerate(read):
+        sentences.extend(res.sentences)
+        input_of.extend([k] * len(res.sentences))
+    return sentences, input_of
+
+
+def _label_names(sentences: Sequence[Sentence]) -> list[str]:
+    return label_list(sorted({t[2:] for s in sentences for t in s.tags if t != "O"}))
+
+
+def _columns(
+    sentences: Sequence[Sentence], split_idx: Mapping[str, list[int]], names: list[str]
+) -> dict[str, dict[str, list]]:
+    """The dataset's columns per split (features of ``docs/ARCHITECTURE.md``), ids ``<split>-<n>``."""
+    tag_id = {n: i for i, n in enumerate(names)}
+    columns: dict[str, dict[str, list]] = {}
+    for split, idxs in split_idx.items():
+        col: dict[str, list] = {
+            k: [] for k in ("id", "tokens", "ner_tags", "source", "line", "doc_id", "offsets")
+        }
+        for n, i in enumerate(idxs):
+            s = sentences[i]
+            col["id"].append(f"{split}-{n}")
+            col["tokens"].append(list(s.tokens))
+            col["ner_tags"].append([tag_id[t] for t in s.tags])
+            col["source"].append(s.source)
+            col["line"].append(s.line)
+            col["doc_id"].append(s.doc_id)
+            col["offsets"].append([list(o) for o in s.offsets] if s.offsets is not None else [])
+        columns[split] = col
+    return columns
+
+
+def _stat_columns(
+    sentences: Sequence[Sentence], split_idx: Mapping[str, list[int]], columns: Mapping[str, dict[str, list]]
+) -> dict[str, tuple[list, list, list]]:
+    """What stats and the audit read per split: tokens, string tags, doc ids."""
+    return {
+        split: (
+            [sentences[i].tokens for i in idxs],
+            [sentences[i].tags for i in idxs],
+            columns[split]["doc_id"],
+        )
+        for split, idxs in split_idx.items()
+    }
+
+
+def _input_records(
+    read: Sequence[ReadInput], named: Sequence[str | None]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """build.json's record of each input (``named``: the split its file name gives, if that decided it),
+    and the readers' notes prefixed with their file."""
+    records = []
+    notes: list[str] = []
+    for k, (res, sha, size) in enumerate(read):
+        records.append(
+            {
+                "path": res.path,
+                "format": res.format,
+                "split": named[k] or None,
+                "sentences": len(res.sentences),
+                "tokens": sum(len(s.tokens) for s in res.sentences),
+                "repaired": res.repaired,
+                "notes": list(res.notes),
+                "sha256": sha,
+                "bytes": size,
+            }
+        )
+        notes.extend(f"{res.path}: {n}" for n in res.notes)
+    return records, notes
+
+
+def _stats_record(
+    stat_cols: Mapping[str, tuple[list, list, list]],
+    names: list[str],
+    name: str,
+    records: Sequence[Mapping[str, Any]],
+    notes: list[str],
+) -> dict[str, Any]:
+    """stats.json: the numbers per split, plus the inputs, repairs and every note of the build."""
+    stats = _stats_from_columns(stat_cols, names)
+    stats["name"] = name
+    stats["inputs"] = [
+        {k: r[k] for k in ("path", "format", "split", "sentences", "tokens", "repaired")} for r in records
+    ]
+    stats["repaired_total"] = sum(r["repaired"] for r in records)
+    stats["notes"] = notes
+    return stats
+
+
+def _options_record(
+    *,
+    format: str | None,
+    label_map: str | Path | Mapping[str, str] | None,
+    lmap: dict[str, str] | None,
+    strict: bool,
+    ratios: tuple[float, float, float],
+    seed: int,
+    splits_path: Path | None,
+    reader_options: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """build.json's ``options``: every option the build was given, so that it can be replayed."""
+    return {
+        "format": format,
+        "label_map": dict(label_map)
+        if isinstance(label_map, Mapping)
+        else (str(label_map) if label_map is not None else None),
+        "label_map_resolved": lmap,
+        "strict": strict,
+        "split_ratios": list(ratios),
+        "seed": seed,
+        "splits_file": str(splits_path) if splits_path else None,
+        "block_size": BLOCK_SIZE,
+        **({"reader_options": dict(reader_options)} if reader_options else {}),
+    }
+
+
+def _build_record(
+    *,
+    name: str,
+    command: str | None,
+    method: str,
+    split_idx: Mapping[str, list[int]],
+    names: list[str],
+    read: Sequence[ReadInput],
+    records: list[dict[str, Any]],
+    options: dict[str, Any],
+    card_info: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """build.json: versions, time, how the splits were made, the inputs with their sha256, the options."""
+    build = {
+        "parsner_version": __version__,
+        "datasets_version": _datasets_version(),
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "name": name,
+        "command": command,
+        "split_method": method,
+        "splits": {s: len(i) for s, i in split_idx.items()},
+        "label_list": names,
+        "has_texts": any(getattr(res, "texts", None) for res, _, _ in read),
+        "inputs": records,
+        "options": options,
+    }
+    if card_info:
+        build["card_info"] = {
+            k: v for k, v in card_info.items() if isinstance(v, str | int | float | list | None)
+        }
+    return build
+
+
+def _to_dataset_dict(columns: Mapping[str, dict[str, list]], names: list[str]) -> DatasetDict:
+    from datasets import Dataset, DatasetDict
+
+    features = dataset_features(names)
+    return DatasetDict({split: Dataset.from_dict(col, features=features) for split, col in columns.items()})
+
+
+def _write_texts(read: Sequence[ReadInput], path: Path) -> None:
+    """texts.jsonl for span data: the original documents, which the word offsets point into."""
+    texts = [
+        {"source": res.path, "doc_id": doc, "text": text}
+        for res, _, _ in read
+        for doc, text in getattr(res, "texts", {}).items()
+    ]
+    if texts:
+        with path.open("w", encoding="utf-8") as f:
+            for rec in texts:
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+def _write_build(
+    out: Path,
+    overwrite: bool,
+    dd: DatasetDict,
+    files: Mapping[str, dict[str, Any]],
+    read: Sequence[ReadInput],
+    card_info: Mapping[str, Any] | None,
+) -> dict[str, float]:
+    """Write the dataset, the JSON ``files``, texts.jsonl and the card atomically; returns the timings."""
+    stats, audit, build = files["stats.json"], files["audit.json"], files["build.json"]
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    with atomic_dir(out, overwrite=overwrite, kind="dataset") as tmp:
+        _save_quietly(dd, tmp)
+        timings["save"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        for fname, obj in files.items():
+            (tmp / fname).write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        _write_texts(read, tmp / "texts.jsonl")
+        card = render_card(name=stats["name"], stats=stats, audit=audit, build=build, card_info=card_info)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+        timings["card"] = time.perf_counter() - t1
+    return timings
 
 
 def build_dataset(
@@ -722,187 +681,42 @@ def build_dataset(
     if not inputs:
         raise ConfigError("no inputs to build from")
     ratios = parse_split_ratios(split_ratios)
-    lmap: dict[str, str] | None
-    if label_map is None or isinstance(label_map, Mapping):
-        lmap = dict(label_map) if label_map is not None else None
-    else:
-        try:
-            lmap = load_label_map(label_map)
-        except UnicodeDecodeError as exc:
-            raise InputError(label_map, None, f"not valid UTF-8 (byte {exc.start}: "
-                                              f"{exc.object[exc.start:exc.start + 4]!r})") from None
+    lmap = _resolve_label_map(label_map)
     splits_path = Path(splits_file) if splits_file is not None else None
-    file_inputs = [Path(x) for x in inputs if not isinstance(x, ReadResult)]
-    map_file = label_map if isinstance(label_map, str | Path) and Path(label_map).is_file() else None
-    extra_inputs = [splits_path, map_file]
-    _check_out(out, overwrite, [*file_inputs, *extra_inputs])
+    _check_out(out, overwrite, inputs, splits_path, label_map)
 
-    # -- read
     t0 = time.perf_counter()
     log(f"building {out} from {len(inputs)} input(s)")
     read = _read_inputs(inputs, format, strict, lmap, log, reader_options)
     timings["read"] = time.perf_counter() - t0
 
-    # -- assign splits
     t0 = time.perf_counter()
-    notes: list[str] = []
-    sentences: list[Sentence] = []
-    input_of: list[int] = []  # input index of every sentence
-    for k, (res, _, _) in enumerate(read):
-        sentences.extend(res.sentences)
-        input_of.extend([k] * len(res.sentences))
+    sentences, input_of = _flatten(read)
     named = [split_from_name(res.path) for res, _, _ in read]
-    if splits_path is not None:
-        method = f"splits file {splits_path}"
-        split_idx = _split_by_file(sentences, splits_path, notes)
-    elif any(n is not None for n in named):
-        unnamed = [res.path for (res, _, _), n in zip(read, named, strict=True) if n is None]
-        if unnamed:
-            raise ConfigError(
-                "some inputs name their split and some do not (" + ", ".join(unnamed) + "); rename them "
-                "(train/dev/test) or pass --splits-file"
-            )
-        split_idx = {s: [] for s in SPLITS if s in named}
-        for i, k in enumerate(input_of):
-            split_idx[named[k]].append(i)  # type: ignore[index]
-        method = (
-            "file names ("
-            + ", ".join(f"{Path(r.path).name}→{n}" for (r, _, _), n in zip(read, named, strict=True))
-            + ")"
-        )
-        if "validation" not in split_idx and ratios[1] > 0 and "train" in split_idx:
-            train_s = [sentences[i] for i in split_idx["train"]]
-            groups = _document_groups(train_s, notes)
-            carved = _assign_groups(groups, ("train", "validation"), (1 - ratios[1], ratios[1]), seed)
-            base = split_idx["train"]
-            split_idx["train"] = [base[i] for i in carved["train"]]
-            split_idx["validation"] = [base[i] for i in carved["validation"]]
-            method += (
-                f"; validation carved from train by document/sentence block "
-                f"({ratios[1]:g} of train, seed {seed})"
-            )
-    else:
-        groups = _document_groups(sentences, notes)
-        split_idx = _assign_groups(groups, SPLITS, ratios, seed)
-        method = f"seeded split by document (ratios {','.join(f'{r:g}' for r in ratios)}, seed {seed})"
-    split_idx = {s: split_idx[s] for s in SPLITS if split_idx.get(s)}
+    split_idx, method, notes = _assign_splits(read, sentences, input_of, named, splits_path, ratios, seed)
     log(f"  splits: {method}")
     timings["split"] = time.perf_counter() - t0
 
-    # -- columns, labels, stats, audit
     t0 = time.perf_counter()
-    types = sorted({t[2:] for s in sentences for t in s.tags if t != "O"})
-    names = label_list(types)
-    tag_id = {n: i for i, n in enumerate(names)}
-    columns: dict[str, dict[str, list]] = {}
-    for split, idxs in split_idx.items():
-        col: dict[str, list] = {
-            k: [] for k in ("id", "tokens", "ner_tags", "source", "line", "doc_id", "offsets")
-        }
-        for n, i in enumerate(idxs):
-            s = sentences[i]
-            col["id"].append(f"{split}-{n}")
-            col["tokens"].append(list(s.tokens))
-            col["ner_tags"].append([tag_id[t] for t in s.tags])
-            col["source"].append(s.source)
-            col["line"].append(s.line)
-            col["doc_id"].append(s.doc_id)
-            col["offsets"].append([list(o) for o in s.offsets] if s.offsets is not None else [])
-        columns[split] = col
-    stat_cols = {
-        split: (
-            [sentences[i].tokens for i in idxs],
-            [sentences[i].tags for i in idxs],
-            columns[split]["doc_id"],
-        )
-        for split, idxs in split_idx.items()
-    }
-    stats = _stats_from_columns(stat_cols, names)
-    input_records = []
-    for k, (res, sha, size) in enumerate(read):
-        n_tok = sum(len(s.tokens) for s in res.sentences)
-        input_records.append(
-            {
-                "path": res.path,
-                "format": res.format,
-                "split": named[k] if splits_path is None and named[k] else None,
-                "sentences": len(res.sentences),
-                "tokens": n_tok,
-                "repaired": res.repaired,
-                "notes": list(res.notes),
-                "sha256": sha,
-                "bytes": size,
-            }
-        )
-        notes.extend(f"{res.path}: {n}" for n in res.notes)
-    stats["name"] = name or out.name
-    stats["inputs"] = [
-        {k: r[k] for k in ("path", "format", "split", "sentences", "tokens", "repaired")}
-        for r in input_records
-    ]
-    stats["repaired_total"] = sum(r["repaired"] for r in input_records)
-    stats["notes"] = notes
+    names = _label_names(sentences)
+    columns = _columns(sentences, split_idx, names)
+    stat_cols = _stat_columns(sentences, split_idx, columns)
+    # a file's split is recorded only when its name decided it
+    records, input_notes = _input_records(read, [None] * len(read) if splits_path is not None else named)
+    stats = _stats_record(stat_cols, names, name or out.name, records, [*notes, *input_notes])
     audit = _audit_from_columns(stat_cols)
     timings["stats_audit"] = time.perf_counter() - t0
 
-    # -- Dataset
     t0 = time.perf_counter()
-    from datasets import Dataset, DatasetDict
-
-    features = dataset_features(names)
-    dd = DatasetDict({split: Dataset.from_dict(col, features=features) for split, col in columns.items()})
+    dd = _to_dataset_dict(columns, names)
     timings["to_dataset"] = time.perf_counter() - t0
 
-    build = {
-        "parsner_version": __version__,
-        "datasets_version": _datasets_version(),
-        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "name": stats["name"],
-        "command": command,
-        "split_method": method,
-        "splits": {s: len(i) for s, i in split_idx.items()},
-        "label_list": names,
-        "has_texts": any(getattr(res, "texts", None) for res, _, _ in read),
-        "inputs": input_records,
-        "options": {
-            "format": format,
-            "label_map": dict(label_map)
-            if isinstance(label_map, Mapping)
-            else (str(label_map) if label_map is not None else None),
-            "label_map_resolved": lmap,
-            "strict": strict,
-            "split_ratios": list(ratios),
-            "seed": seed,
-            "splits_file": str(splits_path) if splits_path else None,
-            "block_size": BLOCK_SIZE,
-            **({"reader_options": dict(reader_options)} if reader_options else {}),
-        },
-    }
-    if card_info:
-        build["card_info"] = {
-            k: v for k, v in card_info.items() if isinstance(v, str | int | float | list | None)
-        }
-
-    # -- save (atomic)
-    t0 = time.perf_counter()
-    with atomic_dir(out, overwrite=overwrite, kind="dataset") as tmp:
-        _save_quietly(dd, tmp)
-        timings["save"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        for fname, obj in (("stats.json", stats), ("audit.json", audit), ("build.json", build)):
-            (tmp / fname).write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        texts = [
-            {"source": res.path, "doc_id": doc, "text": text}
-            for res, _, _ in read
-            for doc, text in getattr(res, "texts", {}).items()
-        ]
-        if texts:  # span data: the original documents, which the word offsets point into
-            with (tmp / "texts.jsonl").open("w", encoding="utf-8") as f:
-                for rec in texts:
-                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        card = render_card(name=stats["name"], stats=stats, audit=audit, build=build, card_info=card_info)
-        (tmp / "README.md").write_text(card, encoding="utf-8")
-        timings["card"] = time.perf_counter() - t1
+    options = _options_record(format=format, label_map=label_map, lmap=lmap, strict=strict, ratios=ratios,
+                              seed=seed, splits_path=splits_path, reader_options=reader_options)
+    build = _build_record(name=stats["name"], command=command, method=method, split_idx=split_idx, names=names,
+                          read=read, records=records, options=options, card_info=card_info)
+    files = {"stats.json": stats, "audit.json": audit, "build.json": build}
+    timings.update(_write_build(out, overwrite, dd, files, read, card_info))
     timings["total"] = time.perf_counter() - t_start
     warnings = [*audit["warnings"], *_label_warnings(stat_cols), *(card_info or {}).get("warnings", [])]
     return BuildReport(
@@ -915,24 +729,6 @@ def build_dataset(
         warnings=warnings,
         timings=timings,
     )
-
-
-def _label_warnings(stat_cols: Mapping[str, tuple[list, list, list]]) -> list[str]:
-    """Builds that succeed but cannot train a useful model: no entities, or types only some splits have."""
-    types = {split: {t[2:] for tags in cols[1] for t in tags if t != "O"} for split, cols in stat_cols.items()}
-    out = []
-    if not any(types.values()):
-        out.append("the data has no entities at all (every tag is O): a model trained on it learns nothing")
-        return out
-    train = types.get("train", set())
-    for split in ("validation", "test"):
-        missing = sorted(types.get(split, set()) - train)
-        if split in types and "train" in types and missing:
-            out.append(f"entity type(s) {', '.join(missing)} occur in {split} but not in train: a model trained "
-                       "on this split never predicts them")
-    if "train" in types and not train:
-        out.append("the train split has no entities (every tag is O)")
-    return out
 
 
 def _save_quietly(dd: DatasetDict, path: Path) -> None:

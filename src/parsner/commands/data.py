@@ -90,7 +90,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _print_summary(stats: dict[str, Any], audit: dict[str, Any] | None) -> None:
-    from parsner.dataset import format_audit, format_stats_table
+    from parsner.datastats import format_audit, format_stats_table
 
     print(format_stats_table(stats))
     repaired = stats.get("repaired_total")
@@ -206,7 +206,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from parsner.dataset import compute_stats, load_dataset_dir, read_json
+    from parsner.dataset import load_dataset_dir, read_json
+    from parsner.datastats import compute_stats
 
     path = args.dir / "stats.json"
     if path.is_file():
@@ -229,7 +230,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from parsner.dataset import format_audit, load_dataset_dir, overlap_audit
+    from parsner.dataset import load_dataset_dir
+    from parsner.datastats import format_audit, overlap_audit
 
     audit = overlap_audit(load_dataset_dir(args.dir), max_examples=max(0, args.examples))
     if args.json:
