@@ -33,26 +33,15 @@ def _dataset_id(name: str) -> str:
     return name
 
 
-def render_model_card(
-    *, cfg: RunConfig, meta: dict[str, Any], metrics: dict[str, Any], dataset_name: str
-) -> str:
-    m = metrics.get("metrics", {})
-    stand_in = meta.get("stand_in_description")
-    dataset_id = _dataset_id(dataset_name)
-    tags = ["token-classification", "ner", "persian", "parsner"]
-    if stand_in:
-        tags.append("stand-in")
-    front: dict[str, Any] = {
-        "language": ["fa"],
-        "library_name": "transformers",
-        "pipeline_tag": "token-classification",
-        "tags": tags,
-        "datasets": [dataset_id],
-        "metrics": ["seqeval"],
-    }
-    if not stand_in and meta.get("base_model"):
-        front["base_model"] = meta["base_model"]
-    front["model-index"] = [{
+#: RunConfig fields listed in the card's training table, in this order.
+CARD_SETTINGS = ("model", "data", "epochs", "learning_rate", "batch_size", "gradient_accumulation_steps",
+                 "warmup_ratio", "weight_decay", "max_length", "stride", "label_all_subtokens", "seed",
+                 "selection_metric", "early_stopping_patience", "normalizer", "max_train_samples")
+
+
+def _model_index(cfg: RunConfig, m: dict[str, Any], dataset_name: str, dataset_id: str) -> list[dict[str, Any]]:
+    """The ``model-index`` entry: this run's validation scores, in the Hub's schema."""
+    return [{
         "name": cfg.name,
         "results": [{
             "task": {"type": "token-classification", "name": "Named Entity Recognition"},
@@ -69,9 +58,30 @@ def render_model_card(
             ],
         }],
     }]
-    lines = ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", ""]
-    lines.append(f"# {cfg.name}: Persian named-entity recognition (ParsNER)")
-    lines.append("")
+
+
+def _front_matter(cfg: RunConfig, meta: dict[str, Any], m: dict[str, Any], dataset_name: str) -> list[str]:
+    stand_in = meta.get("stand_in_description")
+    dataset_id = _dataset_id(dataset_name)
+    tags = ["token-classification", "ner", "persian", "parsner"]
+    if stand_in:
+        tags.append("stand-in")
+    front: dict[str, Any] = {
+        "language": ["fa"],
+        "library_name": "transformers",
+        "pipeline_tag": "token-classification",
+        "tags": tags,
+        "datasets": [dataset_id],
+        "metrics": ["seqeval"],
+    }
+    if not stand_in and meta.get("base_model"):
+        front["base_model"] = meta["base_model"]
+    front["model-index"] = _model_index(cfg, m, dataset_name, dataset_id)
+    return ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", ""]
+
+
+def _title(cfg: RunConfig, stand_in: str | None) -> list[str]:
+    lines = [f"# {cfg.name}: Persian named-entity recognition (ParsNER)", ""]
     if stand_in:
         lines += [
             f"> **WARNING — {stand_in}.** This model was trained from randomly initialised weights as an "
@@ -80,9 +90,13 @@ def render_model_card(
             "machine that can download it (or pass a local copy).",
             "",
         ]
+    return lines
+
+
+def _usage(cfg: RunConfig, meta: dict[str, Any], dataset_name: str) -> list[str]:
     labels = meta.get("labels", [])
     types = sorted({lab[2:] for lab in labels if lab != "O"})
-    lines += [
+    return [
         f"Token classifier fine-tuned from `{meta.get('base_model')}` with "
         f"[ParsNER](https://github.com/) on `{dataset_name}`. Entity types: {', '.join(types) or 'none'} "
         "(IOB2 tags).",
@@ -101,15 +115,12 @@ def render_model_card(
         "(`normalizer.json`, `parsner.normalize.PersianNormalizer.load`) to each word before tokenising, "
         "and read the prediction of each word from its first sub-token.",
         "",
-        "## Training",
-        "",
-        "| setting | value |",
-        "|---|---|",
     ]
-    for key in ("model", "data", "epochs", "learning_rate", "batch_size", "gradient_accumulation_steps",
-                "warmup_ratio", "weight_decay", "max_length", "stride", "label_all_subtokens", "seed",
-                "selection_metric", "early_stopping_patience", "normalizer", "max_train_samples"):
-        lines.append(f"| {key} | `{getattr(cfg, key)}` |")
+
+
+def _training(cfg: RunConfig, metrics: dict[str, Any]) -> list[str]:
+    lines = ["## Training", "", "| setting | value |", "|---|---|"]
+    lines += [f"| {key} | `{getattr(cfg, key)}` |" for key in CARD_SETTINGS]
     enc = metrics.get("encoding", {})
     lines += [
         "",
@@ -118,6 +129,12 @@ def render_model_card(
         f"windows, never truncated: {enc.get('train', {}).get('windowed_sentences', 0)} training and "
         f"{enc.get('validation', {}).get('windowed_sentences', 0)} validation sentences were windowed.",
         "",
+    ]
+    return lines
+
+
+def _results(m: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+    return [
         "## Results (validation split of this run)",
         "",
         "| seqeval mode | precision | recall | F1 |",
@@ -130,6 +147,11 @@ def render_model_card(
         f"The checkpoint was selected by validation `{meta.get('selection_metric')}`; these are validation "
         "scores, not test scores (run `parsner eval` for the test split).",
         "",
+    ]
+
+
+def _limitations(meta: dict[str, Any], stand_in: str | None) -> list[str]:
+    lines = [
         "## Limitations",
         "",
         "- Trained on news text; expect lower scores on informal text (social media, chat).",
@@ -142,4 +164,21 @@ def render_model_card(
     ]
     if stand_in:
         lines.append(f"- **{stand_in}.**")
+    return lines
+
+
+def render_model_card(
+    *, cfg: RunConfig, meta: dict[str, Any], metrics: dict[str, Any], dataset_name: str
+) -> str:
+    """README.md of a run: front matter, title (and stand-in warning), usage, training, results, limitations."""
+    m = metrics.get("metrics", {})
+    stand_in = meta.get("stand_in_description")
+    lines = [
+        *_front_matter(cfg, meta, m, dataset_name),
+        *_title(cfg, stand_in),
+        *_usage(cfg, meta, dataset_name),
+        *_training(cfg, metrics),
+        *_results(m, meta),
+        *_limitations(meta, stand_in),
+    ]
     return "\n".join(lines) + "\n"
