@@ -139,14 +139,11 @@ def _mode_label(mode: str) -> str:
     return {"default": "default (conlleval)", "strict": "strict (IOB2)"}[mode]
 
 
-def render_report(metrics: dict[str, Any], analysis: ErrorAnalysis, *, title: str,
-                  confusion_png: str | None = "confusion.png") -> str:
-    """report.md: overall scores with CIs, per-type table, error analysis and confusion matrix."""
+def _source_lines(metrics: dict[str, Any]) -> list[str]:
+    """The bullet list under the title: what was scored, type inventory, stand-in warning, counts, notes."""
     src = metrics.get("source", {})
-    lines = [f"# Evaluation: {title}", ""]
-    for key in ("model", "data", "split", "predictions", "normalizer", "label_map"):
-        if src.get(key):
-            lines.append(f"- {key}: `{src[key]}`")
+    lines = [f"- {key}: `{src[key]}`" for key in ("model", "data", "split", "predictions", "normalizer", "label_map")
+             if src.get(key)]
     inventory = src.get("types") or {}
     if inventory.get("model_only") or inventory.get("data_only"):
         shown = {k: ", ".join(v) or "–" for k, v in inventory.items()}
@@ -159,10 +156,14 @@ def render_report(metrics: dict[str, Any], analysis: ErrorAnalysis, *, title: st
                  f"gold entities: {metrics['n_gold_entities']}, "
                  f"predicted entities: {metrics['n_pred_entities']}")
     lines.append(f"- word (token) accuracy: {fmt_pct(metrics['token_accuracy'])}%")
-    for note in src.get("notes", []):
-        lines.append(f"- note: {note}")
+    lines += [f"- note: {note}" for note in src.get("notes", [])]
+    return lines
+
+
+def _overall_section(metrics: dict[str, Any]) -> list[str]:
+    """Micro P/R/F1 per scoring mode with bootstrap CIs, and the shared-types table when types differ."""
     title_types = ", all types" if metrics.get("shared_types") else ""
-    lines += ["", f"## Overall (entity level, seqeval micro average{title_types})", ""]
+    lines = ["", f"## Overall (entity level, seqeval micro average{title_types})", ""]
     boot = metrics.get("bootstrap", {})
     level = None
     lines += ["| mode | precision | recall | F1 | F1 95% CI | correct / pred / gold |",
@@ -181,50 +182,76 @@ def render_report(metrics: dict[str, Any], analysis: ErrorAnalysis, *, title: st
         lines.append(f"CI: percentile bootstrap over sentences, {level['n_resamples']} resamples, "
                      f"seed {level['seed']}.")
         lines.append("")
-    shared = metrics.get("shared_types")
-    if shared:
-        types = ", ".join(shared["types"]) or "none"
-        lines += [f"The scores above count **all types**. Over the **shared types only** ({types}: the types "
-                  "both the model and the data have):", "",
-                  "| mode | precision | recall | F1 | correct / pred / gold |", "|---|---:|---:|---:|---|"]
-        for mode in MODES:
-            m = shared[mode]
-            lines.append(f"| {_mode_label(mode)}, shared types | {fmt_pct(m['precision'])} | "
-                         f"{fmt_pct(m['recall'])} | **{fmt_pct(m['f1'])}** | "
-                         f"{m['n_correct']} / {m['n_pred']} / {m['n_gold']} |")
-        lines.append("")
-    lines += ["## Per type", ""]
+    return lines + _shared_types_lines(metrics.get("shared_types"))
+
+
+def _shared_types_lines(shared: dict[str, Any] | None) -> list[str]:
+    if not shared:
+        return []
+    types = ", ".join(shared["types"]) or "none"
+    lines = [f"The scores above count **all types**. Over the **shared types only** ({types}: the types "
+             "both the model and the data have):", "",
+             "| mode | precision | recall | F1 | correct / pred / gold |", "|---|---:|---:|---:|---|"]
+    for mode in MODES:
+        m = shared[mode]
+        lines.append(f"| {_mode_label(mode)}, shared types | {fmt_pct(m['precision'])} | "
+                     f"{fmt_pct(m['recall'])} | **{fmt_pct(m['f1'])}** | "
+                     f"{m['n_correct']} / {m['n_pred']} / {m['n_gold']} |")
+    lines.append("")
+    return lines
+
+
+def _per_type_section(metrics: dict[str, Any]) -> list[str]:
+    """Default and strict P/R/F1 per entity type, then the micro/macro/weighted averages."""
+    lines = ["## Per type", ""]
     types = sorted(set(metrics["default"]["per_type"]) | set(metrics["strict"]["per_type"]))
-    if types:
-        lines += ["| type | support | precision | recall | F1 | strict P | strict R | strict F1 |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        empty = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
-        for t in types:
-            d = metrics["default"]["per_type"].get(t, empty)
-            s = metrics["strict"]["per_type"].get(t, empty)
-            lines.append(f"| {t} | {d['support']} | {fmt_pct(d['precision'])} | {fmt_pct(d['recall'])} | "
-                         f"{fmt_pct(d['f1'])} | {fmt_pct(s['precision'])} | {fmt_pct(s['recall'])} | "
-                         f"{fmt_pct(s['f1'])} |")
-        for avg in ("micro_avg", "macro_avg", "weighted_avg"):
-            d, s = metrics["default"][avg], metrics["strict"][avg]
-            lines.append(f"| *{avg.replace('_', ' ')}* | {d['support']} | {fmt_pct(d['precision'])} | "
-                         f"{fmt_pct(d['recall'])} | {fmt_pct(d['f1'])} | {fmt_pct(s['precision'])} | "
-                         f"{fmt_pct(s['recall'])} | {fmt_pct(s['f1'])} |")
-    else:
-        lines.append("No entities in the gold tags nor in the predictions.")
-    lines += ["", "## Errors", "", summary_markdown(analysis), "", "## Entity confusion", ""]
+    if not types:
+        return [*lines, "No entities in the gold tags nor in the predictions."]
+    lines += ["| type | support | precision | recall | F1 | strict P | strict R | strict F1 |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    empty = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    for t in types:
+        d = metrics["default"]["per_type"].get(t, empty)
+        s = metrics["strict"]["per_type"].get(t, empty)
+        lines.append(f"| {t} | {d['support']} | {fmt_pct(d['precision'])} | {fmt_pct(d['recall'])} | "
+                     f"{fmt_pct(d['f1'])} | {fmt_pct(s['precision'])} | {fmt_pct(s['recall'])} | "
+                     f"{fmt_pct(s['f1'])} |")
+    for avg in ("micro_avg", "macro_avg", "weighted_avg"):
+        d, s = metrics["default"][avg], metrics["strict"][avg]
+        lines.append(f"| *{avg.replace('_', ' ')}* | {d['support']} | {fmt_pct(d['precision'])} | "
+                     f"{fmt_pct(d['recall'])} | {fmt_pct(d['f1'])} | {fmt_pct(s['precision'])} | "
+                     f"{fmt_pct(s['recall'])} | {fmt_pct(s['f1'])} |")
+    return lines
+
+
+def _confusion_section(analysis: ErrorAnalysis, confusion_png: str | None) -> list[str]:
+    lines = ["## Entity confusion", ""]
     rows, cols, matrix = analysis.confusion_matrix()
-    if len(rows) > 1:
-        lines += ["rows: gold type (O = spurious prediction); columns: predicted type (O = missed)", ""]
-        lines.append("| gold \\ pred | " + " | ".join(cols) + " |")
-        lines.append("|---|" + "---:|" * len(cols))
-        for r, row in zip(rows, matrix, strict=True):
-            lines.append(f"| {r} | " + " | ".join(str(v) for v in row) + " |")
-        lines.append("")
-        if confusion_png:
-            lines += [f"![entity confusion matrix]({confusion_png})", ""]
-    else:
-        lines += ["(no entities)", ""]
+    if len(rows) <= 1:
+        return [*lines, "(no entities)", ""]
+    lines += ["rows: gold type (O = spurious prediction); columns: predicted type (O = missed)", ""]
+    lines.append("| gold \\ pred | " + " | ".join(cols) + " |")
+    lines.append("|---|" + "---:|" * len(cols))
+    for r, row in zip(rows, matrix, strict=True):
+        lines.append(f"| {r} | " + " | ".join(str(v) for v in row) + " |")
+    lines.append("")
+    if confusion_png:
+        lines += [f"![entity confusion matrix]({confusion_png})", ""]
+    return lines
+
+
+def render_report(metrics: dict[str, Any], analysis: ErrorAnalysis, *, title: str,
+                  confusion_png: str | None = "confusion.png") -> str:
+    """report.md: overall scores with CIs, per-type table, error analysis and confusion matrix."""
+    lines = [
+        f"# Evaluation: {title}",
+        "",
+        *_source_lines(metrics),
+        *_overall_section(metrics),
+        *_per_type_section(metrics),
+        "", "## Errors", "", summary_markdown(analysis), "",
+        *_confusion_section(analysis, confusion_png),
+    ]
     return "\n".join(lines).rstrip() + "\n"
 
 
