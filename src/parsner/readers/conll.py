@@ -30,6 +30,7 @@ import codecs
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from parsner.corpus import ReadResult, Sentence
@@ -217,18 +218,19 @@ def _splitter(fmt: str, sep: str | None, token_col: int, tag_col: int) -> Callab
 # ------------------------------------------------------------------------------------------ reader
 
 
-def read_conll(
-    path: str | Path,
-    fmt: str,
-    *,
-    strict: bool = False,
-    label_map: Mapping[str, str] | None = None,
-    sep: str | None = None,
-    token_col: int = 0,
-    tag_col: int = -1,
-) -> ReadResult:
-    """Read one token-per-line file (see the module docstring). ``sep``/``token_col``/``tag_col`` are for
-    ``fmt="conll"`` only (``sep=None``: any run of whitespace)."""
+@dataclass
+class _Assembly:
+    """Sentences as read, before document ids: the ``-DOCSTART-`` count before each, and the repairs made."""
+
+    sentences: list[Sentence] = field(default_factory=list)
+    docs: list[int] = field(default_factory=list)  # -DOCSTART- count before each sentence
+    docstarts: int = 0
+    repaired: int = 0
+    repaired_lines: list[str] = field(default_factory=list)  # the first repairs, for the note
+
+
+def _check_options(fmt: str, sep: str | None, token_col: int, tag_col: int) -> str:
+    """The format name in lower case, once it and the column options are known to fit together."""
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise ConfigError(f"unknown token-per-line format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -236,45 +238,78 @@ def read_conll(
         raise ConfigError(f"sep/token_col/tag_col apply to --format conll only, not {fmt}")
     if sep == "":
         raise ConfigError("the separator must not be empty")
-    text = read_text(path)
-    split = _splitter(fmt, sep, token_col, tag_col)
-    normalize = TagNormalizer(label_map)
-    source = str(path)
-    result = ReadResult(path=source, format=fmt)
-    sentences = result.sentences
-    sent_doc: list[int] = []  # -DOCSTART- count before each sentence
-    repaired_lines: list[str] = []
+    return fmt
 
+
+def _parse_line(
+    path: str | Path,
+    lineno: int,
+    line: str,
+    split: Callable[[str], tuple[str, str]],
+    normalize: TagNormalizer,
+) -> tuple[str, str]:
+    """One token line -> ``(token, normalised tag)``, or an :class:`InputError` naming the line."""
+    try:
+        token, raw_tag = split(line)
+    except _LineError as exc:
+        raise InputError(path, lineno, str(exc)) from None
+    if not token.strip():
+        raise InputError(path, lineno, f"empty token: {_show(line)}")
+    try:
+        tag = normalize(raw_tag)
+    except TagError as exc:
+        if not raw_tag.strip():
+            raise InputError(path, lineno, f"empty tag: {_show(line)}") from None
+        raise InputError(path, lineno, str(exc)) from None
+    return token, tag
+
+
+def _checked_tags(path: str | Path, first_line: int, tags: list[str], strict: bool, acc: _Assembly) -> list[str]:
+    """``tags`` when they are valid IOB2; else an error (strict) or the repaired tags, counted in ``acc``."""
+    bad = first_invalid_transition(tags)
+    if bad is None:
+        return tags
+    before = tags[bad - 1] if bad else "the sentence start"
+    if strict:
+        raise InputError(
+            path,
+            first_line + bad,
+            f"invalid IOB2 transition: {tags[bad]} after {before} (strict mode; "
+            f"without --strict it is repaired to B-{tags[bad][2:]})",
+        )
+    fixed, n = repair_iob2(tags)
+    acc.repaired += n
+    if len(acc.repaired_lines) < _MAX_REPAIR_NOTES:
+        prev = "O"
+        for i, (old, new) in enumerate(zip(tags, fixed, strict=True)):
+            if old != new and len(acc.repaired_lines) < _MAX_REPAIR_NOTES:
+                acc.repaired_lines.append(f"line {first_line + i}: {old} after {prev}")
+            prev = new
+    return fixed
+
+
+def _assemble(
+    path: str | Path,
+    lines: list[str],
+    fmt: str,
+    split: Callable[[str], tuple[str, str]],
+    normalize: TagNormalizer,
+    strict: bool,
+) -> _Assembly:
+    """Token lines -> sentences (blank lines end one, ``-DOCSTART-`` starts a document).
+
+    Each sentence's tags are checked as it ends, so errors come in file order.
+    """
+    acc = _Assembly()
+    source = str(path)
     tokens: list[str] = []
     tags: list[str] = []
     first_line = 0
-    doc = 0
-    docstarts = 0
-    lines = text.split("\n")
 
     def flush() -> None:
         nonlocal tokens, tags
-        bad = first_invalid_transition(tags)
-        if bad is not None:
-            before = tags[bad - 1] if bad else "the sentence start"
-            if strict:
-                raise InputError(
-                    path,
-                    first_line + bad,
-                    f"invalid IOB2 transition: {tags[bad]} after {before} (strict mode; "
-                    f"without --strict it is repaired to B-{tags[bad][2:]})",
-                )
-            fixed, n = repair_iob2(tags)
-            result.repaired += n
-            if len(repaired_lines) < _MAX_REPAIR_NOTES:
-                prev = "O"
-                for i, (old, new) in enumerate(zip(tags, fixed, strict=True)):
-                    if old != new and len(repaired_lines) < _MAX_REPAIR_NOTES:
-                        repaired_lines.append(f"line {first_line + i}: {old} after {prev}")
-                    prev = new
-            tags = fixed
-        sentences.append(Sentence(tokens, tags, source, first_line))
-        sent_doc.append(doc)
+        acc.sentences.append(Sentence(tokens, _checked_tags(path, first_line, tags, strict, acc), source, first_line))
+        acc.docs.append(acc.docstarts)
         tokens, tags = [], []
 
     for lineno, line in enumerate(lines, 1):
@@ -293,51 +328,67 @@ def read_conll(
         if line[0] == "-" and is_docstart(line):
             if tokens:
                 flush()
-            doc += 1
-            docstarts += 1
+            acc.docstarts += 1
             continue
-        try:
-            token, raw_tag = split(line)
-        except _LineError as exc:
-            raise InputError(path, lineno, str(exc)) from None
-        if not token.strip():
-            raise InputError(path, lineno, f"empty token: {_show(line)}")
-        try:
-            tag = normalize(raw_tag)
-        except TagError as exc:
-            if not raw_tag.strip():
-                raise InputError(path, lineno, f"empty tag: {_show(line)}") from None
-            raise InputError(path, lineno, str(exc)) from None
+        token, tag = _parse_line(path, lineno, line, split, normalize)
         if not tokens:
             first_line = lineno
         tokens.append(token)
         tags.append(tag)
     if tokens:
         flush()
+    return acc
 
-    if not sentences:
-        if docstarts:
-            raise InputError(path, 1, f"no token lines: only {docstarts} -DOCSTART- line(s) and blank lines")
-        raise InputError(path, 1, f"no token lines: the file has {len(lines):,} line(s), all blank")
 
+def _doc_ids(path: str | Path, sentences: list[Sentence], acc: _Assembly) -> list[str]:
+    """Set every sentence's ``doc_id`` (see the module docstring); returns the note for block documents."""
     stem = Path(path).stem
-    if docstarts:
-        for s, d in zip(sentences, sent_doc, strict=True):
+    if acc.docstarts:
+        for s, d in zip(sentences, acc.docs, strict=True):
             s.doc_id = f"{stem}#{d}"
-    else:
-        for i, s in enumerate(sentences):
-            s.doc_id = f"{stem}#block{i // DOC_BLOCK}"
-        result.notes.append(
-            f"no -DOCSTART- lines: sentences grouped into pseudo-documents of {DOC_BLOCK} consecutive "
-            f"sentences ({stem}#block0 ...)"
-        )
-    if result.repaired:
-        more = "" if result.repaired <= len(repaired_lines) else f" (first {len(repaired_lines)} listed)"
-        result.notes.append(
-            f"repaired {result.repaired} orphan I- tag(s) to B-{more}: " + "; ".join(repaired_lines)
-        )
+        return []
+    for i, s in enumerate(sentences):
+        s.doc_id = f"{stem}#block{i // DOC_BLOCK}"
+    return [
+        f"no -DOCSTART- lines: sentences grouped into pseudo-documents of {DOC_BLOCK} consecutive "
+        f"sentences ({stem}#block0 ...)"
+    ]
+
+
+def _repair_notes(acc: _Assembly) -> list[str]:
+    if not acc.repaired:
+        return []
+    more = "" if acc.repaired <= len(acc.repaired_lines) else f" (first {len(acc.repaired_lines)} listed)"
+    return [f"repaired {acc.repaired} orphan I- tag(s) to B-{more}: " + "; ".join(acc.repaired_lines)]
+
+
+def read_conll(
+    path: str | Path,
+    fmt: str,
+    *,
+    strict: bool = False,
+    label_map: Mapping[str, str] | None = None,
+    sep: str | None = None,
+    token_col: int = 0,
+    tag_col: int = -1,
+) -> ReadResult:
+    """Read one token-per-line file (see the module docstring). ``sep``/``token_col``/``tag_col`` are for
+    ``fmt="conll"`` only (``sep=None``: any run of whitespace)."""
+    fmt = _check_options(fmt, sep, token_col, tag_col)
+    text = read_text(path)
+    split = _splitter(fmt, sep, token_col, tag_col)
+    normalize = TagNormalizer(label_map)
+    lines = text.split("\n")
+    acc = _assemble(path, lines, fmt, split, normalize, strict)
+    if not acc.sentences:
+        if acc.docstarts:
+            raise InputError(path, 1, f"no token lines: only {acc.docstarts} -DOCSTART- line(s) and blank lines")
+        raise InputError(path, 1, f"no token lines: the file has {len(lines):,} line(s), all blank")
+    result = ReadResult(path=str(path), format=fmt, sentences=acc.sentences, repaired=acc.repaired)
+    result.notes += _doc_ids(path, result.sentences, acc)
+    result.notes += _repair_notes(acc)
     counts: Counter[str] = Counter()
-    for s in sentences:
+    for s in result.sentences:
         counts.update(s.tags)
     result.tag_counts = counts
     return result
