@@ -162,6 +162,154 @@ def _owners(n_sub: Sequence[int], bounds: Sequence[tuple[int, int]], budget: int
     return owner
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """What every window shares: the special tokens around it, its sub-word budget, the labelling rule."""
+
+    prefix_ids: list[int]
+    suffix_ids: list[int]
+    budget: int  # sub-words of a window, special tokens excluded
+    label_all_subtokens: bool
+    cont: dict[int, int]  # B-X id -> I-X id, for continuation pieces
+
+
+def _continuation_map(
+    labels: Sequence[Sequence[int]] | None, label_all_subtokens: bool, label_names: Sequence[str] | None
+) -> dict[int, int]:
+    if not (label_all_subtokens and labels is not None):
+        return {}
+    if label_names is None:
+        raise ConfigError("label_all_subtokens needs the label names (to turn B- into I-)")
+    return b_to_i_map(label_names)
+
+
+def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """Special tokens before and after a window, taken from the tokenizer itself ([CLS]/[SEP], <s>/</s> ...)."""
+    probe = tokenizer([["a"]], is_split_into_words=True, add_special_tokens=True)
+    probe_ids, probe_wids = list(probe["input_ids"][0]), probe.word_ids(0)
+    inner = [t for t, w in enumerate(probe_wids) if w is not None]
+    return probe_ids[: inner[0]], probe_ids[inner[-1] + 1 :]
+
+
+def _subword_ids(
+    tokenizer: Any, words_in: list[list[str]], todo: list[int], unk: str
+) -> tuple[list[list[int]], list[list[int]], int]:
+    """Sub-word ids and their word ids for each sentence in ``todo``, and how many words gave no sub-word.
+
+    Such words are replaced by ``unk`` in ``words_in`` and their sentences re-encoded, so that every word
+    keeps a position.
+    """
+    enc = tokenizer([words_in[i] for i in todo], is_split_into_words=True, add_special_tokens=False)
+    redo: list[int] = []
+    zero = 0
+    for j, i in enumerate(todo):
+        seen = {w for w in enc.word_ids(j) if w is not None}
+        if len(seen) != len(words_in[i]):
+            for w in range(len(words_in[i])):
+                if w not in seen:
+                    words_in[i][w] = unk
+                    zero += 1
+            redo.append(j)
+    ids_all: list[list[int]] = [list(x) for x in enc["input_ids"]]
+    wids_all: list[list[int]] = [[w for w in enc.word_ids(j)] for j in range(len(todo))]  # type: ignore[misc]
+    if redo:
+        retry = [words_in[todo[j]] for j in redo]
+        enc2 = tokenizer(retry, is_split_into_words=True, add_special_tokens=False)
+        for r, j in enumerate(redo):
+            ids_all[j] = list(enc2["input_ids"][r])
+            wids_all[j] = list(enc2.word_ids(r))  # type: ignore[arg-type]
+            if len(set(wids_all[j])) != len(words_in[todo[j]]):  # pragma: no cover - tokenizer without unk
+                raise ConfigError(f"sentence {todo[j]}: a word gives no sub-token even as {unk!r}")
+    return ids_all, wids_all, zero
+
+
+def _word_pieces(wids: Sequence[int], n_words: int) -> tuple[list[int], list[int]]:
+    """Sub-words per word and the position of each word's first sub-word."""
+    n_sub = [0] * n_words
+    first_tok = [0] * n_words
+    for t, w in enumerate(wids):
+        if n_sub[w] == 0:
+            first_tok[w] = t
+        n_sub[w] += 1
+    return n_sub, first_tok
+
+
+def _window_labels(w: int, off: int, owned: bool, sent_labels: Sequence[int], frame: _Frame) -> int:
+    """The label of sub-word ``off`` of word ``w``: only words this window owns are labelled."""
+    if not owned:
+        return IGNORE_INDEX
+    gold = int(sent_labels[w])
+    if off == 0:
+        return gold
+    if frame.label_all_subtokens:
+        return frame.cont.get(gold, gold)
+    return IGNORE_INDEX
+
+
+def _assemble_window(
+    sentence: int,
+    k: int,
+    span: tuple[int, int],
+    ids: Sequence[int],
+    pieces: tuple[list[int], list[int]],
+    owner: Sequence[int],
+    sent_labels: Sequence[int] | None,
+    frame: _Frame,
+) -> tuple[Window | None, int]:
+    """Window ``k`` (words ``span``) of one sentence, and the words it had to cut; None if it labels no word."""
+    s, e = span
+    n_sub, first_tok = pieces
+    owned_set = {w for w in range(s, e) if owner[w] == k}
+    if not owned_set:
+        return None, 0
+    win_ids = list(frame.prefix_ids)
+    win_wids: list[int | None] = [None] * len(frame.prefix_ids)
+    win_labels = [IGNORE_INDEX] * len(frame.prefix_ids) if sent_labels is not None else None
+    label_positions: list[int] = []
+    cut = 0
+    for w in range(s, e):
+        take = n_sub[w]
+        if take > frame.budget:
+            take = frame.budget
+            if k == owner[w]:
+                cut += 1
+        for off in range(take):
+            if w in owned_set and off == 0:
+                label_positions.append(len(win_ids))
+            win_ids.append(ids[first_tok[w] + off])
+            win_wids.append(w)
+            if win_labels is not None:
+                win_labels.append(_window_labels(w, off, w in owned_set, sent_labels, frame))  # type: ignore[arg-type]
+    win_ids += frame.suffix_ids
+    win_wids += [None] * len(frame.suffix_ids)
+    if win_labels is not None:
+        win_labels += [IGNORE_INDEX] * len(frame.suffix_ids)
+    return Window(sentence, win_ids, win_wids, label_positions, win_labels), cut
+
+
+def _encode_sentence(
+    sentence: int,
+    ids: Sequence[int],
+    wids: Sequence[int],
+    n_words: int,
+    sent_labels: Sequence[int] | None,
+    frame: _Frame,
+    stride: int,
+) -> tuple[list[Window], bool, int]:
+    """The windows of one sentence, whether it needed more than one, and the words cut to fit a window."""
+    pieces = _word_pieces(wids, n_words)
+    bounds = _window_bounds(pieces[0], frame.budget, stride)
+    owner = _owners(pieces[0], bounds, frame.budget)
+    windows: list[Window] = []
+    cut = 0
+    for k, span in enumerate(bounds):
+        win, n_cut = _assemble_window(sentence, k, span, ids, pieces, owner, sent_labels, frame)
+        cut += n_cut
+        if win is not None:
+            windows.append(win)
+    return windows, len(bounds) > 1, cut
+
+
 def encode_words(
     sentences: Sequence[Sequence[str]],
     tokenizer: Any,
@@ -181,11 +329,7 @@ def encode_words(
         raise ConfigError("sub-word alignment needs a fast tokenizer (tokenizer.json); this one is slow")
     if labels is not None and len(labels) != len(sentences):
         raise ValueError(f"{len(sentences)} sentences but {len(labels)} label sequences")
-    cont: dict[int, int] = {}
-    if label_all_subtokens and labels is not None:
-        if label_names is None:
-            raise ConfigError("label_all_subtokens needs the label names (to turn B- into I-)")
-        cont = b_to_i_map(label_names)
+    cont = _continuation_map(labels, label_all_subtokens, label_names)
     n_special = tokenizer.num_special_tokens_to_add(pair=False)
     budget = _check_lengths(max_length, stride, n_special)
     unk = _unknown_token(tokenizer)
@@ -199,86 +343,16 @@ def encode_words(
     todo = [i for i, w in enumerate(words_in) if w]
     if not todo:
         return result
-    enc = tokenizer([words_in[i] for i in todo], is_split_into_words=True, add_special_tokens=False)
-    # Words with zero sub-tokens: substitute the unknown token and re-encode those sentences.
-    redo: list[int] = []
+    ids_all, wids_all, result.zero_subtoken_words = _subword_ids(tokenizer, words_in, todo, unk)
+    frame = _Frame(*_special_tokens(tokenizer), budget, label_all_subtokens, cont)
     for j, i in enumerate(todo):
-        seen = {w for w in enc.word_ids(j) if w is not None}
-        if len(seen) != len(words_in[i]):
-            for w in range(len(words_in[i])):
-                if w not in seen:
-                    words_in[i][w] = unk
-                    result.zero_subtoken_words += 1
-            redo.append(j)
-    ids_all: list[list[int]] = [list(x) for x in enc["input_ids"]]
-    wids_all: list[list[int]] = [[w for w in enc.word_ids(j)] for j in range(len(todo))]  # type: ignore[misc]
-    if redo:
-        retry = [words_in[todo[j]] for j in redo]
-        enc2 = tokenizer(retry, is_split_into_words=True, add_special_tokens=False)
-        for r, j in enumerate(redo):
-            ids_all[j] = list(enc2["input_ids"][r])
-            wids_all[j] = list(enc2.word_ids(r))  # type: ignore[arg-type]
-            if len(set(wids_all[j])) != len(words_in[todo[j]]):  # pragma: no cover - tokenizer without unk
-                raise ConfigError(f"sentence {todo[j]}: a word gives no sub-token even as {unk!r}")
-
-    # Special tokens around a window, taken from the tokenizer itself (works for [CLS]/[SEP], <s>/</s> ...).
-    probe = tokenizer([["a"]], is_split_into_words=True, add_special_tokens=True)
-    probe_ids, probe_wids = list(probe["input_ids"][0]), probe.word_ids(0)
-    inner = [t for t, w in enumerate(probe_wids) if w is not None]
-    prefix_ids, suffix_ids = probe_ids[: inner[0]], probe_ids[inner[-1] + 1 :]
-
-    for j, i in enumerate(todo):
-        ids, wids = ids_all[j], wids_all[j]
-        n_words = len(words_in[i])
-        n_sub = [0] * n_words
-        first_tok = [0] * n_words
-        for t, w in enumerate(wids):
-            if n_sub[w] == 0:
-                first_tok[w] = t
-            n_sub[w] += 1
-        bounds = _window_bounds(n_sub, budget, stride)
-        owner = _owners(n_sub, bounds, budget)
-        if len(bounds) > 1:
-            result.windowed_sentences += 1
         sent_labels = labels[i] if labels is not None else None
-        for k, (s, e) in enumerate(bounds):
-            owned = [w for w in range(s, e) if owner[w] == k]
-            if not owned:
-                continue
-            win_ids = list(prefix_ids)
-            win_wids: list[int | None] = [None] * len(prefix_ids)
-            win_labels: list[int] | None = None
-            if sent_labels is not None:
-                win_labels = [IGNORE_INDEX] * len(prefix_ids)
-            label_positions: list[int] = []
-            owned_set = set(owned)
-            for w in range(s, e):
-                take = n_sub[w]
-                if take > budget:
-                    take = budget
-                    if k == owner[w]:
-                        result.cut_words += 1
-                t0 = first_tok[w]
-                for off in range(take):
-                    position = len(win_ids)
-                    win_ids.append(ids[t0 + off])
-                    win_wids.append(w)
-                    if w in owned_set and off == 0:
-                        label_positions.append(position)
-                    if win_labels is not None:
-                        lab = IGNORE_INDEX
-                        if w in owned_set:
-                            gold = int(sent_labels[w])  # type: ignore[index]
-                            if off == 0:
-                                lab = gold
-                            elif label_all_subtokens:
-                                lab = cont.get(gold, gold)
-                        win_labels.append(lab)
-            win_ids += suffix_ids
-            win_wids += [None] * len(suffix_ids)
-            if win_labels is not None:
-                win_labels += [IGNORE_INDEX] * len(suffix_ids)
-            result.windows.append(Window(i, win_ids, win_wids, label_positions, win_labels))
+        windows, windowed, cut = _encode_sentence(
+            i, ids_all[j], wids_all[j], len(words_in[i]), sent_labels, frame, stride
+        )
+        result.windows += windows
+        result.windowed_sentences += windowed
+        result.cut_words += cut
     return result
 
 
