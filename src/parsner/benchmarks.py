@@ -314,6 +314,129 @@ def _training_config(bench: BenchmarkDef) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A benchmark run's settings, as its per-fold steps need them."""
+
+    bench: BenchmarkDef
+    model: str
+    out_dir: Path
+    seeds: range
+    epochs: float | None
+    max_train_samples: int | None
+    config: str | None  # training config (None with eval_only)
+    train_overrides: Sequence[str]
+    data_dir: str | Path | None
+    batch_size: int
+    n_bootstrap: int
+    resume: bool
+    overwrite: bool
+    eval_only: bool
+    label_map: str | None
+    normalizer: str
+
+
+def _out_dir(name: str, model: str, out: str | Path | None, *, resume: bool, overwrite: bool) -> Path:
+    """The output folder, created; an existing non-empty one only with ``resume`` or ``overwrite``."""
+    out_dir = Path(out) if out is not None else default_out(name, model)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (resume or overwrite):
+        raise ConfigError(f"{out_dir} already exists; pass --resume to reuse finished steps or --overwrite")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def _default_command(name: str, model: str, *, eval_only: bool, seeds: int, epochs: float | None,
+                     max_train_samples: int | None) -> str:
+    return (f"parsner benchmark {name} --model {model}"
+            + (" --eval-only" if eval_only else f" --seeds {seeds}")
+            + (f" --epochs {epochs:g}" if epochs is not None else "")
+            + (f" --max-train-samples {max_train_samples}" if max_train_samples else ""))
+
+
+def _setup_notes(plan: _Plan) -> list[str]:
+    """Table notes on how the runs were set up (sample cap, epochs, eval-only caveats, hyperparameters)."""
+    notes: list[str] = []
+    if plan.max_train_samples:
+        notes.append(f"Training used at most {plan.max_train_samples} training sentences (--max-train-samples).")
+    if plan.epochs is not None:
+        notes.append(f"Epochs: {plan.epochs:g} (--epochs).")
+    if plan.eval_only:
+        notes += _eval_only_notes(plan.bench, plan.label_map)
+    if plan.config:
+        cfg = plan.config
+        shown = Path(cfg).relative_to(REPO_ROOT) if Path(cfg).is_relative_to(REPO_ROOT) else cfg
+        extra = f" with overrides {', '.join(plan.train_overrides)}" if plan.train_overrides else ""
+        notes.append(f"Hyperparameters from `{shown}`{extra}.")
+    return notes
+
+
+def _train_and_score(plan: _Plan, data: Path, fold: str | None, seed: int, log: Log) -> dict[str, Any]:
+    """One seed on one fold: train (unless ``resume`` finds it done), evaluate on test, record the scores."""
+    run_name = f"{f'fold{fold}' if fold else 'main'}-seed{seed}"
+    run_dir = plan.out_dir / "runs" / run_name
+    eval_dir = run_dir / "eval-test"
+    record: dict[str, Any] = {"run": run_name, "fold": fold, "seed": seed}
+    if plan.resume and (eval_dir / "metrics.json").is_file():
+        log(f"  reusing {eval_dir}")
+        metrics = json.loads((eval_dir / "metrics.json").read_text(encoding="utf-8"))
+        record.update(_train_info(run_dir))
+        return _record_scores(record, metrics, eval_dir, log)
+    log(f"  training {run_name} ...")
+    if not (plan.resume and (run_dir / "config.json").is_file()):
+        record["wall_seconds"] = _train(plan.model, data, run_dir, seed=seed, epochs=plan.epochs,
+                                        max_train_samples=plan.max_train_samples, config=plan.config,
+                                        overrides=plan.train_overrides, overwrite=plan.overwrite)
+    record.update(_train_info(run_dir))
+    log(f"  evaluating {run_name} on test ...")
+    from parsner.evaluate import evaluate_model
+
+    res = evaluate_model(run_dir, data, "test", out=eval_dir, batch_size=plan.batch_size,
+                         n_bootstrap=plan.n_bootstrap, seed=seed, overwrite=True)
+    return _record_scores(record, res.metrics, eval_dir, log)
+
+
+def _run_fold(plan: _Plan, fold: str | None, log: Log) -> list[dict[str, Any]]:
+    """Build the fold's dataset (shared by its seeds), then score the checkpoint or train each seed."""
+    bench = plan.bench
+    data_name = bench.corpus + (f"-fold{fold}" if fold else "")
+    data = _build(bench, fold, plan.out_dir / "data" / data_name, data_dir=plan.data_dir, resume=plan.resume,
+                  overwrite=plan.overwrite, log=log)
+    if plan.eval_only:
+        return [_score_checkpoint(plan.model, data, plan.out_dir, fold, batch_size=plan.batch_size,
+                                  n_bootstrap=plan.n_bootstrap, label_map=plan.label_map,
+                                  normalizer=plan.normalizer, resume=plan.resume, log=log)]
+    return [_train_and_score(plan, data, fold, seed, log) for seed in plan.seeds]
+
+
+def _write_results(plan: _Plan, name: str, runs: list[dict[str, Any]], baselines: dict[str, Any], *,
+                   stand_in: str | None, command: str, notes: list[str],
+                   append_results: str | Path | None) -> BenchmarkResult:
+    """benchmark.md and results.json (and the section appended to ``append_results``)."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d")
+    md = render_benchmark_md(name, runs, baselines, model=plan.model, stand_in=stand_in, command=command,
+                             when=when, notes=notes, eval_only=plan.eval_only)
+    summary = aggregate(runs)
+    results = {
+        "benchmark": name,
+        "description": plan.bench.description,
+        "model": plan.model,
+        "stand_in": stand_in,
+        "command": command,
+        "date": when,
+        "eval_only": plan.eval_only,
+        "seeds": [] if plan.eval_only else list(plan.seeds),
+        "folds": list(plan.bench.folds),
+        "runs": runs,
+        "summary": summary,
+        "published": published_rows(baselines, name),
+    }
+    atomic_write_text(plan.out_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(plan.out_dir / "benchmark.md", md)
+    if append_results is not None:
+        append_results_md(append_results, md)
+    return BenchmarkResult(name=name, out=plan.out_dir, runs=runs, summary=summary, markdown=md)
+
+
 def run_benchmark(
     name: str,
     *,
@@ -350,88 +473,24 @@ def run_benchmark(
     if eval_only and _stand_in(model):
         raise ConfigError(f"--eval-only scores a trained model; {model!r} is an untrained stand-in")
     baselines = load_baselines()
-    out_dir = Path(out) if out is not None else default_out(name, model)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (resume or overwrite):
-        raise ConfigError(f"{out_dir} already exists; pass --resume to reuse finished steps or --overwrite")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _out_dir(name, model, out, resume=resume, overwrite=overwrite)
     cfg = config if config is not None else _training_config(bench)
     stand_in = _stand_in(model)
-    command = command or (f"parsner benchmark {name} --model {model}"
-                          + (" --eval-only" if eval_only else f" --seeds {seeds}")
-                          + (f" --epochs {epochs:g}" if epochs is not None else "")
-                          + (f" --max-train-samples {max_train_samples}" if max_train_samples else ""))
+    command = command or _default_command(name, model, eval_only=eval_only, seeds=seeds, epochs=epochs,
+                                          max_train_samples=max_train_samples)
     log(f"benchmark {name}: model {model}{' (STAND-IN)' if stand_in else ''}, {seeds} seed(s), "
         f"folds {', '.join(f or '-' for f in bench.folds)} -> {out_dir}")
-    runs: list[dict[str, Any]] = []
-    notes: list[str] = []
-    if max_train_samples:
-        notes.append(f"Training used at most {max_train_samples} training sentences (--max-train-samples).")
-    if epochs is not None:
-        notes.append(f"Epochs: {epochs:g} (--epochs).")
-    if eval_only:
-        notes += _eval_only_notes(bench, label_map)
-        cfg = None
-    if cfg:
-        shown = Path(cfg).relative_to(REPO_ROOT) if Path(cfg).is_relative_to(REPO_ROOT) else cfg
-        extra = f" with overrides {', '.join(train_overrides)}" if train_overrides else ""
-        notes.append(f"Hyperparameters from `{shown}`{extra}.")
-    for fold in bench.folds:
-        data_name = bench.corpus + (f"-fold{fold}" if fold else "")
-        data = _build(bench, fold, out_dir / "data" / data_name, data_dir=data_dir, resume=resume,
-                      overwrite=overwrite, log=log)
-        if eval_only:
-            runs.append(_score_checkpoint(model, data, out_dir, fold, batch_size=batch_size, n_bootstrap=n_bootstrap,
-                                          label_map=label_map, normalizer=normalizer, resume=resume, log=log))
-            continue
-        for seed in range(seed_start, seed_start + seeds):
-            run_name = f"{f'fold{fold}' if fold else 'main'}-seed{seed}"
-            run_dir = out_dir / "runs" / run_name
-            eval_dir = run_dir / "eval-test"
-            record: dict[str, Any] = {"run": run_name, "fold": fold, "seed": seed}
-            done = resume and (eval_dir / "metrics.json").is_file()
-            if done:
-                log(f"  reusing {eval_dir}")
-                metrics = json.loads((eval_dir / "metrics.json").read_text(encoding="utf-8"))
-                record.update(_train_info(run_dir))
-            else:
-                log(f"  training {run_name} ...")
-                if not (resume and (run_dir / "config.json").is_file()):
-                    record["wall_seconds"] = _train(model, data, run_dir, seed=seed, epochs=epochs,
-                                                    max_train_samples=max_train_samples, config=cfg,
-                                                    overrides=train_overrides, overwrite=overwrite)
-                record.update(_train_info(run_dir))
-                log(f"  evaluating {run_name} on test ...")
-                from parsner.evaluate import evaluate_model
-
-                res = evaluate_model(run_dir, data, "test", out=eval_dir, batch_size=batch_size,
-                                     n_bootstrap=n_bootstrap, seed=seed, overwrite=True)
-                metrics = res.metrics
-            runs.append(_record_scores(record, metrics, eval_dir, log))
+    plan = _Plan(bench=bench, model=model, out_dir=out_dir, seeds=range(seed_start, seed_start + seeds),
+                 epochs=epochs, max_train_samples=max_train_samples, config=None if eval_only else cfg,
+                 train_overrides=train_overrides, data_dir=data_dir, batch_size=batch_size,
+                 n_bootstrap=n_bootstrap, resume=resume, overwrite=overwrite, eval_only=eval_only,
+                 label_map=label_map, normalizer=normalizer)
+    notes = _setup_notes(plan)
+    runs = [record for fold in bench.folds for record in _run_fold(plan, fold, log)]
     if eval_only:
         notes += _shared_type_notes(runs)
-    when = datetime.now(UTC).strftime("%Y-%m-%d")
-    md = render_benchmark_md(name, runs, baselines, model=model, stand_in=stand_in, command=command,
-                             when=when, notes=notes, eval_only=eval_only)
-    summary = aggregate(runs)
-    results = {
-        "benchmark": name,
-        "description": bench.description,
-        "model": model,
-        "stand_in": stand_in,
-        "command": command,
-        "date": when,
-        "eval_only": eval_only,
-        "seeds": [] if eval_only else list(range(seed_start, seed_start + seeds)),
-        "folds": list(bench.folds),
-        "runs": runs,
-        "summary": summary,
-        "published": published_rows(baselines, name),
-    }
-    atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    atomic_write_text(out_dir / "benchmark.md", md)
-    if append_results is not None:
-        append_results_md(append_results, md)
-    return BenchmarkResult(name=name, out=out_dir, runs=runs, summary=summary, markdown=md)
+    return _write_results(plan, name, runs, baselines, stand_in=stand_in, command=command, notes=notes,
+                          append_results=append_results)
 
 
 def _record_scores(record: dict[str, Any], metrics: dict[str, Any], eval_dir: Path, log: Log) -> dict[str, Any]:
