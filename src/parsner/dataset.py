@@ -54,6 +54,7 @@ from parsner.datastats import (
 )
 from parsner.errors import ConfigError, InputError
 from parsner.labels import label_list, load_label_map
+from parsner.readers.conll import DOC_BLOCK
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import DatasetDict, Features
@@ -65,8 +66,8 @@ __all__ = [
     "parse_split_ratios", "read_json", "render_card", "split_from_name",
 ]
 
-#: Consecutive sentences kept together when a file has no document boundaries.
-BLOCK_SIZE = 10
+#: Consecutive sentences kept together when a file has no document boundaries (the readers' rule, one home).
+BLOCK_SIZE = DOC_BLOCK
 
 #: Words in file names that name a split (compared with the name's alphanumeric parts).
 _SPLIT_WORDS = {

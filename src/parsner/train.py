@@ -477,8 +477,11 @@ def _train(cfg: RunConfig, *, resume: bool, overwrite: bool) -> RunResult:
     args = training_arguments(cfg, len(enc.train.windows), dirs.ckpt_dir)
     _prepare_work_dir(cfg, dirs, args, data.fingerprint)
     trainer, stopper = make_trainer(cfg, model, tokenizer, enc, args, dirs)
-    output = fit(trainer, stopper, cfg, dirs)
-    result = _result(cfg, spec, trainer, output, enc, dirs.resume_from)
+    try:
+        output = fit(trainer, stopper, cfg, dirs)
+        result = _result(cfg, spec, trainer, output, enc, dirs.resume_from)
+    finally:
+        torch.set_flush_denormal(False)  # a process-wide CPU mode: leave it as it was found (off)
     if int(os.environ.get("RANK", "0")) == 0:
         _write_run(cfg, spec, trainer, tokenizer, data, enc, result, dirs, overwrite=overwrite)
         _log(f"done in {time.time() - t_start:.0f}s: {dirs.final} (validation f1_strict="

@@ -43,7 +43,7 @@ FORMATS = ("peyma", "arman", "parstwiner", "tsv", "conll")
 #: No token line is this long; a longer line means raw text or a wrong format (and must not hang the reader).
 MAX_LINE_CHARS = 100_000
 
-#: Sentences per pseudo-document in files without ``-DOCSTART-`` (same as ``parsner.dataset.BLOCK_SIZE``).
+#: Sentences per pseudo-document in files without ``-DOCSTART-`` (``parsner.dataset`` splits by the same blocks).
 DOC_BLOCK = 10
 
 #: Entity types of the corpora ParsNER knows (after :func:`parsner.labels.canonical_type`).
@@ -317,7 +317,7 @@ def _assemble(
             raise InputError(
                 path,
                 lineno,
-                f"line of {len(line):,} characters (limit {MAX_LINE_CHARS:,}); a {fmt} file has one token "
+                f"line of {len(line):,} characters (limit {MAX_LINE_CHARS:,}); {fmt} files have one token "
                 "per line: is this raw text, JSONL or another format?",
             )
         line = line.rstrip(" \t\r")
