@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from parsner import dataset as ds_mod
-from parsner.corpus import ReadResult, Sentence
 from parsner.dataset import (
     build_dataset,
     compute_stats,
@@ -22,6 +21,7 @@ from parsner.dataset import (
 )
 from parsner.errors import ConfigError, InputError, ParsnerError
 from parsner.labels import label_list
+from parsner.records import ReadResult, Sentence
 
 ZWNJ = "\u200c"
 

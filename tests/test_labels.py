@@ -12,10 +12,10 @@ from parsner.errors import ConfigError
 from parsner.labels import (
     LABEL_MAP_PRESETS,
     TagError,
+    canonical_tag,
     first_invalid_transition,
     label_list,
     load_label_map,
-    normalize_tag,
     repair_iob2,
     spans_from_tags,
 )
@@ -39,27 +39,27 @@ from parsner.labels import (
     ],
 )
 def test_normalize_tag(raw: str, expected: str) -> None:
-    assert normalize_tag(raw) == expected
+    assert canonical_tag(raw) == expected
 
 
 @pytest.mark.parametrize("raw", ["", "X", "PER", "B-", "B_", "B-PER-X", "BPER", "B-پرس", "I- "])
 def test_normalize_tag_refuses_garbage(raw: str) -> None:
     with pytest.raises(TagError):
-        normalize_tag(raw)
+        canonical_tag(raw)
 
 
 @pytest.mark.parametrize("raw", ["E-PER", "S-LOC", "L-ORG", "U-PER"])
 def test_normalize_tag_refuses_iobes(raw: str) -> None:
     with pytest.raises(TagError, match="only IOB"):
-        normalize_tag(raw)
+        canonical_tag(raw)
 
 
 def test_normalize_tag_applies_label_map() -> None:
     lmap = {"FAC": "LOC", "EVE": "O"}
-    assert normalize_tag("B-fac", lmap) == "B-LOC"
-    assert normalize_tag("I-fac", lmap) == "I-LOC"
-    assert normalize_tag("B-event", lmap) == "O"
-    assert normalize_tag("I-pers", lmap) == "I-PER"
+    assert canonical_tag("B-fac", lmap) == "B-LOC"
+    assert canonical_tag("I-fac", lmap) == "I-LOC"
+    assert canonical_tag("B-event", lmap) == "O"
+    assert canonical_tag("I-pers", lmap) == "I-PER"
 
 
 def test_first_invalid_transition() -> None:

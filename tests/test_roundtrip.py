@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsner.corpus import Sentence
 from parsner.errors import ConfigError, InputError
 from parsner.labels import repair_iob2, spans_from_tags
 from parsner.readers import detect_format, read_file, read_jsonl
+from parsner.records import Sentence
 from parsner.wordtok import tokenize_words
 from parsner.writers import SEPARATORS, write_conll, write_jsonl
 

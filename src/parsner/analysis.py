@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parsner.labels import spans_from_tags
-from parsner.metrics import check_lengths, normalize_sequences
+from parsner.metrics import canonical_sequences, check_lengths
 
 CATEGORIES = (
     "correct",
@@ -140,8 +140,8 @@ def analyze(
     """Categorise every gold and predicted entity (see the module docstring) and keep a few examples."""
     check_lengths(gold, pred)
     check_lengths(tokens, gold)
-    g_all = normalize_sequences(gold, "gold")
-    p_all = normalize_sequences(pred, "pred")
+    g_all = canonical_sequences(gold, "gold")
+    p_all = canonical_sequences(pred, "pred")
     result = ErrorAnalysis()
 
     sent_spans: tuple[list[Span], list[Span]] = ([], [])

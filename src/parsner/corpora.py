@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from parsner.corpus import ReadResult, Sentence
 from parsner.errors import ConfigError, InputError
-from parsner.labels import TagError, first_invalid_transition, normalize_tag, repair_iob2
+from parsner.labels import TagError, canonical_tag, first_invalid_transition, repair_iob2
 from parsner.paths import SAMPLE_DIR, shared_data_dir
+from parsner.records import ReadResult, Sentence
 
 if TYPE_CHECKING:  # pragma: no cover
     from parsner.dataset import BuildReport
@@ -275,7 +275,7 @@ def sentences_from_hub_split(
         tokens = list(row[tokens_column])
         try:
             tags = [
-                normalize_tag(names[i] if isinstance(i, int) else str(i), label_map) for i in row[tags_column]
+                canonical_tag(names[i] if isinstance(i, int) else str(i), label_map) for i in row[tags_column]
             ]
         except (TagError, IndexError) as exc:
             raise InputError(source, n, f"bad tag: {exc}") from exc

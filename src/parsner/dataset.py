@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 
 from parsner import __version__
 from parsner.atomic import atomic_dir, check_output_dir
-from parsner.corpus import ReadResult, Sentence
 from parsner.dataset_card import render_card
 from parsner.datastats import (
     AUDIT_PAIRS,
@@ -55,6 +54,7 @@ from parsner.datastats import (
 from parsner.errors import ConfigError, InputError
 from parsner.labels import label_list, load_label_map
 from parsner.readers.conll import DOC_BLOCK
+from parsner.records import ReadResult, Sentence
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import DatasetDict, Features

@@ -27,7 +27,7 @@ from typing import Any
 from parsner.analysis import ErrorAnalysis, analyze, summary_markdown
 from parsner.atomic import atomic_dir
 from parsner.errors import ConfigError, InputError
-from parsner.labels import TagError, normalize_tag
+from parsner.labels import TagError, canonical_tag
 from parsner.metrics import MODES, bootstrap_f1_ci, fmt_pct, score
 from parsner.readers.conll import is_docstart, read_text
 
@@ -112,7 +112,7 @@ def _prediction_line(path: Path, lineno: int, line: str) -> tuple[str, str, str]
     tags = []
     for what, tag in (("gold", cols[-2].strip()), ("predicted", cols[-1].strip())):
         try:
-            tags.append(normalize_tag(tag))
+            tags.append(canonical_tag(tag))
         except TagError as exc:
             raise InputError(path, lineno, f"{what} tag: {exc}") from exc
     return token, tags[0], tags[1]

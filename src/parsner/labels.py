@@ -71,7 +71,7 @@ def split_tag(tag: str) -> tuple[str, str]:
 
     Any case, ``-`` or ``_``, full or short type names (``b_person`` -> ``("B", "PER")``). Raises
     :class:`TagError` for anything else. This is the one parser of tag strings: dataset tags
-    (:func:`normalize_tag`) and model labels (:func:`model_labels`) both go through it.
+    (:func:`canonical_tag`) and model labels (:func:`model_labels`) both go through it.
     """
     raw = tag.strip()
     if raw in ("O", "o"):
@@ -86,7 +86,7 @@ def split_tag(tag: str) -> tuple[str, str]:
     return _PREFIX_ALIASES.get(prefix, prefix), etype
 
 
-def normalize_tag(tag: str, label_map: Mapping[str, str] | None = None) -> str:
+def canonical_tag(tag: str, label_map: Mapping[str, str] | None = None) -> str:
     """``B_ORG`` -> ``B-ORG``, ``b-pers`` -> ``B-PER``; applies ``label_map`` to the type.
 
     Raises :class:`TagError` for anything that is not ``O`` or a B/I tag (IOBES prefixes in a dataset

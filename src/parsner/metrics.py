@@ -8,7 +8,7 @@ Two modes, both reported:
   seqeval silently falls back to the default mode when ``mode="strict"`` is given *without* a scheme;
   this module always passes ``scheme=IOB2``.
 
-Tags are normalised with :func:`parsner.labels.normalize_tag` first: seqeval reads ``B_ORG`` as type ``_ORG``
+Tags are normalised with :func:`parsner.labels.canonical_tag` first: seqeval reads ``B_ORG`` as type ``_ORG``
 (it splits on ``-``) and warns instead of failing. Sentences without any entity are fine: precision, recall
 and F1 are then 0 (seqeval's ``zero_division=0``), with no warning spam.
 """
@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from parsner.labels import TagError, normalize_tag, spans_from_tags, strict_spans
+from parsner.labels import TagError, canonical_tag, spans_from_tags, strict_spans
 
 MODES = ("default", "strict")
 
 
-def normalize_sequences(seqs: Sequence[Sequence[str]], what: str = "tags") -> list[list[str]]:
+def canonical_sequences(seqs: Sequence[Sequence[str]], what: str = "tags") -> list[list[str]]:
     """Normalise every tag (``B_X`` -> ``B-X``, ``b-pers`` -> ``B-PER``).
 
     ValueError names the sentence and word of a tag that is not O/B-X/I-X.
@@ -42,7 +42,7 @@ def normalize_sequences(seqs: Sequence[Sequence[str]], what: str = "tags") -> li
             norm = cache.get(tag)
             if norm is None:
                 try:
-                    norm = cache[tag] = normalize_tag(tag)
+                    norm = cache[tag] = canonical_tag(tag)
                 except TagError as exc:
                     raise ValueError(f"{what}: sentence {i}, word {j}: {exc}") from exc
             row.append(norm)
@@ -132,8 +132,8 @@ def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[
     Raises ValueError on a length mismatch or an unknown tag.
     """
     check_lengths(gold, pred)
-    g = normalize_sequences(gold, "gold")
-    p = normalize_sequences(pred, "pred")
+    g = canonical_sequences(gold, "gold")
+    p = canonical_sequences(pred, "pred")
     out: dict[str, Any] = {mode: _mode_scores(g, p, mode) for mode in MODES}
     n_tokens = sum(len(s) for s in g)
     n_same = sum(a == b for gs, ps in zip(g, p, strict=True) for a, b in zip(gs, ps, strict=True))
@@ -148,8 +148,8 @@ def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[
 def sentence_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], mode: str) -> np.ndarray:
     """Per-sentence ``[correct, n_pred, n_gold]`` entity counts, shape ``(n_sentences, 3)``."""
     check_lengths(gold, pred)
-    g = normalize_sequences(gold, "gold")
-    p = normalize_sequences(pred, "pred")
+    g = canonical_sequences(gold, "gold")
+    p = canonical_sequences(pred, "pred")
     counts = np.zeros((len(g), 3), dtype=np.int64)
     for i, (gs, ps) in enumerate(zip(g, p, strict=True)):
         ge, pe = sentence_entities(gs, mode), sentence_entities(ps, mode)

@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from parsner.atomic import atomic_write_text
-from parsner.corpus import ReadResult, Sentence
 from parsner.errors import ConfigError, InputError
-from parsner.labels import TagError, normalize_tag, spans_from_tags
+from parsner.labels import TagError, canonical_tag, spans_from_tags
+from parsner.records import ReadResult, Sentence
 
 #: Separators :func:`write_conll` accepts, and the reader format that reads each back.
 SEPARATORS = {" ": "conll", "\t": "tsv", "|": "peyma"}
@@ -72,7 +72,7 @@ def _token_problem(token: str, sep: str) -> str | None:
 
 def _check_tag(s: Sentence, tag: str) -> None:
     try:
-        ok = normalize_tag(tag) == tag
+        ok = canonical_tag(tag) == tag
     except TagError:
         ok = False
     if not ok:

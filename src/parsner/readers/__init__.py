@@ -4,7 +4,7 @@ Formats: ``peyma`` (``TOKEN|TAG``), ``arman`` (``TOKEN TAG``), ``parstwiner``/``
 ``conll`` (whitespace columns, ``-DOCSTART-``), ``jsonl`` and ``doccano`` (span-annotated raw text), and the
 annotation tools' exports: ``labelstudio`` (JSON / JSON_MIN), ``brat`` (``.ann`` + ``.txt``, or a directory),
 ``webanno`` (WebAnno / INCEpTION TSV 3.x) and ``prodigy`` (JSONL).
-Every reader returns a :class:`parsner.corpus.ReadResult`; bad input raises
+Every reader returns a :class:`parsner.records.ReadResult`; bad input raises
 :class:`parsner.errors.InputError` naming the file and line.
 """
 
@@ -16,12 +16,12 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-from parsner.corpus import ReadResult
 from parsner.errors import ConfigError, InputError
 from parsner.labels import load_label_map
 from parsner.readers.conll import FORMATS as CONLL_FORMATS
 from parsner.readers.conll import MAX_LINE_CHARS, is_docstart, read_conll, read_text
 from parsner.readers.spans import SPAN_FORMATS, read_doccano, read_jsonl
+from parsner.records import ReadResult
 
 __all__ = ["FORMATS", "detect_format", "read_conll", "read_doccano", "read_file", "read_jsonl"]
 

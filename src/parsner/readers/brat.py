@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from parsner.corpus import ReadResult
 from parsner.errors import InputError
 from parsner.readers.conll import read_text
 from parsner.readers.docs import DocBuilder
+from parsner.records import ReadResult
 
 _T_LINE = re.compile(r"T[^\t]*\t(?P<type>[^\t ]+) (?P<frags>\d+ \d+(?:;\d+ \d+)*)\t(?P<mention>.*)")
 

@@ -7,8 +7,8 @@ Common rules for every format:
 * blank and whitespace-only lines end a sentence (several in a row are fine);
 * a line starting with ``-DOCSTART-`` starts a new document and is skipped;
 * tokens are kept exactly as written (PEYMA tokens contain spaces and even ``|``); only the tag is stripped;
-* tags go through :func:`parsner.labels.normalize_tag` (``B_ORG`` -> ``B-ORG``, ``B-pers`` -> ``B-PER``) and
-  the label map. Under a label map every entity type must be known (see :func:`TagNormalizer.check_type`);
+* tags go through :func:`parsner.labels.canonical_tag` (``B_ORG`` -> ``B-ORG``, ``B-pers`` -> ``B-PER``) and
+  the label map. Under a label map every entity type must be known (see :func:`TagMapper.check_type`);
 * invalid IOB2 transitions (an ``I-X`` not after ``B-X``/``I-X``, checked after the label map) raise
   ``InputError(file, line)`` with ``strict=True``; otherwise they are repaired to ``B-X`` and counted in
   :attr:`ReadResult.repaired`, with the first lines listed in :attr:`ReadResult.notes`.
@@ -33,9 +33,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from parsner.corpus import ReadResult, Sentence
 from parsner.errors import ConfigError, InputError
-from parsner.labels import TagError, canonical_type, first_invalid_transition, normalize_tag, repair_iob2
+from parsner.labels import TagError, canonical_tag, canonical_type, first_invalid_transition, repair_iob2
+from parsner.records import ReadResult, Sentence
 
 #: Token-per-line formats this module reads.
 FORMATS = ("peyma", "arman", "parstwiner", "tsv", "conll")
@@ -107,7 +107,7 @@ def is_docstart(line: str) -> bool:
 # ------------------------------------------------------------------------------------------ tags
 
 
-class TagNormalizer:
+class TagMapper:
     """Normalises raw tags (cached: a corpus has few distinct tags) and checks them under a label map.
 
     With a label map, an entity type must be one of :data:`KNOWN_TYPES`, a key or a value of the map;
@@ -136,10 +136,10 @@ class TagNormalizer:
     def __call__(self, raw: str) -> str:
         tag = self._cache.get(raw)
         if tag is None:
-            base = normalize_tag(raw)
+            base = canonical_tag(raw)
             if base != "O":
                 self.check_type(base[2:])
-            tag = normalize_tag(raw, self.label_map) if self.label_map is not None else base
+            tag = canonical_tag(raw, self.label_map) if self.label_map is not None else base
             self._cache[raw] = tag
         return tag
 
@@ -246,7 +246,7 @@ def _parse_line(
     lineno: int,
     line: str,
     split: Callable[[str], tuple[str, str]],
-    normalize: TagNormalizer,
+    normalize: TagMapper,
 ) -> tuple[str, str]:
     """One token line -> ``(token, normalised tag)``, or an :class:`InputError` naming the line."""
     try:
@@ -293,7 +293,7 @@ def _assemble(
     lines: list[str],
     fmt: str,
     split: Callable[[str], tuple[str, str]],
-    normalize: TagNormalizer,
+    normalize: TagMapper,
     strict: bool,
 ) -> _Assembly:
     """Token lines -> sentences (blank lines end one, ``-DOCSTART-`` starts a document).
@@ -377,7 +377,7 @@ def read_conll(
     fmt = _check_options(fmt, sep, token_col, tag_col)
     text = read_text(path)
     split = _splitter(fmt, sep, token_col, tag_col)
-    normalize = TagNormalizer(label_map)
+    normalize = TagMapper(label_map)
     lines = text.split("\n")
     acc = _assemble(path, lines, fmt, split, normalize, strict)
     if not acc.sentences:

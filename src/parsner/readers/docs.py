@@ -19,11 +19,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from parsner.corpus import ReadResult, Sentence
 from parsner.errors import InputError
 from parsner.labels import TagError
-from parsner.readers.conll import TagNormalizer
+from parsner.readers.conll import TagMapper
 from parsner.readers.spans import _RecordError, _show, _tag_words, _validate_spans, finish
+from parsner.records import ReadResult, Sentence
 
 __all__ = ["DocBuilder", "RecordError", "resolve_offsets", "utf16_to_codepoints"]
 
@@ -114,7 +114,7 @@ class DocBuilder:
         self.path = path
         self.result = ReadResult(path=str(path), format=fmt)
         self.strict = strict
-        self.normalize = TagNormalizer(label_map)
+        self.normalize = TagMapper(label_map)
         self.removed: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()  # what the reader skipped or ignored, by reason
         self.utf16 = 0

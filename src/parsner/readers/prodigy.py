@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from parsner.corpus import ReadResult
 from parsner.errors import InputError
 from parsner.readers.conll import read_text
 from parsner.readers.docs import DocBuilder, RecordError
+from parsner.records import ReadResult
 
 ANSWERS = ("accept", "reject", "ignore")
 

@@ -19,7 +19,7 @@ Spans become IOB2 word tags:
   ``strict=True``: an error);
 * two spans that overlap, or that end up in the same word after extension, are an error; exact duplicates are
   kept once and reported;
-* under a label map a label must be a known type (see :class:`~parsner.readers.conll.TagNormalizer`); a type
+* under a label map a label must be a known type (see :class:`~parsner.readers.conll.TagMapper`); a type
   mapped to ``O`` removes its spans, counted in the notes.
 
 Errors name the file, the line and the record number: invalid JSON, a record that is not an object, missing or
@@ -36,10 +36,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from parsner.corpus import ReadResult, Sentence
 from parsner.errors import InputError
 from parsner.labels import TagError, canonical_type
-from parsner.readers.conll import TagNormalizer, read_text
+from parsner.readers.conll import TagMapper, read_text
+from parsner.records import ReadResult, Sentence
 
 #: Span formats this module reads.
 SPAN_FORMATS = ("jsonl", "doccano")
@@ -121,7 +121,7 @@ def _read_records(
     path: str | Path, kind: str, strict: bool, label_map: Mapping[str, str] | None
 ) -> ReadResult:
     text = read_text(path)
-    normalize = TagNormalizer(label_map)
+    normalize = TagMapper(label_map)
     source = str(path)
     stem = Path(path).stem
     result = ReadResult(path=source, format=kind)
@@ -210,7 +210,7 @@ def _validate_spans(raw: list[tuple[Any, Any, Any]], text: str) -> list[tuple[in
 def _tag_words(
     text: str,
     spans: list[tuple[int, int, Any]],
-    normalize: TagNormalizer,
+    normalize: TagMapper,
     removed: Counter[str],
     strict: bool,
 ) -> tuple[list[tuple[list[str], list[str], list[tuple[int, int]]]], list[str]]:

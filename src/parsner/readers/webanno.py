@@ -31,10 +31,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from parsner.corpus import ReadResult
 from parsner.errors import InputError
 from parsner.readers.conll import read_text
 from parsner.readers.docs import DocBuilder
+from parsner.records import ReadResult
 
 _TOKEN = re.compile(r"(?P<id>\d+-\d+(?:\.\d+)?)\t(?P<begin>\d+)-(?P<end>\d+)\t(?P<rest>.*)")
 _LABEL = re.compile(r"(?P<label>.*?)(?:\[(?P<n>\d+)\])?")
