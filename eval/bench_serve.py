@@ -8,9 +8,9 @@ For each mode the script starts ``python -m parsner serve`` on 127.0.0.1 (a free
 is absent) until ``--duration`` seconds have passed. Every request is counted as sent, answered (any HTTP
 response) and ok (200); ``lost`` = sent - answered must be 0. Modes:
 
-* ``batched``: the server's defaults (``--max-batch-texts 64 --batch-window-ms 5``);
-* ``batched-no-wait``: ``--batch-window-ms 0``: no waiting; a batch is whatever queued while the previous
-  model call ran;
+* ``batched``: ``--max-batch-texts 64 --batch-window-ms 5`` (a request waits up to 5 ms for company);
+* ``batched-no-wait``: the server's defaults (``--max-batch-texts 64 --batch-window-ms 0``): no waiting; a
+  batch is whatever queued while the previous model call ran;
 * ``one-at-a-time``: ``--max-batch-texts 1 --batch-window-ms 0`` (each request is its own model call).
 
 The clients run on the same machine as the server (and share its cores), as a reverse proxy would.

@@ -8,12 +8,13 @@ Routes:
 * ``GET /health``, ``GET /v1/model`` (labels, base model, normaliser, stand-in warning, metrics), ``GET /``
   (the page, :mod:`parsner.serve_page`).
 
-Concurrent requests are micro-batched (:class:`MicroBatcher`): the first waiting request opens a short
-window (``batch_window_ms``) in which others join, up to ``max_batch_texts`` texts, and the whole group is
-tagged in one Tagger call on one inference thread (the Tagger sorts and pads all their windows together).
-``max_batch_texts=1`` gives one request at a time. Every error is a JSON ``{"error": {"status", "code",
-"message"}}``: malformed JSON 400, a body over the limit 413, a wrong shape, too many texts or too long a
-text 422, a full queue 503; a failure inside the model answers 500 and the worker keeps serving.
+Concurrent requests are micro-batched (:class:`MicroBatcher`): every request waiting when the inference
+thread is free is tagged in one Tagger call (the Tagger sorts and pads all their windows together), up to
+``max_batch_texts`` texts; ``batch_window_ms`` > 0 also waits that long for company (slower here under load:
+eval/RESULTS.md). ``max_batch_texts=1`` gives one request at a time. Every error is a JSON
+``{"error": {"status", "code", "message"}}``: malformed JSON 400, a body over the limit 413, a wrong
+shape, too many texts or too long a text 422, a full queue 503; a failure inside the model answers 500 and
+the worker keeps serving.
 """
 
 
@@ -34,7 +35,9 @@ class ServeOptions:
     max_texts: int = 64  # texts per request
     max_chars: int = 100_000  # characters per text
     max_batch_texts: int = 64  # texts per model call (micro-batch); 1 = no batching
-    batch_window_ms: float = 5.0  # how long the first waiting request waits for company
+    # How long the first waiting request waits for company. 0 (measured best, eval/RESULTS.md): no waiting;
+    # a batch is whatever arrived while the previous model call ran, which grows with the load.
+    batch_window_ms: float = 0.0
     max_queued_texts: int = 4096  # beyond this, 503 (busy) instead of an ever-growing queue
     batch_size: int = 64  # the Tagger's batch_size (windows per forward pass)
 

@@ -32,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="default: onnx when the directory holds model.onnx, else torch")
     p.add_argument("--max-batch-texts", type=int, default=64,
                    help="texts tagged together from concurrent requests (1: no micro-batching; default 64)")
-    p.add_argument("--batch-window-ms", type=float, default=5.0,
-                   help="how long a request waits for others to join its batch (default 5 ms)")
+    p.add_argument("--batch-window-ms", type=float, default=0.0,
+                   help="how long a request waits for others to join its batch (default 0: requests that "
+                        "queue while the model runs form the next batch)")
     p.add_argument("--max-body-bytes", type=int, default=1_000_000, help="request body limit (default 1 MB)")
     p.add_argument("--max-texts", type=int, default=64, help="texts per request (default 64)")
     p.add_argument("--max-chars", type=int, default=100_000, help="characters per text (default 100000)")
