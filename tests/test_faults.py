@@ -136,7 +136,7 @@ def test_full_disk_in_process(inputs, tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("name", ["data build", "train", "eval", "predict"])
 def test_sigterm_at_a_random_moment(name, inputs, tmp_path):
-    seed = int(os.environ.get("PARSNER_FAULT_SEED", time.time_ns() % 10_000))
+    seed = int(os.environ.get("PARSNER_FAULT_SEED", "11"))  # set another seed to explore other moments
     rng = random.Random(f"{seed}-{name}")
     for attempt in range(1):
         out = tmp_path / f"try{attempt}"

@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from parsner import __version__
 from parsner.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, ParsnerError
@@ -58,7 +59,20 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main thread so that cleanup (temporary files and folders) runs."""
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+def _in_finalizer(frame: Any) -> bool:
+    """True when the signal interrupted a ``__del__``: an exception raised there is printed and swallowed."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    if _in_finalizer(frame):
+        # Raising here would be lost (and print a traceback); deliver the signal again a moment later instead.
+        threading.Timer(0.02, os.kill, (os.getpid(), signum)).start()
+        return
     raise Terminated()
 
 
