@@ -235,6 +235,14 @@ class NormalizedText:
             pos = 0
         return pos, pos
 
+    def spans_to_original(self, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """:meth:`to_original` of many non-empty spans at once (the tagger maps every word of a text)."""
+        starts, ends, n = self._starts, self._ends, len(self.text)
+        if any(not 0 <= a < b <= n for a, b in spans):
+            bad = next((a, b) for a, b in spans if not 0 <= a < b <= n)
+            raise ValueError(f"span {bad} is not a non-empty span inside the normalised text of length {n}")
+        return [(starts[a], ends[b - 1]) for a, b in spans]
+
     def from_original(self, start: int, end: int) -> tuple[int, int]:
         """The normalised span made from ``original[start:end]`` (empty if all of it was deleted)."""
         self._check(start, end, len(self.original), "original")

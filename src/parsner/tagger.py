@@ -207,10 +207,10 @@ class Tagger:
             return words, [w.text for w in words], ranges
         nt = self.normalizer.normalize(text)
         norm_words, ranges = segment(nt.text)
-        words = []
-        for w in norm_words:
-            start, end = nt.to_original(w.start, w.end)
-            words.append(Word(text[start:end], start, end))
+        if nt.text == text:  # nothing changed: the words are already the original's
+            return norm_words, [w.text for w in norm_words], ranges
+        spans = nt.spans_to_original([(w.start, w.end) for w in norm_words])
+        words = [Word(text[a:b], a, b) for a, b in spans]
         return words, [w.text for w in norm_words], ranges
 
     def predict_words(
