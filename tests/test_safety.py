@@ -239,14 +239,14 @@ def test_non_finite_weights_are_never_saved_as_complete(run_dir, monkeypatch, tm
     import torch
     from transformers import AutoModelForTokenClassification
 
-    from parsner.train import TrainingDiverged, _check_finite_weights
+    from parsner.train import TrainingDiverged, check_finite_weights
 
     model = AutoModelForTokenClassification.from_pretrained(str(run_dir))
-    _check_finite_weights(model, load_config(None), tmp_path, tmp_path)  # finite: fine
+    check_finite_weights(model, load_config(None), tmp_path, tmp_path)  # finite: fine
     with torch.no_grad():
         model.classifier.bias.fill_(float("inf"))
     with pytest.raises(TrainingDiverged, match=r"classifier\.bias"):
-        _check_finite_weights(model, load_config(None), tmp_path, tmp_path)
+        check_finite_weights(model, load_config(None), tmp_path, tmp_path)
 
 
 # ------------------------------------------------------------------------------- 2. locks and checkpoints

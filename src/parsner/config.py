@@ -294,6 +294,14 @@ def dump_yaml(cfg: Any) -> str:
     return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False, allow_unicode=True)
 
 
+def check_positive(cfg: Any, names: tuple[str, ...], source: str = "config") -> None:
+    """``names`` must be > 0 where set (for config dataclasses whose fields are not declared with :func:`option`)."""
+    for name in names:
+        v = getattr(cfg, name)
+        if v is not None and v <= 0:
+            raise ConfigError(f"{source}: {name} must be > 0, got {v!r}")
+
+
 def resume_safe_keys(cls: type = RunConfig) -> set[str]:
     """Keys a resumed run may change (speed and display only)."""
     return {f.name for f in fields(cls) if f.metadata.get("resume_safe")}

@@ -93,13 +93,13 @@ def load_distill_config(path: str | None, overrides: dict[str, Any] | None = Non
                         sets: list[str] | None = None) -> DistillConfig:
     import dataclasses
 
-    from parsner import jobconfig
+    from parsner import config as config_rules
     from parsner.pretext import OVERLAP_MODES, TEXT_FORMATS
 
-    cfg = jobconfig.load(DistillConfig, path, overrides, sets)
+    cfg = config_rules.load(DistillConfig, path, overrides, sets)
     if path is not None and cfg.run_name is None:
         cfg = dataclasses.replace(cfg, run_name=Path(path).stem)
-    jobconfig.check_positive(cfg, ("epochs", "learning_rate", "batch_size", "teacher_batch_size", "temperature",
+    config_rules.check_positive(cfg, ("epochs", "learning_rate", "batch_size", "teacher_batch_size", "temperature",
                                    "max_train_samples", "max_unlabelled_samples", "max_eval_samples",
                                    "max_length", "save_total_limit", "logging_steps", "num_threads",
                                    "tiny_hidden", "tiny_heads", "tiny_intermediate", "tiny_vocab_size",
@@ -303,10 +303,11 @@ class DistillData:
 
 
 def load_data(cfg: DistillConfig, labels: list[str], normalize: Any) -> DistillData:
+    from parsner.checkpoints import data_fingerprint
     from parsner.pretext import TextCorpus, apply_guard, guard_sentences, read_texts
-    from parsner.train import _data_fingerprint, _split_data
+    from parsner.train import load_splits
 
-    train_ds, valid_ds, names, _ = _split_data(cfg)  # type: ignore[arg-type]
+    train_ds, valid_ds, names, _ = load_splits(cfg)  # type: ignore[arg-type]
     unknown = sorted(set(names) - set(labels))
     if unknown:
         raise ConfigError(f"the dataset {cfg.data} has labels the teacher does not know: {', '.join(unknown)} "
@@ -323,7 +324,7 @@ def load_data(cfg: DistillConfig, labels: list[str], normalize: Any) -> DistillD
         if cfg.max_unlabelled_samples:
             corpus.sentences = corpus.sentences[: cfg.max_unlabelled_samples]
     valid_words = [[norm(t) for t in s] for s in valid_ds["tokens"]]
-    fp = _data_fingerprint(cfg, train_ds, valid_ds, names)  # type: ignore[arg-type]
+    fp = data_fingerprint(cfg, train_ds, valid_ds, names)  # type: ignore[arg-type]
     fp["unlabelled"] = corpus.fingerprint()
     return DistillData(
         words=words + corpus.sentences, gold=gold + [-100] * sum(len(s) for s in corpus.sentences),
@@ -352,7 +353,8 @@ def distill(cfg: DistillConfig, *, resume: bool = False, overwrite: bool = False
 def _distill(cfg: DistillConfig, *, resume: bool, overwrite: bool) -> DistillResult:
     import torch
 
-    from parsner import jobconfig, modeling
+    from parsner import config as config_rules
+    from parsner import modeling
     from parsner.pretrain import prepare_work, run_dirs, run_trainer, strip_unstable
 
     t0 = time.time()
@@ -363,16 +365,16 @@ def _distill(cfg: DistillConfig, *, resume: bool, overwrite: bool) -> DistillRes
     labels = _teacher_labels(teacher, str(cfg.teacher))
     data = load_data(cfg, labels, t_norm.normalize_token if t_norm is not None else None)
     fingerprint = {**data.fingerprint, "teacher_weights": _sha_of_model(str(cfg.teacher))}
-    resume_from = prepare_work(work, strip_unstable(jobconfig.dump(cfg)), fingerprint, resume=resume,
+    resume_from = prepare_work(work, strip_unstable(config_rules.dump_yaml(cfg)), fingerprint, resume=resume,
                                overwrite=overwrite)
     _log(f"teacher {cfg.teacher}: tagging {len(data.words)} training sentences ({data.labelled} with gold tags)")
     t_logits = teacher_word_logits(teacher, t_tok, data.words, max_length=int(t_meta["max_length"]),
                                    stride=int(t_meta["stride"]), batch_size=cfg.teacher_batch_size)
     student, s_tok, desc = build_student(cfg, teacher, t_tok, labels, data.words)
     if resume_from:
-        from parsner.train import _check_checkpoint_tokenizer
+        from parsner.checkpoints import check_checkpoint_tokenizer
 
-        _check_checkpoint_tokenizer(resume_from, s_tok)
+        check_checkpoint_tokenizer(resume_from, s_tok)
     max_length = min(cfg.max_length or int(t_meta["max_length"]), int(s_tok.model_max_length))
     stride = cfg.stride if cfg.stride is not None else min(int(t_meta["stride"]), max_length // 4)
     targets = WordTargets(t_logits, data.gold, cfg.temperature, cfg.alpha)
@@ -405,8 +407,9 @@ def _make_trainer(cfg: DistillConfig, student: Any, tok: Any, labels: list[str],
     from transformers import EarlyStoppingCallback
 
     from parsner import align, metrics
+    from parsner.batching import LengthBucketSampler
+    from parsner.callbacks import SignalStopper, make_callbacks
     from parsner.pretrain import trainer_class, training_args
-    from parsner.train import LengthGroupedSampler, _make_callbacks, _Stopper
 
     starts = np.concatenate([[0], np.cumsum([len(s) for s in data.words])]).tolist()
     index = [list(range(starts[i], starts[i] + len(s))) for i, s in enumerate(data.words)]
@@ -434,11 +437,11 @@ def _make_trainer(cfg: DistillConfig, student: Any, tok: Any, labels: list[str],
 
     args = training_args(cfg, work, len(enc.windows), evaluate_each_epoch=True, load_best_model_at_end=True,
                          metric_for_best_model=cfg.selection_metric, greater_is_better=True)
-    stopper = _Stopper()
-    callbacks = _make_callbacks(stopper, work / "train_log.jsonl")
+    stopper = SignalStopper()
+    callbacks = make_callbacks(stopper, work / "train_log.jsonl")
     if cfg.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    cls = trainer_class(lambda: LengthGroupedSampler(lengths, cfg.batch_size, cfg.seed), targets.loss)
+    cls = trainer_class(lambda: LengthBucketSampler(lengths, cfg.batch_size, cfg.seed), targets.loss)
     trainer = cls(model=student, args=args, train_dataset=train_data, eval_dataset=eval_data,
                   processing_class=tok, data_collator=PadAnyCollator(tok.pad_token_id or 0),
                   compute_metrics=compute_metrics, preprocess_logits_for_metrics=keep_log_probs, callbacks=callbacks)
@@ -447,19 +450,20 @@ def _make_trainer(cfg: DistillConfig, student: Any, tok: Any, labels: list[str],
 
 def _write_run(cfg: DistillConfig, model: Any, tok: Any, normalizer: Any, meta: dict[str, Any],
                info: dict[str, Any], final: Path, work: Path, overwrite: bool) -> None:
-    from parsner import jobconfig
+    from parsner import __version__
+    from parsner import config as config_rules
     from parsner.atomic import atomic_dir
-    from parsner.train import _check_finite_weights, _version
+    from parsner.train import check_finite_weights
 
-    _check_finite_weights(model, cfg, work, work / "checkpoints")  # type: ignore[arg-type]
-    meta = {"parsner_version": _version(), **meta}
+    check_finite_weights(model, cfg, work, work / "checkpoints")  # type: ignore[arg-type]
+    meta = {"parsner_version": __version__, **meta}
     with atomic_dir(final, overwrite=overwrite, kind="run") as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         if normalizer is not None:
             normalizer.save(tmp)
         (tmp / "parsner.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", "utf-8")
-        (tmp / "run_config.yaml").write_text(jobconfig.dump(cfg), encoding="utf-8")
+        (tmp / "run_config.yaml").write_text(config_rules.dump_yaml(cfg), encoding="utf-8")
         (tmp / "metrics.json").write_text(json.dumps(info, ensure_ascii=False, indent=2, default=str) + "\n", "utf-8")
         log = work / "train_log.jsonl"
         (tmp / "train_log.jsonl").write_text(log.read_text("utf-8") if log.is_file() else "", "utf-8")

@@ -10,7 +10,7 @@ Domain/task-adaptive pre-training: the output is a base model that ``parsner tra
   chosen as whole words; a chosen word is replaced by ``[MASK]`` (80%), by random sub-words (10%) or kept
   (10%), and every sub-word of it is predicted. The choice depends only on (seed, epoch, window), so a run
   resumed from any checkpoint sees exactly the masks of an uninterrupted run.
-* **Speed on CPU**: length-grouped batches (:class:`parsner.train.LengthGroupedSampler`), dynamic padding, and
+* **Speed on CPU**: length-grouped batches (:class:`parsner.batching.LengthBucketSampler`), dynamic padding, and
   the LM head applied to the masked positions only (a 100k-word head over every position would cost as much
   as the encoder).
 * **Run directory, resume and signals** as in :mod:`parsner.train` (``OUT.incomplete/`` with checkpoints,
@@ -90,12 +90,12 @@ def load_pretrain_config(path: str | None, overrides: dict[str, Any] | None = No
                          sets: list[str] | None = None) -> PretrainConfig:
     import dataclasses
 
-    from parsner import jobconfig
+    from parsner import config as config_rules
 
-    cfg = jobconfig.load(PretrainConfig, path, overrides, sets)
+    cfg = config_rules.load(PretrainConfig, path, overrides, sets)
     if path is not None and cfg.run_name is None:
         cfg = dataclasses.replace(cfg, run_name=Path(path).stem)
-    jobconfig.check_positive(cfg, ("epochs", "max_steps", "learning_rate", "batch_size", "max_length",
+    config_rules.check_positive(cfg, ("epochs", "max_steps", "learning_rate", "batch_size", "max_length",
                                    "save_steps", "save_total_limit", "logging_steps", "overlap_min_words",
                                    "num_threads", "tiny_layers", "tiny_hidden", "tiny_heads",
                                    "tiny_intermediate", "tiny_vocab_size"))
@@ -192,9 +192,9 @@ def masked_dataset(windows: list[Any], masker: WholeWordMasker) -> Any:
 
 def epoch_sampler(lengths: list[int], batch_size: int, seed: int) -> Any:
     """Length-grouped batches whose indices also carry the epoch (see :func:`masked_dataset`)."""
-    from parsner.train import LengthGroupedSampler
+    from parsner.batching import LengthBucketSampler
 
-    class EpochIndexSampler(LengthGroupedSampler):
+    class EpochIndexSampler(LengthBucketSampler):
         def __iter__(self):  # type: ignore[no-untyped-def]
             base = self.epoch * len(self.lengths)
             for i in super().__iter__():
@@ -257,7 +257,7 @@ def _log(msg: str) -> None:
 
 
 def run_dirs(out: Path) -> tuple[Path, Path]:
-    from parsner.train import INCOMPLETE_SUFFIX
+    from parsner.checkpoints import INCOMPLETE_SUFFIX
 
     return out, out.parent / f"{out.name}{INCOMPLETE_SUFFIX}"
 
@@ -280,7 +280,7 @@ def prepare_work(work: Path, config_text: str, fingerprint: dict[str, Any], *, r
                  overwrite: bool) -> str | None:
     """Check (resume) or start the work folder; returns the checkpoint to resume from."""
     from parsner.atomic import atomic_write_text, write_marker
-    from parsner.train import _drop_incomplete_checkpoints, _last_checkpoint
+    from parsner.checkpoints import drop_incomplete_checkpoints, last_checkpoint
 
     ckpt_dir = work / "checkpoints"
     resume_from = None
@@ -294,8 +294,8 @@ def prepare_work(work: Path, config_text: str, fingerprint: dict[str, Any], *, r
             what = " and ".join("the config" if n.endswith("yaml") else "the input text or data" for n in saved)
             raise ConfigError(f"--resume: {what} differ(s) from the interrupted run's in {work}; resume with the "
                               "same settings and inputs, or start over with --overwrite")
-        _drop_incomplete_checkpoints(ckpt_dir)
-        resume_from = _last_checkpoint(ckpt_dir)
+        drop_incomplete_checkpoints(ckpt_dir)
+        resume_from = last_checkpoint(ckpt_dir)
     elif work.exists() and not overwrite:
         raise ConfigError(f"an interrupted run is in {work}; continue it with --resume or start over with --overwrite")
     if resume_from is None:
@@ -367,18 +367,18 @@ def _pretrain(cfg: PretrainConfig, spec: Any, *, resume: bool, overwrite: bool) 
     held = _held_out(len(corpus.sentences), cfg.validation_fraction, cfg.seed)
     train_s = [s for k, s in enumerate(corpus.sentences) if k not in held]
     valid_s = [s for k, s in enumerate(corpus.sentences) if k in held]
-    from parsner import jobconfig
+    from parsner import config as config_rules
 
     fingerprint = {"text": corpus.fingerprint(), "sources": corpus.sources}
-    resume_from = prepare_work(work, strip_unstable(jobconfig.dump(cfg)), fingerprint, resume=resume,
+    resume_from = prepare_work(work, strip_unstable(config_rules.dump_yaml(cfg)), fingerprint, resume=resume,
                                overwrite=overwrite)
     tiny = {"layers": cfg.tiny_layers, "hidden": cfg.tiny_hidden, "heads": cfg.tiny_heads,
             "intermediate": cfg.tiny_intermediate, "vocab_size": cfg.tiny_vocab_size}
     tokenizer = modeling.load_tokenizer(spec, train_words=train_s, tiny_options=tiny)
     if resume_from:
-        from parsner.train import _check_checkpoint_tokenizer
+        from parsner.checkpoints import check_checkpoint_tokenizer
 
-        _check_checkpoint_tokenizer(resume_from, tokenizer)
+        check_checkpoint_tokenizer(resume_from, tokenizer)
     max_length = min(cfg.max_length, int(getattr(tokenizer, "model_max_length", cfg.max_length)))
     enc_train = align.encode_words(train_s, tokenizer, None, max_length=max_length, stride=cfg.stride)
     enc_valid = align.encode_words(valid_s, tokenizer, None, max_length=max_length, stride=cfg.stride)
@@ -398,9 +398,9 @@ def _pretrain(cfg: PretrainConfig, spec: Any, *, resume: bool, overwrite: bool) 
         loss = float(trainer.evaluate()["eval_loss"])
         metrics.update({"heldout_mlm_loss": loss, "heldout_perplexity": math.exp(min(loss, 50.0)),
                         "heldout_sentences": len(valid_s)})
-    from parsner.train import _check_finite_weights
+    from parsner.train import check_finite_weights
 
-    _check_finite_weights(model, cfg, work, work / "checkpoints")  # type: ignore[arg-type]
+    check_finite_weights(model, cfg, work, work / "checkpoints")  # type: ignore[arg-type]
     info = {"train_runtime_s": float(output.metrics.get("train_runtime", 0.0)),
             "global_step": int(trainer.state.global_step), "epochs_trained": trainer.state.epoch,
             "encoding": {"train": summary, "heldout": enc_valid.summary()}, "text": corpus.sources,
@@ -439,7 +439,7 @@ def trainer_class(sampler_factory: Any, loss_fn: Any) -> Any:
     import torch
     from transformers import Trainer
 
-    from parsner.train import CHECKPOINT_COMPLETE
+    from parsner.checkpoints import CHECKPOINT_COMPLETE
 
     class JobTrainer(Trainer):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -472,25 +472,27 @@ def trainer_class(sampler_factory: Any, loss_fn: Any) -> Any:
 
 def _make_trainer(cfg: PretrainConfig, model: Any, tokenizer: Any, train_w: list[Any], valid_w: list[Any],
                   masker: WholeWordMasker, work: Path) -> tuple[Any, Any]:
-    from parsner.train import PadCollator, _make_callbacks, _Stopper
+    from parsner.batching import PadCollator
+    from parsner.callbacks import SignalStopper, make_callbacks
 
     lengths = [len(w.input_ids) for w in train_w]
     args = training_args(cfg, work, len(train_w), prediction_loss_only=True)
     cls = trainer_class(lambda: epoch_sampler(lengths, cfg.batch_size, cfg.seed),
                         lambda m, inputs: _with_outputs(masked_lm_loss(m, inputs)))
-    stopper = _Stopper()
+    stopper = SignalStopper()
     trainer = cls(
         model=model, args=args, train_dataset=masked_dataset(train_w, masker),
         eval_dataset=masked_dataset(valid_w, masker) if valid_w else None, processing_class=tokenizer,
         data_collator=PadCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0),
-        callbacks=_make_callbacks(stopper, work / "train_log.jsonl"),
+        callbacks=make_callbacks(stopper, work / "train_log.jsonl"),
     )
     return trainer, stopper
 
 
 def run_trainer(trainer: Any, stopper: Any, resume_from: str | None, work: Path) -> Any:
     """``trainer.train`` with parsner's signal handling: a signal saves a checkpoint, then TrainingInterrupted."""
-    from parsner.train import TrainingInterrupted, _last_checkpoint
+    from parsner.checkpoints import last_checkpoint
+    from parsner.train import TrainingInterrupted
 
     if resume_from:
         with (work / "train_log.jsonl").open("a", encoding="utf-8") as f:
@@ -501,7 +503,7 @@ def run_trainer(trainer: Any, stopper: Any, resume_from: str | None, work: Path)
     finally:
         stopper.restore()
     if stopper.signum is not None:
-        raise TrainingInterrupted(stopper.signum, work, _last_checkpoint(work / "checkpoints"))
+        raise TrainingInterrupted(stopper.signum, work, last_checkpoint(work / "checkpoints"))
     return output
 
 
@@ -510,11 +512,11 @@ _run_trainer = run_trainer
 
 def _write_output(cfg: PretrainConfig, spec: Any, model: Any, tokenizer: Any, normalizer: Any,
                   info: dict[str, Any], final: Path, work: Path, overwrite: bool) -> None:
-    from parsner import jobconfig
+    from parsner import __version__
+    from parsner import config as config_rules
     from parsner.atomic import atomic_dir
-    from parsner.train import _version
 
-    meta = {"parsner_version": _version(), "kind": "pretrained-base", "objective": "masked-LM",
+    meta = {"parsner_version": __version__, "kind": "pretrained-base", "objective": "masked-LM",
             "whole_word_masking": cfg.whole_word_masking, "mlm_probability": cfg.mlm_probability,
             "normalizer": cfg.normalizer, "base_model": cfg.model, "stand_in": spec.stand_in is not None,
             "stand_in_description": spec.stand_in, "max_length": cfg.max_length}
@@ -524,7 +526,7 @@ def _write_output(cfg: PretrainConfig, spec: Any, model: Any, tokenizer: Any, no
         if normalizer is not None:
             normalizer.save(tmp)
         (tmp / "parsner.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", "utf-8")
-        (tmp / CONFIG_FILE).write_text(jobconfig.dump(cfg), encoding="utf-8")
+        (tmp / CONFIG_FILE).write_text(config_rules.dump_yaml(cfg), encoding="utf-8")
         (tmp / "metrics.json").write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", "utf-8")
         log = work / "train_log.jsonl"
         (tmp / "train_log.jsonl").write_text(log.read_text("utf-8") if log.is_file() else "", "utf-8")

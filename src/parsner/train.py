@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parsner.batching import LengthBucketSampler, PadCollator
+from parsner import __version__
+from parsner.batching import PadCollator
 from parsner.callbacks import FAULT_ENV, SignalStopper, make_callbacks
 from parsner.checkpoints import (
     CHECKPOINT_COMPLETE,
@@ -517,7 +518,7 @@ def _write_run(cfg: RunConfig, spec: Any, trainer: Any, tokenizer: Any, data: Tr
 
     model = trainer.accelerator.unwrap_model(trainer.model)
     meta = RunMeta(
-        parsner_version=_version(), max_length=enc.max_length, stride=cfg.stride,
+        parsner_version=__version__, max_length=enc.max_length, stride=cfg.stride,
         constrained_decoding=cfg.constrained_decoding, label_scheme="IOB2", labels=enc.label_names,
         label_all_subtokens=cfg.label_all_subtokens, first_subtoken_prediction=True, normalizer=cfg.normalizer,
         base_model=cfg.model, stand_in=spec.stand_in is not None, stand_in_description=spec.stand_in,
@@ -529,7 +530,7 @@ def _write_run(cfg: RunConfig, spec: Any, trainer: Any, tokenizer: Any, data: Tr
         "train_samples_per_second": result.train_samples_per_second, "epochs_trained": trainer.state.epoch,
         "global_step": trainer.state.global_step, "stand_in": spec.stand_in,
     }
-    _check_finite_weights(model, cfg, dirs.work, dirs.ckpt_dir)
+    check_finite_weights(model, cfg, dirs.work, dirs.ckpt_dir)
     with atomic_dir(dirs.final, overwrite=overwrite, kind="run") as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
@@ -563,16 +564,7 @@ def _diverged_error(cfg: RunConfig, step: int | None, what: str, work: Path, ckp
     )
 
 
-def _check_finite_weights(model: Any, cfg: RunConfig, work: Path, ckpt_dir: Path) -> None:
-    """A run is complete only if its weights are finite."""
-    import torch
-
-    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
-    if bad:
-        raise _diverged_error(cfg, None, f"{len(bad)} weight tensor(s) are NaN/inf (e.g. {bad[0]})", work, ckpt_dir)
-
-
-def _check_finite_weights(model: Any, cfg: RunConfig, work: Path, ckpt_dir: Path) -> None:
+def check_finite_weights(model: Any, cfg: RunConfig, work: Path, ckpt_dir: Path) -> None:
     """A run is complete only if its weights are finite."""
     import torch
 
@@ -605,21 +597,3 @@ def _step_of(ckpt: str | None) -> int | None:
         return int(Path(ckpt).name.rsplit("-", 1)[1])
     except (IndexError, ValueError):
         return None
-
-
-def _version() -> str:
-    from parsner import __version__
-
-    return __version__
-
-
-# Earlier names, still imported by the pretrain and distill jobs.
-_split_data = load_splits
-_make_normalizer = make_normalizer
-_data_fingerprint = data_fingerprint
-_check_checkpoint_tokenizer = check_checkpoint_tokenizer
-_drop_incomplete_checkpoints = drop_incomplete_checkpoints
-_last_checkpoint = last_checkpoint
-_make_callbacks = make_callbacks
-_Stopper = SignalStopper
-LengthGroupedSampler = LengthBucketSampler
