@@ -356,6 +356,7 @@ def _distill(cfg: DistillConfig, *, resume: bool, overwrite: bool) -> DistillRes
     from parsner import config as config_rules
     from parsner import modeling
     from parsner.pretrain import prepare_work, run_dirs, run_trainer, strip_unstable
+    from parsner.train import _step_of
 
     t0 = time.time()
     if cfg.num_threads:
@@ -392,7 +393,7 @@ def _distill(cfg: DistillConfig, *, resume: bool, overwrite: bool) -> DistillRes
     info = {"split": "validation", "dataset": str(cfg.data), "selection_metric": cfg.selection_metric,
             "metrics": metrics, "train_runtime_s": float(output.metrics.get("train_runtime", 0.0)),
             "epochs_trained": trainer.state.epoch, "global_step": trainer.state.global_step,
-            "best_checkpoint": trainer.state.best_model_checkpoint, "unlabelled": data.sources,
+            "best_checkpoint_step": _step_of(trainer.state.best_model_checkpoint), "unlabelled": data.sources,
             "test_guard": data.guard, "labelled_sentences": data.labelled,
             "unlabelled_sentences": len(data.words) - data.labelled}
     _write_run(cfg, trainer.model, s_tok, t_norm, meta, info, final, work, overwrite)
