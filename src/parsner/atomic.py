@@ -208,7 +208,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 # ----------------------------------------------------------------------------------------- single files
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks (inputs are recorded by it; outputs are recognised by it)."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -251,7 +252,7 @@ def check_output_file(
     if not overwrite:
         raise ConfigError(f"{target} already exists; choose another {option} or pass --overwrite")
     recorded = _manifest(target.parent).get(target.name)
-    if recorded is None or not target.is_file() or _sha256(target) != recorded:
+    if recorded is None or not target.is_file() or file_sha256(target) != recorded:
         why = "was changed since parsner wrote it" if recorded else "was not written by parsner"
         raise ConfigError(
             f"{target} {why}; --overwrite only replaces files parsner wrote (remove it yourself or choose "
@@ -282,5 +283,5 @@ def record_output_file(path: str | Path) -> None:
     """Add ``path`` (just written by parsner) to its folder's manifest, so --overwrite may replace it."""
     path = Path(path)
     files = _manifest(path.parent)
-    files[path.name] = _sha256(path)
+    files[path.name] = file_sha256(path)
     atomic_write_text(path.parent / FILE_MANIFEST, json.dumps({"files": files}, indent=1) + "\n")

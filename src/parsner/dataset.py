@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parsner import __version__
-from parsner.atomic import atomic_dir, check_output_dir
+from parsner.atomic import atomic_dir, check_output_dir, file_sha256
 from parsner.dataset_card import render_card
 from parsner.datastats import (
     AUDIT_PAIRS,
@@ -341,14 +341,6 @@ def _assign_splits(
 # --------------------------------------------------------------------------------------------- build
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def dataset_features(names: list[str]) -> Features:
     """The on-disk features of a ParsNER dataset (``docs/ARCHITECTURE.md``)."""
     from datasets import ClassLabel, Features, List, Value
@@ -403,11 +395,11 @@ def _check_tokens(result: ReadResult) -> None:
 def _fingerprint(path: Path) -> tuple[str, int]:
     """sha256 and size of an input: a file, or a brat collection (its .ann and .txt files) for a folder."""
     if not path.is_dir():
-        return _sha256(path), path.stat().st_size
+        return file_sha256(path), path.stat().st_size
     files = sorted(f for f in path.rglob("*") if f.suffix in (".ann", ".txt") and f.is_file())
     digest = hashlib.sha256()
     for f in files:
-        digest.update(f"{f.relative_to(path)}\0{_sha256(f)}\n".encode())
+        digest.update(f"{f.relative_to(path)}\0{file_sha256(f)}\n".encode())
     return digest.hexdigest(), sum(f.stat().st_size for f in files)
 
 

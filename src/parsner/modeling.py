@@ -420,6 +420,17 @@ def existing_label_names(spec: str | Path | ModelSpec) -> list[str] | None:
     return model_label_names(_load_config(spec))
 
 
+def check_head_knows(model: str, head: list[str], dataset_labels: list[str]) -> None:
+    """A checkpoint's head is kept only if it has every label of the dataset."""
+    unknown = sorted(set(dataset_labels) - set(head))
+    if unknown:
+        raise ConfigError(
+            f"the dataset has labels the model {model!r} does not know: {', '.join(unknown)} (its labels: "
+            f"{', '.join(head)}); set reinit_classifier: true to train a new classification head, or map the "
+            "labels when building the dataset"
+        )
+
+
 def _from_pretrained(cls: Any, spec: ModelSpec, what: str, **kwargs: Any) -> Any:
     """``cls.from_pretrained`` with safetensors preferred, pickles only through the restricted unpickler."""
     import pickle
@@ -483,13 +494,7 @@ def load_model(
     existing = model_label_names(_load_config(spec))
     head_kwargs: dict[str, Any] = _label_maps(label_names)
     if existing is not None and not reinit_classifier:
-        unknown = sorted(set(label_names) - set(existing))
-        if unknown:
-            raise ConfigError(
-                f"the dataset has labels the model {spec.name!r} does not know: {', '.join(unknown)} "
-                f"(its labels: {', '.join(existing)}). Use a base checkpoint, map the labels, or set "
-                "reinit_classifier: true to train a new classification head"
-            )
+        check_head_knows(spec.name, existing, label_names)
         if list(existing) != list(label_names):
             raise ConfigError(
                 f"label order differs from the model's ({', '.join(existing)}); pass the model's label order"

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parsner.atomic import file_sha256
 from parsner.errors import ConfigError, InputError
 
 TEXT_FORMATS = ("auto", "text", "jsonl", "corpus")
@@ -73,14 +74,6 @@ def _sniff(path: Path) -> str:
         return "jsonl"
     tagged = sum(1 for ln in lines if len(ln.split()) <= 4 and _TAG_END.search(ln.strip()))
     return "corpus" if tagged >= 0.8 * len(lines) else "text"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _text_lines(path: Path, fmt: str) -> Iterable[tuple[int, list[str] | str]]:
@@ -137,7 +130,7 @@ def read_texts(paths: list[str], normalize: Callable[[str], str] | None = None, 
             raise InputError(path, None, "is a folder but not a dataset built by `parsner data build`")
         else:
             kind = _sniff(path) if fmt == "auto" else fmt
-            digest = _sha256(path)
+            digest = file_sha256(path)
             if kind == "corpus":
                 from parsner.readers import read_file
 

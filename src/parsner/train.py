@@ -226,13 +226,7 @@ def head_labels(cfg: RunConfig, spec: Any, names: list[str]) -> list[str]:
     existing = None if cfg.reinit_classifier else modeling.existing_label_names(spec)
     if existing is None:
         return list(names)
-    unknown = sorted(set(names) - set(existing))
-    if unknown:
-        raise ConfigError(
-            f"the dataset {cfg.data} has labels the model {cfg.model!r} does not know: "
-            f"{', '.join(unknown)} (its labels: {', '.join(existing)}); set reinit_classifier: true "
-            "to train a new classification head, or map the labels when building the dataset"
-        )
+    modeling.check_head_knows(cfg.model, existing, names)
     return list(existing)
 
 
