@@ -362,7 +362,7 @@ def _distill(cfg: DistillConfig, *, resume: bool, overwrite: bool) -> DistillRes
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     final, work = run_dirs(cfg.out_dir)
-    teacher, t_tok, t_norm, t_meta = modeling.load_for_inference(str(cfg.teacher), device="cpu")
+    teacher, t_tok, t_norm, t_meta = modeling.load_for_inference(str(cfg.teacher))  # on the GPU if any
     labels = _teacher_labels(teacher, str(cfg.teacher))
     data = load_data(cfg, labels, t_norm.normalize_token if t_norm is not None else None)
     fingerprint = {**data.fingerprint, "teacher_weights": _sha_of_model(str(cfg.teacher))}
