@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from train_helpers import make_sentences, run_cli, save_dataset
+from train_helpers import dataset_with_test, make_sentences, run_cli
 
 TEST_SENTENCE = ["حمید", "رحمانی", "دیروز", "با", "سازمان", "ملل", "دیدار", "کرد"]
 TINY = ["--set", "tiny_layers=1", "--set", "tiny_hidden=32", "--set", "tiny_heads=2", "--set", "tiny_intermediate=64",
@@ -22,9 +22,7 @@ def work(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def data(work) -> Path:
-    test = [(TEST_SENTENCE, ["B-PER", "I-PER", "O", "O", "B-ORG", "I-ORG", "O", "O"])]
-    return save_dataset(work / "data", {"train": make_sentences(48, 1), "validation": make_sentences(12, 2),
-                                        "test": test})
+    return dataset_with_test(work / "data", TEST_SENTENCE)
 
 
 @pytest.fixture(scope="module")

@@ -73,6 +73,12 @@ def save_dataset(path: Path, splits: dict[str, list[tuple[list[str], list[str]]]
     return path
 
 
+def dataset_with_test(path: Path, test_tokens: list[str]) -> Path:
+    """48 training and 12 validation sentences, and one test sentence (PER, PER, O, O, ORG, ORG, O, O)."""
+    test = [(test_tokens, ["B-PER", "I-PER", "O", "O", "B-ORG", "I-ORG", "O", "O"])]
+    return save_dataset(path, {"train": make_sentences(48, 1), "validation": make_sentences(12, 2), "test": test})
+
+
 def small_dataset(path: Path, n_train: int = 64, n_valid: int = 16) -> Path:
     return save_dataset(path, {"train": make_sentences(n_train, 1), "validation": make_sentences(n_valid, 2)})
 

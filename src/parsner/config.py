@@ -310,6 +310,15 @@ def resume_safe_keys(cls: type = RunConfig) -> set[str]:
 # ------------------------------------------------------------------------------------------ command line
 
 
+def add_job_options(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--config``, ``--set``, ``--resume`` and ``--overwrite``: the options every training job shares."""
+    parser.add_argument("--config", help=f"config YAML (e.g. {example})")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (repeatable), e.g. --set learning_rate=3e-5")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier output of this command")
+
+
 def add_flags(parser: argparse.ArgumentParser, cls: type = RunConfig) -> None:
     """``--name`` for every field declared with ``flag=True``: its type, choices and help from the field."""
     for f in fields(cls):

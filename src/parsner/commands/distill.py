@@ -24,14 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--unlabelled", nargs="+", metavar="FILE",
                    help="unlabelled text (plain text, JSONL, corpus files, datasets) for teacher-only examples")
     p.add_argument("--out", help="run directory (default models/<config name>)")
-    p.add_argument("--config", help="distillation config YAML (e.g. training/distill-peyma.yaml)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (repeatable), e.g. --set temperature=3")
+    from parsner.config import add_job_options
+
+    add_job_options(p, "training/distill-peyma.yaml")
     p.add_argument("--epochs", type=float)
     p.add_argument("--max-train-samples", type=int, metavar="N", help="the first N labelled training sentences")
     p.add_argument("--seed", type=int)
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.set_defaults(func=run)
 
 

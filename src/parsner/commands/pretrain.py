@@ -21,9 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="base model: local dir, hub id, 'tiny[:L]' or 'parsbert-standin[:L]'")
     p.add_argument("--text", nargs="+", metavar="FILE", help="text files, JSONL, corpus files or dataset dirs")
     p.add_argument("--out", help="output directory (default models/<config name>)")
-    p.add_argument("--config", help="pretraining config YAML (e.g. training/pretrain-peyma.yaml)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (repeatable)")
+    from parsner.config import add_job_options
+
+    add_job_options(p, "training/pretrain-peyma.yaml")
     p.add_argument("--epochs", type=float)
     p.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimiser steps (overrides --epochs)")
     p.add_argument("--seed", type=int)
@@ -34,8 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="report text that contains test sentences instead of refusing it")
     g.add_argument("--drop-test-overlap", action="store_true",
                    help="remove the sentences that contain a test sentence (counted) and go on")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output of parsner pretrain")
     p.set_defaults(func=run)
 
 

@@ -17,14 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "checkpoint and stop (exit 130/143)."
         ),
     )
-    p.add_argument("--config", help="run config YAML (e.g. training/sample.yaml)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (repeatable), e.g. --set learning_rate=3e-5")
-    from parsner.config import add_flags
+    from parsner.config import add_flags, add_job_options
 
+    add_job_options(p, "training/sample.yaml")
     add_flags(p)  # --data, --model, --out, --seed, --epochs, ... : declared on the RunConfig fields
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.set_defaults(func=run)
 
 
