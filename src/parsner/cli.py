@@ -123,8 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = args.func(args)
     except ParsnerError as exc:
-        print(f"parsner: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        stopped = getattr(exc, "exit_code", None)  # a run stopped by a signal after saving (TrainingInterrupted)
+        print(f"parsner: {exc}" if stopped else f"parsner: error: {exc}", file=sys.stderr)
+        return stopped or EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("parsner: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

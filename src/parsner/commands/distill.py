@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,17 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from parsner.distill import distill, load_distill_config
-    from parsner.train import TrainingInterrupted
 
     direct = {"teacher": args.teacher, "student": args.student, "data": args.data, "unlabelled": args.unlabelled,
               "out": args.out, "epochs": args.epochs, "max_train_samples": args.max_train_samples,
               "seed": args.seed}
     cfg = load_distill_config(args.config, direct, args.sets)
-    try:
-        result = distill(cfg, resume=args.resume, overwrite=args.overwrite)
-    except TrainingInterrupted as exc:
-        print(f"parsner: {exc}", file=sys.stderr)
-        return exc.exit_code
+    result = distill(cfg, resume=args.resume, overwrite=args.overwrite)  # a signal stop: see cli.main
     m = result.metrics
     print(f"{result.out_dir}: validation f1_strict={m.get('f1_strict', float('nan')):.4f} "
           f"f1_default={m.get('f1_default', float('nan')):.4f}")

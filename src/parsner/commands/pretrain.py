@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,17 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from parsner.pretrain import load_pretrain_config, pretrain
-    from parsner.train import TrainingInterrupted
 
     overlap = "report" if args.allow_test_overlap else "drop" if args.drop_test_overlap else None
     direct = {"model": args.model, "text": args.text, "out": args.out, "epochs": args.epochs,
               "max_steps": args.max_steps, "seed": args.seed, "guard": args.guard, "test_overlap": overlap}
     cfg = load_pretrain_config(args.config, direct, args.sets)
-    try:
-        result = pretrain(cfg, resume=args.resume, overwrite=args.overwrite)
-    except TrainingInterrupted as exc:
-        print(f"parsner: {exc}", file=sys.stderr)
-        return exc.exit_code
+    result = pretrain(cfg, resume=args.resume, overwrite=args.overwrite)  # a signal stop: see cli.main
     m = result.metrics
     extra = f" held-out MLM loss {m['heldout_mlm_loss']:.4f}" if "heldout_mlm_loss" in m else ""
     print(f"{result.out_dir}: {result.steps} steps{extra}; fine-tune with `parsner train --model {result.out_dir}`")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,14 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from parsner.config import flag_values
-    from parsner.train import TrainingInterrupted, run_training
+    from parsner.train import run_training
 
-    try:
-        result = run_training(args.config, overrides=args.sets, resume=args.resume, overwrite=args.overwrite,
-                              **flag_values(args))
-    except TrainingInterrupted as exc:
-        print(f"parsner: {exc}", file=sys.stderr)
-        return exc.exit_code
+    # A run stopped by a signal raises TrainingInterrupted; cli.main prints it and exits with its code.
+    result = run_training(args.config, overrides=args.sets, resume=args.resume, overwrite=args.overwrite,
+                          **flag_values(args))
     import os
 
     if int(os.environ.get("RANK", "0")) != 0:  # DDP: rank 0 reports
