@@ -25,7 +25,7 @@ def _run(run: str, fold: str | None, seed: int, f1: float, strict: float) -> dic
             "ci_default": [f1 - 0.01, f1 + 0.01], "train_seconds": 12.0}
 
 
-def test_baselines_yaml_has_the_issue_numbers_with_sources() -> None:
+def test_baselines_yaml_has_the_brief_numbers_with_sources() -> None:
     b = load_baselines()
     for name in BENCHMARKS:
         assert name in b["benchmarks"], name
@@ -81,7 +81,7 @@ def test_table_names_stand_in_and_flags_leakage() -> None:
     real = render_benchmark_md("peyma", runs[:1], b, model="HooshvareLab/bert-fa-base-uncased", stand_in=None,
                                command="c", when="d")
     assert "STAND-IN" not in real and "| 60.00 | 58.00 | 1 seed(s) |" in real
-    assert "93.40" in real and "as reported in the issue" in real
+    assert "93.40" in real and "as reported by the project's brief" in real
 
 
 def test_published_rows_see_also() -> None:

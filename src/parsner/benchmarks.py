@@ -120,7 +120,7 @@ def _source_cell(row: dict[str, Any], sources: dict[str, Any]) -> str:
         text += f"; {' '.join(str(row['where']).split())}"
     status = row.get("status")
     if status == "as-reported":
-        text += " *(as reported in the issue; not re-checked)*"
+        text += " *(as reported by the project's brief; not re-checked against the source)*"
     return text.replace("|", "\\|")
 
 
