@@ -5,7 +5,8 @@
 
 Text: PEYMA's test sentences (``shared/data/peyma/hooshvare_split/test.txt``) joined back into raw text, one
 text per sentence; without the shared data, the embedded sample corpus (the output says so). Both systems get
-the same list of strings, on CPU, in one run, one after the other:
+the same list of strings, on CPU, in one run; with ``--repeat N`` every row is timed once per round for N
+rounds (rows in turn, so a slow spell of a shared machine hits all rows alike) and keeps its best:
 
 * ``transformers.pipeline("token-classification", aggregation_strategy="first")`` at its default settings
   (no ``batch_size``: one text at a time) and at each ``--pipeline-batch-sizes`` value; the fastest of
@@ -90,13 +91,42 @@ def build_standin(out: Path, layers: int, types: list[str], words: list[list[str
     return desc
 
 
-def best_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
+#: Row names of the Tagger backends in the speed table (the ONNX ones keep their names).
+ROW_NAMES = {"Tagger torch fp32": "Tagger", "Tagger torch int8": "Tagger int8 (dynamic)"}
+ONNX_ROWS = ("ORT fp32", "ORT int8")
+
+
+def time_interleaved(runs: list[tuple[str, Any, Callable[[], Any]]], repeat: int, n_sent: int,
+                     n_tok: int) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Best of ``repeat`` timings per run, the runs taken in turn each round (so a slow spell of a shared
+    machine hits every row alike, not the rows that happened to run during it); rows and first outputs."""
+    best = [float("inf")] * len(runs)
+    outputs: list[Any] = [None] * len(runs)
+    for rnd in range(repeat):
+        for k, (system, batch, fn) in enumerate(runs):
+            t0 = time.perf_counter()
+            out = fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+            outputs[k] = out if outputs[k] is None else outputs[k]
+            print(f"  round {rnd + 1}: {system:<24} batch {batch!s:>4}: {best[k]:8.2f} s", file=sys.stderr, flush=True)
+    rows = [{"system": system, "batch_size": batch, "seconds": round(secs, 3),
+             "sentences_per_s": round(n_sent / secs, 2), "tokens_per_s": round(n_tok / secs, 1)}
+            for (system, batch, _), secs in zip(runs, best, strict=True)]
+    return rows, outputs
+
+
+def int8_cost(tagger: Any, qtagger: Any | None, tokens: list[list[str]], gold: list[list[str]], bs: int,
+              standin: bool) -> dict[str, Any] | None:
+    """F1 of torch fp32 and dynamic int8 on the gold tags, and their word-tag agreement."""
+    if qtagger is None:
+        return None
+    fp = tagger.predict_words(tokens, batch_size=bs)
+    q8 = qtagger.predict_words(tokens, batch_size=bs)
+    f_fp, f_q8 = micro_f1(gold, fp), micro_f1(gold, q8)
+    same = sum(a == b for s, t in zip(fp, q8, strict=True) for a, b in zip(s, t, strict=True))
+    return {"f1_fp32": round(f_fp, 4), "f1_int8": round(f_q8, 4), "f1_cost": round(f_fp - f_q8, 4),
+            "tag_agreement": round(same / sum(map(len, tokens)), 4),
+            "note": "random-weight stand-in: F1 is meaningless" if standin else ""}
 
 
 def micro_f1(gold: list[list[str]], pred: list[list[str]]) -> float:
@@ -162,55 +192,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model: {desc}", file=sys.stderr)
         tagger = Tagger.from_pretrained(model_dir, device="cpu")
         pipe = pipeline("token-classification", model=model_dir, aggregation_strategy="first", device="cpu")
-        warm = texts[:8]
-        tagger(warm)
-        pipe(warm)
-
-        rows: list[dict[str, Any]] = []
-
-        def add(system: str, batch: Any, seconds: float) -> None:
-            rows.append({"system": system, "batch_size": batch, "seconds": round(seconds, 3),
-                         "sentences_per_s": round(n_sent / seconds, 2),
-                         "tokens_per_s": round(n_tok / seconds, 1)})
-            print(f"  {system:<28} batch {batch!s:>4}: {seconds:8.2f} s", file=sys.stderr, flush=True)
-
-        secs, pipe_out = best_time(lambda: pipe(texts), args.repeat)
-        add("pipeline (default)", 1, secs)
-        for bs in [int(x) for x in args.pipeline_batch_sizes.split(",") if x]:
-            secs, _ = best_time(lambda bs=bs: pipe(texts, batch_size=bs), args.repeat)
-            add("pipeline", bs, secs)
-        tagger_out = None
-        for bs in [int(x) for x in args.batch_sizes.split(",") if x]:
-            secs, out = best_time(lambda bs=bs: tagger(texts, batch_size=bs), args.repeat)
-            tagger_out = tagger_out or out
-            add("Tagger", bs, secs)
-        quant: dict[str, Any] | None = None
-        if args.quantize:
-            qtagger = Tagger.from_pretrained(model_dir, device="cpu", quantize=True)
-            qtagger(warm)
-            bs0 = int(args.batch_sizes.split(",")[0])
-            secs, _ = best_time(lambda: qtagger(texts, batch_size=bs0), args.repeat)
-            add("Tagger int8 (dynamic)", bs0, secs)
-            fp = tagger.predict_words(tokens, batch_size=bs0)
-            q8 = qtagger.predict_words(tokens, batch_size=bs0)
-            f_fp, f_q8 = micro_f1(gold, fp), micro_f1(gold, q8)
-            same = sum(a == b for s, t in zip(fp, q8, strict=True) for a, b in zip(s, t, strict=True))
-            quant = {"f1_fp32": round(f_fp, 4), "f1_int8": round(f_q8, 4), "f1_cost": round(f_fp - f_q8, 4),
-                     "tag_agreement": round(same / n_tok, 4),
-                     "note": "random-weight stand-in: F1 is meaningless" if args.model is None else ""}
         taggers: dict[str, Any] = {"Tagger torch fp32": tagger}
         if args.quantize:
-            taggers["Tagger torch int8"] = qtagger
+            taggers["Tagger torch int8"] = Tagger.from_pretrained(model_dir, device="cpu", quantize=True)
+        if args.onnx:
+            taggers.update(onnx_taggers(model_dir, Path(tmp), torch.get_num_threads()))
+        sizes = [int(x) for x in args.batch_sizes.split(",") if x]
+        runs: list[tuple[str, Any, Callable[[], Any]]] = [("pipeline (default)", 1, lambda: pipe(texts))]
+        runs += [("pipeline", bs, lambda bs=bs: pipe(texts, batch_size=bs))
+                 for bs in [int(x) for x in args.pipeline_batch_sizes.split(",") if x]]
+        for name, t in taggers.items():
+            for bs in sizes if name in ("Tagger torch fp32", *ONNX_ROWS) else sizes[:1]:
+                runs.append((ROW_NAMES.get(name, name), bs, lambda t=t, bs=bs: t(texts, batch_size=bs)))
+        for fn in [pipe, *taggers.values()]:
+            fn(texts[:8])  # warm-up
+        rows, outputs = time_interleaved(runs, args.repeat, n_sent, n_tok)
+        pipe_out = outputs[0]
+        tagger_out = next(out for (name, _, _), out in zip(runs, outputs, strict=True) if name == "Tagger")
+        quant = int8_cost(tagger, taggers.get("Tagger torch int8"), tokens, gold, sizes[0], args.model is None)
         onnx = None
         if args.onnx:
-            ort = onnx_taggers(model_dir, Path(tmp), torch.get_num_threads())
-            for name, t in ort.items():
-                t(warm)
-                for bs in [int(x) for x in args.batch_sizes.split(",") if x]:
-                    secs, _ = best_time(lambda t=t, bs=bs: t(texts, batch_size=bs), args.repeat)
-                    add(name, bs, secs)
-            onnx = onnx_parity(tagger, ort, tokens, gold, texts, int(args.batch_sizes.split(",")[0]))
-            taggers.update(ort)
+            onnx = onnx_parity(tagger, {k: taggers[k] for k in ONNX_ROWS}, tokens, gold, texts, sizes[0])
         latency = measure_latency(taggers, texts, tokens, args.latency_repeats) if args.latency else None
 
     default = rows[0]["seconds"]

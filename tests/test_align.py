@@ -259,3 +259,54 @@ def test_constrained_decoding_keeps_a_valid_argmax_sequence() -> None:
             return float(sum(np.log(probs[w, idx[t]]) for w, t in enumerate(tags)))
 
         assert logp(fixed.tags) >= logp(repaired) - 1e-9
+
+
+SENTENCES_WITH_REPEATS = [
+    ["تهران", "و", "تهران", f"می{ZWNJ}شود", "۱۴۰۲", "و"],
+    ["و", "\u0654", "تهران", "", "كتاب", "1399"],
+    ["یک"],
+]
+
+
+def _whole_sentence_windows(tok, sentences):
+    """What encoding each sentence whole (the tokenizer's own word_ids) gives, in one window each."""
+    out = []
+    for words in sentences:
+        enc = tok([words], is_split_into_words=True, add_special_tokens=True)
+        out.append((list(enc["input_ids"][0]), enc.word_ids(0)))
+    return out
+
+
+def test_distinct_words_are_encoded_once_and_give_the_sentence_encoding(tok, monkeypatch):
+    from parsner import align
+
+    assert align._words_independent(tok)  # WordPiece encodes each word of pre-split input on its own
+    calls = []
+    real = type(tok).__call__
+
+    def spy(self, text, **kw):
+        if kw.get("add_special_tokens") is False:  # not the probe for the special tokens
+            calls.append(text)
+        return real(self, text, **kw)
+
+    monkeypatch.setattr(type(tok), "__call__", spy)
+    sentences = [[w for w in s if w not in ("\u0654", "")] for s in SENTENCES_WITH_REPEATS]
+    enc = encode_words(sentences, tok)
+    encoded_words = [w for text in calls for seq in text for w in seq]
+    assert sorted(encoded_words) == sorted({w for s in sentences for w in s} | {tok.unk_token})
+    monkeypatch.undo()
+    for win, (ids, wids) in zip(enc.windows, _whole_sentence_windows(tok, sentences), strict=True):
+        assert win.input_ids == ids
+        assert win.word_ids == wids
+
+
+def test_position_dependent_tokenizers_are_encoded_sentence_by_sentence(tok, monkeypatch):
+    from parsner import align
+
+    labels = [[i % len(LABELS) for i in range(len(s))] for s in SENTENCES_WITH_REPEATS]
+    fast = encode_words(SENTENCES_WITH_REPEATS, tok, labels, max_length=6, stride=2)
+    monkeypatch.setattr(align, "_words_independent", lambda tokenizer: False)
+    whole = encode_words(SENTENCES_WITH_REPEATS, tok, labels, max_length=6, stride=2)
+    assert whole.summary() == fast.summary()
+    assert whole.zero_subtoken_words == 2
+    assert [vars(w) for w in whole.windows] == [vars(w) for w in fast.windows]

@@ -203,3 +203,47 @@ def test_iob2_rules_are_unchanged_for_an_iob2_label_set() -> None:
     assert trans[1, 2] and trans[2, 2] and not trans[3, 2] and not trans[0, 4]
     assert trans[1, 0] and trans[1, 3]  # an entity may end anywhere in IOB2
     assert _decode(["O", "B-PER", "I-PER"], [[0.2, 0.3, 0.5], [0.1, 0.2, 0.7]]) == ["B-PER", "I-PER"]
+
+
+def test_viterbi_of_many_sentences_equals_one_at_a_time() -> None:
+    import numpy as np
+
+    from parsner.decoding import VITERBI_CHUNK_WORDS, viterbi_iob2, viterbi_many
+    from parsner.labels import allowed_transitions
+
+    rng = np.random.default_rng(3)
+    for labels in (["O", "B-LOC", "I-LOC", "B-PER", "I-PER"], ["O", "B-LOC", "I-LOC", "E-LOC", "S-LOC"]):
+        start, trans, end = allowed_transitions(labels)
+        # lengths from 1 to beyond one chunk, so chunking and frozen scores past a row's end are exercised
+        lengths = [1, 2, 3, 7, 40, 41, 300, VITERBI_CHUNK_WORDS // 50 + 1, 5]
+        probs = [rng.dirichlet(np.ones(len(labels)) * 0.3, size=n) for n in lengths]
+        together = viterbi_many(probs, start, trans, end)
+        for p, path in zip(probs, together, strict=True):
+            ref = _viterbi_reference(p, start, trans, end)
+            assert path.tolist() == ref
+            assert viterbi_iob2(p, start, trans, end).tolist() == ref
+
+
+def _viterbi_reference(probs, start, trans, end) -> list[int]:
+    """Textbook Viterbi over Python floats: the most probable path under the masks."""
+    import math
+
+    n, k = probs.shape
+    logp = [[math.log(max(float(x), 1e-12)) for x in row] for row in probs]
+    score = [logp[0][j] if start[j] else -math.inf for j in range(k)]
+    back = []
+    for t in range(1, n):
+        new, ptr = [], []
+        for j in range(k):
+            cands = [score[i] + (0.0 if trans[i, j] else -math.inf) for i in range(k)]
+            i = max(range(k), key=lambda i: (cands[i], -i))
+            ptr.append(i)
+            new.append(cands[i] + logp[t][j])
+        back.append(ptr)
+        score = new
+    if any(end[j] and score[j] > -math.inf for j in range(k)):
+        score = [s if end[j] else -math.inf for j, s in enumerate(score)]
+    path = [max(range(k), key=lambda j: (score[j], -j))]
+    for ptr in reversed(back):
+        path.append(ptr[path[-1]])
+    return path[::-1]

@@ -36,6 +36,8 @@ words, so character offsets stay with the caller.
 
 from __future__ import annotations
 
+import itertools
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,14 +193,79 @@ def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     return probe_ids[: inner[0]], probe_ids[inner[-1] + 1 :]
 
 
+#: Words per sequence when the distinct words of a call are encoded (long enough to amortise the
+#: tokenizer's per-sequence cost, short enough to stay under its length warning).
+_WORDS_PER_CHUNK = 64
+_PROBE_WORDS = ["a", "سلام", "a", "۱۲۳", "می\u200cشود", "a", "[UNK]", "a"]
+_independent: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _words_independent(tokenizer: Any) -> bool:
+    """Does this tokenizer encode each word of pre-split input on its own (as BERT's WordPiece does)?
+
+    Then every distinct word of a call needs encoding once. Tokenizers whose output for a word depends on
+    its position (a prefix marker only on the first word, say) are told apart by a probe sentence that
+    repeats a word, and get every sentence encoded whole.
+    """
+    known = _independent.get(tokenizer)
+    if known is None:
+        whole = tokenizer([_PROBE_WORDS], is_split_into_words=True, add_special_tokens=False)
+        alone = tokenizer([[w] for w in _PROBE_WORDS], is_split_into_words=True, add_special_tokens=False)
+        known = list(whole["input_ids"][0]) == [i for ids in alone["input_ids"] for i in ids]
+        try:
+            _independent[tokenizer] = known
+        except TypeError:  # pragma: no cover - an object that cannot be weakly referenced: probe each call
+            pass
+    return known
+
+
+def _word_table(tokenizer: Any, words: list[str]) -> dict[str, list[int]]:
+    """The sub-word ids of each distinct word (``[]`` for a word the tokenizer drops)."""
+    table: dict[str, list[int]] = {}
+    for c in range(0, len(words), _WORDS_PER_CHUNK):
+        chunk = words[c : c + _WORDS_PER_CHUNK]
+        enc = tokenizer([chunk], is_split_into_words=True, add_special_tokens=False)
+        pieces: list[list[int]] = [[] for _ in chunk]
+        for w, i in zip(enc.word_ids(0), enc["input_ids"][0], strict=True):
+            if w is not None:
+                pieces[w].append(i)
+        table.update(zip(chunk, pieces, strict=True))
+    return table
+
+
 def _subword_ids(
     tokenizer: Any, words_in: list[list[str]], todo: list[int], unk: str
 ) -> tuple[list[list[int]], list[list[int]], int]:
-    """Sub-word ids and their word ids for each sentence in ``todo``, and how many words gave no sub-word.
+    """Sub-word ids and sub-words per word for each sentence in ``todo``, and how many words gave no sub-word.
 
-    Such words are replaced by ``unk`` in ``words_in`` and their sentences re-encoded, so that every word
-    keeps a position.
+    Such words are replaced by ``unk`` in ``words_in``, so that every word keeps a position.
     """
+    if not _words_independent(tokenizer):
+        return _subword_ids_per_sentence(tokenizer, words_in, todo, unk)
+    distinct = list(dict.fromkeys(w for i in todo for w in words_in[i]))
+    table = _word_table(tokenizer, [*distinct, unk])
+    if not table[unk]:  # pragma: no cover - tokenizer without unk
+        raise ConfigError(f"a word gives no sub-token even as {unk!r}")
+    ids_all: list[list[int]] = []
+    nsub_all: list[list[int]] = []
+    zero = 0
+    for i in todo:
+        pieces = [table[w] for w in words_in[i]]
+        if not all(pieces):
+            for w, p in enumerate(pieces):
+                if not p:
+                    words_in[i][w] = unk
+                    pieces[w] = table[unk]
+                    zero += 1
+        ids_all.append([t for p in pieces for t in p])
+        nsub_all.append([len(p) for p in pieces])
+    return ids_all, nsub_all, zero
+
+
+def _subword_ids_per_sentence(
+    tokenizer: Any, words_in: list[list[str]], todo: list[int], unk: str
+) -> tuple[list[list[int]], list[list[int]], int]:
+    """:func:`_subword_ids` for tokenizers where a word's pieces depend on its place: whole sentences."""
     enc = tokenizer([words_in[i] for i in todo], is_split_into_words=True, add_special_tokens=False)
     redo: list[int] = []
     zero = 0
@@ -220,18 +287,13 @@ def _subword_ids(
             wids_all[j] = list(enc2.word_ids(r))  # type: ignore[arg-type]
             if len(set(wids_all[j])) != len(words_in[todo[j]]):  # pragma: no cover - tokenizer without unk
                 raise ConfigError(f"sentence {todo[j]}: a word gives no sub-token even as {unk!r}")
-    return ids_all, wids_all, zero
-
-
-def _word_pieces(wids: Sequence[int], n_words: int) -> tuple[list[int], list[int]]:
-    """Sub-words per word and the position of each word's first sub-word."""
-    n_sub = [0] * n_words
-    first_tok = [0] * n_words
-    for t, w in enumerate(wids):
-        if n_sub[w] == 0:
-            first_tok[w] = t
-        n_sub[w] += 1
-    return n_sub, first_tok
+    nsub_all = []
+    for j, i in enumerate(todo):
+        n_sub = [0] * len(words_in[i])
+        for w in wids_all[j]:
+            n_sub[w] += 1
+        nsub_all.append(n_sub)
+    return ids_all, nsub_all, zero
 
 
 def _window_labels(w: int, off: int, owned: bool, sent_labels: Sequence[int], frame: _Frame) -> int:
@@ -259,8 +321,7 @@ def _assemble_window(
     """Window ``k`` (words ``span``) of one sentence, and the words it had to cut; None if it labels no word."""
     s, e = span
     n_sub, first_tok = pieces
-    owned_set = {w for w in range(s, e) if owner[w] == k}
-    if not owned_set:
+    if k not in owner[s:e]:
         return None, 0
     win_ids = list(frame.prefix_ids)
     win_wids: list[int | None] = [None] * len(frame.prefix_ids)
@@ -268,18 +329,16 @@ def _assemble_window(
     label_positions: list[int] = []
     cut = 0
     for w in range(s, e):
-        take = n_sub[w]
+        take, owned = n_sub[w], owner[w] == k
         if take > frame.budget:
             take = frame.budget
-            if k == owner[w]:
-                cut += 1
-        for off in range(take):
-            if w in owned_set and off == 0:
-                label_positions.append(len(win_ids))
-            win_ids.append(ids[first_tok[w] + off])
-            win_wids.append(w)
-            if win_labels is not None:
-                win_labels.append(_window_labels(w, off, w in owned_set, sent_labels, frame))  # type: ignore[arg-type]
+            cut += owned
+        if owned:
+            label_positions.append(len(win_ids))
+        win_ids += ids[first_tok[w] : first_tok[w] + take]
+        win_wids += [w] * take
+        if win_labels is not None:
+            win_labels += [_window_labels(w, off, owned, sent_labels, frame) for off in range(take)]  # type: ignore[arg-type]
     win_ids += frame.suffix_ids
     win_wids += [None] * len(frame.suffix_ids)
     if win_labels is not None:
@@ -290,14 +349,13 @@ def _assemble_window(
 def _encode_sentence(
     sentence: int,
     ids: Sequence[int],
-    wids: Sequence[int],
-    n_words: int,
+    n_sub: list[int],
     sent_labels: Sequence[int] | None,
     frame: _Frame,
     stride: int,
 ) -> tuple[list[Window], bool, int]:
     """The windows of one sentence, whether it needed more than one, and the words cut to fit a window."""
-    pieces = _word_pieces(wids, n_words)
+    pieces = (n_sub, list(itertools.accumulate(n_sub, initial=0))[:-1])  # sub-words, first sub-word
     bounds = _window_bounds(pieces[0], frame.budget, stride)
     owner = _owners(pieces[0], bounds, frame.budget)
     windows: list[Window] = []
@@ -343,12 +401,12 @@ def encode_words(
     todo = [i for i, w in enumerate(words_in) if w]
     if not todo:
         return result
-    ids_all, wids_all, result.zero_subtoken_words = _subword_ids(tokenizer, words_in, todo, unk)
+    ids_all, nsub_all, result.zero_subtoken_words = _subword_ids(tokenizer, words_in, todo, unk)
     frame = _Frame(*_special_tokens(tokenizer), budget, label_all_subtokens, cont)
     for j, i in enumerate(todo):
         sent_labels = labels[i] if labels is not None else None
         windows, windowed, cut = _encode_sentence(
-            i, ids_all[j], wids_all[j], len(words_in[i]), sent_labels, frame, stride
+            i, ids_all[j], nsub_all[j], sent_labels, frame, stride
         )
         result.windows += windows
         result.windowed_sentences += windowed
