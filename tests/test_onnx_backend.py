@@ -50,6 +50,9 @@ def test_export_directory_contents(trained: dict[str, Path]) -> None:
 
     ops = {n.op_type for n in onnx.load(str(trained["int8"] / "model.onnx")).graph.node}
     assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops, sorted(ops)
+    # the plain attention was traced, not SDPA with its NaN guards (slower in onnxruntime)
+    fp32_ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
+    assert "Softmax" in fp32_ops and "IsNaN" not in fp32_ops, sorted(fp32_ops)
 
 
 @pytest.mark.parametrize("which", ["trained", "random"])
