@@ -145,3 +145,25 @@ def test_export_cli_writes_int8(trained: dict[str, Path], tmp_path: Path, capsys
     err = capsys.readouterr().err
     assert "int8 ONNX" in err and "argmax agreement" in err
     assert [p.name for p in tmp_path.iterdir()] == ["cli-int8"]  # no temporary directory left behind
+
+
+def test_an_onnx_export_tags_without_torch(trained: dict[str, Path]) -> None:
+    """Inference from an export needs onnxruntime and the tokenizer only: torch is made unimportable."""
+    import subprocess
+    import sys
+
+    from parsner.tagger import Tagger
+
+    code = (
+        "import json, sys\n"
+        "sys.modules['torch'] = None  # any import of torch now fails\n"
+        "from parsner.tagger import Tagger\n"
+        "t = Tagger.from_pretrained(sys.argv[1])\n"
+        "print(json.dumps(t(sys.argv[2]), ensure_ascii=False))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(trained["fp32"]), TEXTS[1]], capture_output=True,
+                          text=True, encoding="utf-8", timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    want = Tagger.from_pretrained(trained["run"], device="cpu")(TEXTS[1])
+    assert got and _spans(got) == _spans(want)
