@@ -50,9 +50,13 @@ def test_export_directory_contents(trained: dict[str, Path]) -> None:
 
     ops = {n.op_type for n in onnx.load(str(trained["int8"] / "model.onnx")).graph.node}
     assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops, sorted(ops)
-    # the plain attention was traced, not SDPA with its NaN guards (slower in onnxruntime)
-    fp32_ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
-    assert "Softmax" in fp32_ops and "IsNaN" not in fp32_ops, sorted(fp32_ops)
+    # fp32: the plain (eager) attention was traced, not SDPA with its NaN guards, and each layer's attention
+    # became onnxruntime's fused Attention op; int8 is quantised from the plain graph
+    fp32_ops = [n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node]
+    assert meta["onnx"]["fused_attention"] is True and "IsNaN" not in fp32_ops
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert fp32_ops.count("Attention") == config["num_hidden_layers"], sorted(set(fp32_ops))
+    assert int8["fused_attention"] is False and "IsNaN" not in ops and "Softmax" in ops
 
 
 @pytest.mark.parametrize("which", ["trained", "random"])
@@ -167,3 +171,22 @@ def test_an_onnx_export_tags_without_torch(trained: dict[str, Path]) -> None:
     got = json.loads(done.stdout.strip().splitlines()[-1])
     want = Tagger.from_pretrained(trained["run"], device="cpu")(TEXTS[1])
     assert got and _spans(got) == _spans(want)
+
+
+def test_a_failed_attention_fusion_keeps_the_plain_graph(trained: dict[str, Path], tmp_path: Path,
+                                                         monkeypatch) -> None:
+    from onnxruntime.transformers import optimizer
+
+    from parsner.tagger import Tagger
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no pattern matched")
+
+    monkeypatch.setattr(optimizer, "optimize_model", broken)
+    out = export(trained["run"], tmp_path / "plain")
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".onnx") == ["model.onnx"]  # no leftover
+    meta = json.loads((out / "parsner.json").read_text(encoding="utf-8"))["onnx"]
+    assert meta["fused_attention"] is False and meta["parity"]["max_abs_diff"] < 1e-4
+    plain = Tagger.from_pretrained(out)(TEXTS)
+    fused = Tagger.from_pretrained(trained["fp32"])(TEXTS)
+    assert [_spans(e) for e in plain] == [_spans(e) for e in fused]

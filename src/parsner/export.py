@@ -7,7 +7,8 @@ metrics, so :meth:`parsner.tagger.Tagger.from_pretrained` and every ``--model`` 
 onnxruntime.
 
 The graph comes from ``torch.onnx.export`` (the TorchScript exporter: one trace, no extra dependency;
-the dynamo exporter needs onnxscript and gave the same logits). int8 is onnxruntime's dynamic
+the dynamo exporter needs onnxscript and gave the same logits), traced with the plain attention; an fp32
+BERT graph then gets onnxruntime's fused ``Attention`` op per layer. int8 is onnxruntime's dynamic
 quantisation of the MatMul weights (activations quantised on the fly), the ONNX counterpart of the
 torch backend's ``quantize=True``. After writing, the exported model is run on a few padded batches of
 different shapes and compared with torch, so a broken export fails here and not in production.
@@ -59,9 +60,12 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: str | None 
     with atomic_dir(out, overwrite=overwrite) as tmp:
         fp32 = tmp / ONNX_FILE
         _torch_export(model, fp32)
+        fused = False
         if quantize == "int8":
             _quantize_int8(fp32, tmp / "model.int8.onnx")
             (tmp / "model.int8.onnx").replace(fp32)
+        else:
+            fused = _fuse_attention(model, tokenizer, fp32)
         model.config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         for name in COPIED_FILES:
@@ -70,7 +74,8 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: str | None 
         check = parity_check(model, tokenizer, fp32)
         if quantize is None and check["max_abs_diff"] > FP32_TOLERANCE:
             raise ModelLoadError(f"ONNX export differs from torch (max |logit diff| {check['max_abs_diff']:.2e})")
-        record = {"source": str(model_dir), "opset": OPSET, "quantize": quantize, "parity": check}
+        record = {"source": str(model_dir), "opset": OPSET, "quantize": quantize, "fused_attention": fused,
+                  "parity": check}
         meta = {**meta, "onnx": record}
         (tmp / "parsner.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return record
@@ -110,6 +115,45 @@ def _eager_attention(model: Any) -> None:
             setter("eager")
         except (ValueError, ImportError):  # an architecture without an eager path: keep what it has
             pass
+
+
+def _fuse_attention(model: Any, tokenizer: Any, path: Path) -> bool:
+    """Replace each layer's attention subgraph in the fp32 ``path`` by onnxruntime's fused ``Attention`` op.
+
+    Only for BERT-family graphs, whose attention pattern onnxruntime's optimiser knows; the result is kept
+    only when every layer fused and it still matches torch (the parity check), else ``path`` stays as it
+    was. The optimiser's LayerNorm fusions are left off: on CPU they made this graph slower. An int8 export
+    is quantised from the plain graph, which was as fast as the fused one there (eval/RESULTS.md section 8).
+    """
+    config = model.config
+    if getattr(config, "model_type", None) != "bert":
+        return False
+    import logging
+
+    from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
+
+    opts = FusionOptions("bert")
+    opts.enable_skip_layer_norm = opts.enable_bias_skip_layer_norm = opts.enable_embed_layer_norm = False
+    fused_path = path.with_name("model.fused.onnx")
+    quiet = logging.getLogger("onnxruntime")
+    previous, keep = quiet.level, False
+    quiet.setLevel(logging.ERROR)  # the optimiser's per-fusion progress lines
+    try:
+        graph = optimizer.optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
+                                         hidden_size=config.hidden_size, opt_level=0, optimization_options=opts)
+        if graph.get_fused_operator_statistics().get("Attention", 0) == config.num_hidden_layers:
+            graph.save_model_to_file(str(fused_path))
+            keep = parity_check(model, tokenizer, fused_path)["max_abs_diff"] <= FP32_TOLERANCE
+    except Exception:  # an optimiser failure only costs the fusion: the plain graph is kept
+        keep = False
+    finally:
+        quiet.setLevel(previous)
+    if keep:
+        fused_path.replace(path)
+    else:
+        fused_path.unlink(missing_ok=True)
+    return keep
 
 
 def _quantize_int8(src: Path, dst: Path) -> None:
