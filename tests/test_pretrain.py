@@ -187,3 +187,27 @@ def test_parsbert_shaped_base_and_local_dir_continue(parsbert_tokenizer_dir, pre
     res = run_cli(["pretrain", "--model", str(pretrained), "--text", str(text), "--out", str(work / "again"),
                    "--max-steps", "2", "--set", "batch_size=4", "--set", "progress=false"])
     assert res.returncode == 0, res.stderr[-3000:]
+
+
+def test_job_configs_declare_every_key_with_its_rules():
+    """Pre-training and distillation keys carry help and bounds like the training config's, from one machinery."""
+    import dataclasses
+
+    from parsner import config
+    from parsner.distill import DistillConfig, load_distill_config
+    from parsner.errors import ConfigError
+    from parsner.pretrain import PretrainConfig, load_pretrain_config
+
+    for cls in (config.RunConfig, PretrainConfig, DistillConfig):
+        for f in dataclasses.fields(cls):
+            assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
+    assert config.choices(DistillConfig, "test_overlap") == ("refuse", "report", "drop")
+    assert config.choices(PretrainConfig, "lr_scheduler") == config.choices(config.RunConfig, "lr_scheduler")
+    needed = {"teacher": "t", "data": "d"}
+    for key, bad, needle in (("alpha", "1.5", "alpha must be <= 1"), ("temperature", "0", "temperature must be > 0"),
+                             ("text_format", "xml", "text_format must be one of auto, text, jsonl, corpus")):
+        with pytest.raises(ConfigError, match=needle):
+            load_distill_config(None, needed, [f"{key}={bad}"])
+    with pytest.raises(ConfigError, match="stride"):
+        load_pretrain_config(None, {"text": ["t"]}, ["stride=200", "max_length=128"])
+    assert load_distill_config(None, needed, ["alpha=1"]).alpha == 1.0  # the bound itself is allowed

@@ -29,6 +29,11 @@ from parsner.runmeta import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE
 
 T = TypeVar("T")
 
+#: Choices shared by the training jobs' configs (train, pretrain, distill).
+NormalizerName = Literal["parsbert", "parsbert-zwnj", "none"]
+LrScheduler = Literal["linear", "cosine", "constant_with_warmup", "polynomial"]
+SelectionMetric = Literal["f1_strict", "f1_default"]
+
 #: Sizes of the ``tiny`` stand-in, the one place they are written (``parsner.modeling`` reads them here).
 TINY_DEFAULTS: dict[str, int] = {"layers": 2, "hidden": 128, "heads": 2, "intermediate": 512, "vocab_size": 8000}
 
@@ -36,17 +41,20 @@ TINY_DEFAULTS: dict[str, int] = {"layers": 2, "hidden": 128, "heads": 2, "interm
 def option(
     default: Any = dataclasses.MISSING,
     *,
+    default_factory: Any = dataclasses.MISSING,
     help: str,
     gt: float | None = None,
     ge: float | None = None,
     lt: float | None = None,
+    le: float | None = None,
     resume_safe: bool = False,
     flag: bool = False,
 ) -> Any:
-    """A config field: ``help`` for people, ``gt``/``ge``/``lt`` bounds, ``resume_safe`` (a resumed run may
-    change it without changing its result), ``flag`` (``parsner train`` has ``--name`` for it)."""
-    meta = {"help": help, "gt": gt, "ge": ge, "lt": lt, "resume_safe": resume_safe, "flag": flag}
-    return dataclasses.field(default=default, metadata=meta)
+    """A config field (``default`` or ``default_factory``): ``help`` for people, ``gt``/``ge``/``lt``/``le``
+    bounds, ``resume_safe`` (a resumed run may change it without changing its result), ``flag`` (``parsner
+    train`` has ``--name`` for it)."""
+    meta = {"help": help, "gt": gt, "ge": ge, "lt": lt, "le": le, "resume_safe": resume_safe, "flag": flag}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
 
 
 @dataclass
@@ -65,7 +73,7 @@ class RunConfig:
     max_eval_samples: int | None = option(None, help="validate on the first N sentences", gt=0)
     validation_fraction: float = option(0.0, help="carve a validation split off train when the dataset has none",
                                         ge=0, lt=1)
-    normalizer: Literal["parsbert", "parsbert-zwnj", "none"] = option(
+    normalizer: NormalizerName = option(
         "parsbert", help="text preprocessing, saved with the model", flag=True)
     max_length: int = option(DEFAULT_MAX_LENGTH, help="sub-words per window, special tokens included", gt=0)
     stride: int = option(DEFAULT_STRIDE, help="sub-words of overlap between windows of a long sentence", ge=0)
@@ -81,7 +89,7 @@ class RunConfig:
     warmup_ratio: float = option(0.1, help="share of the steps with a rising learning rate", ge=0, lt=1)
     weight_decay: float = option(0.01, help="AdamW weight decay (not on biases and LayerNorm)", ge=0)
     max_grad_norm: float = option(1.0, help="gradient clipping norm (0: off)", ge=0)
-    lr_scheduler: Literal["linear", "cosine", "constant_with_warmup", "polynomial"] = option(
+    lr_scheduler: LrScheduler = option(
         "linear", help="learning-rate schedule after warm-up")
     group_by_length: bool = option(True, help="batches of similar lengths (less padding; the main CPU speed-up)")
     sparse_embeddings: bool = option(False, help="kept so that older configs still read; the row-sparse optimiser "
@@ -94,7 +102,7 @@ class RunConfig:
     eval_strategy: Literal["epoch", "steps", "no"] = option(
         "epoch", help="when to validate and checkpoint; no: neither (validate once at the end)")
     eval_steps: int | None = option(None, help="steps between validations with eval_strategy: steps", gt=0)
-    selection_metric: Literal["f1_strict", "f1_default"] = option(
+    selection_metric: SelectionMetric = option(
         "f1_strict", help="validation score that picks the best checkpoint (seqeval strict IOB2 or conlleval-like)")
     early_stopping_patience: int = option(3, help="validations without improvement before stopping; 0: off", ge=0)
     save_total_limit: int = option(2, help="checkpoints kept", gt=0)
@@ -215,7 +223,7 @@ def check(cfg: Any, source: str) -> None:
         if v is None or isinstance(v, bool) or not isinstance(v, int | float):
             continue
         for key, ok, word in (("gt", v > (meta.get("gt") or 0), ">"), ("ge", v >= (meta.get("ge") or 0), ">="),
-                              ("lt", v < (meta.get("lt") or 0), "<")):
+                              ("lt", v < (meta.get("lt") or 0), "<"), ("le", v <= (meta.get("le") or 0), "<=")):
             if meta.get(key) is not None and not ok:
                 bound = "2**32" if meta[key] == 2**32 else f"{meta[key]:g}"
                 raise ConfigError(f"{source}: {f.name} must be {word} {bound}, got {v!r}")
@@ -292,14 +300,6 @@ def dump_yaml(cfg: Any) -> str:
     import yaml
 
     return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False, allow_unicode=True)
-
-
-def check_positive(cfg: Any, names: tuple[str, ...], source: str = "config") -> None:
-    """``names`` must be > 0 where set (for config dataclasses whose fields are not declared with :func:`option`)."""
-    for name in names:
-        v = getattr(cfg, name)
-        if v is not None and v <= 0:
-            raise ConfigError(f"{source}: {name} must be > 0, got {v!r}")
 
 
 def resume_safe_keys(cls: type = RunConfig) -> set[str]:

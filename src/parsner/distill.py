@@ -21,55 +21,67 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from parsner.config import TINY_DEFAULTS, LrScheduler, SelectionMetric, option
 from parsner.errors import ConfigError
+from parsner.pretext import OverlapMode, TextFormat
 
 
 @dataclass
 class DistillConfig:
     """Everything that defines a distillation run (YAML keys of ``training/distill-*.yaml``)."""
 
-    teacher: str | None = None  # a trained run directory (or any token classifier)
-    student: str = "tiny:2"  # tiny[:L] | parsbert-standin[:L] | hub id | local base | teacher[:K]
-    data: str | None = None  # dataset built by `parsner data build` (train: gold + teacher; validation)
-    unlabelled: list[str] = field(default_factory=list)  # text for teacher-only examples
-    text_format: str = "auto"
-    test_overlap: str = "refuse"  # unlabelled text containing a test sentence of `data`: refuse | report | drop
-    overlap_min_words: int = 6
-    out: str | None = None
-    run_name: str | None = None
-    seed: int = 42
-    epochs: float = 3.0
-    max_train_samples: int | None = None
-    max_unlabelled_samples: int | None = None
-    max_eval_samples: int | None = None
-    validation_fraction: float = 0.0
-    temperature: float = 2.0
-    alpha: float = 0.7  # weight of the distillation term (1 - alpha: gold cross-entropy)
-    learning_rate: float = 5e-5
-    batch_size: int = 16
-    teacher_batch_size: int = 64
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    lr_scheduler: str = "linear"
-    max_length: int | None = None  # default: the teacher's
-    stride: int | None = None
-    constrained_decoding: bool = True
-    selection_metric: str = "f1_strict"
-    early_stopping_patience: int = 3
-    save_total_limit: int = 2
-    logging_steps: int = 50
-    num_threads: int | None = None
-    progress: bool = True
-    tiny_hidden: int = 128
-    tiny_heads: int = 2
-    tiny_intermediate: int = 512
-    tiny_vocab_size: int = 8000
-    tiny_layers: int = 2
+    teacher: str | None = option(None, help="the teacher: a trained run directory (or any token classifier)")
+    student: str = option("tiny:2", help="'tiny[:L]', 'parsbert-standin[:L]', a hub id, a local base, or "
+                                         "'teacher[:K]' (the teacher's first K layers)")
+    data: str | None = option(None, help="dataset from `parsner data build` (train: gold and teacher; validation)")
+    unlabelled: list[str] = option(default_factory=list, help="text the student learns from the teacher alone")
+    text_format: TextFormat = option("auto", help="how to read each --unlabelled input")
+    test_overlap: OverlapMode = option("refuse", help="unlabelled text holding a test sentence of the dataset: "
+                                                      "refuse, report or drop it")
+    overlap_min_words: int = option(6, help="words a test sentence needs to count as found in the text", gt=0)
+    out: str | None = option(None, help="output directory (default: models/<run_name>)")
+    run_name: str | None = option(None, help="default: the config file's stem, else 'distilled'")
+    seed: int = option(42, help="seed of everything random in the run", ge=0, lt=2**32)
+    epochs: float = option(3.0, help="training epochs (fractions allowed)", gt=0)
+    max_train_samples: int | None = option(None, help="use the first N gold sentences", gt=0)
+    max_unlabelled_samples: int | None = option(None, help="use the first N unlabelled sentences", gt=0)
+    max_eval_samples: int | None = option(None, help="validate on the first N sentences", gt=0)
+    validation_fraction: float = option(0.0, help="carve a validation split off train when the dataset has none",
+                                        ge=0, lt=1)
+    temperature: float = option(2.0, help="softmax temperature of both models in the distillation term", gt=0)
+    alpha: float = option(0.7, help="weight of the distillation term (1 - alpha: gold cross-entropy)", ge=0, le=1)
+    learning_rate: float = option(5e-5, help="peak learning rate of AdamW", gt=0)
+    batch_size: int = option(16, help="windows per step", gt=0)
+    teacher_batch_size: int = option(64, help="windows per teacher forward pass", gt=0)
+    warmup_ratio: float = option(0.06, help="share of the steps with a rising learning rate", ge=0, lt=1)
+    weight_decay: float = option(0.01, help="AdamW weight decay (not on biases and LayerNorm)", ge=0)
+    max_grad_norm: float = option(1.0, help="gradient clipping norm (0: off)", ge=0)
+    lr_scheduler: LrScheduler = option("linear", help="learning-rate schedule after warm-up")
+    max_length: int | None = option(None, help="sub-words per window (default: the teacher's)", gt=0)
+    stride: int | None = option(None, help="sub-words of overlap between windows (default: the teacher's)", ge=0)
+    constrained_decoding: bool = option(True, help="validation tags = most probable VALID sequence")
+    selection_metric: SelectionMetric = option("f1_strict", help="validation score that picks the best checkpoint")
+    early_stopping_patience: int = option(3, help="validations without improvement before stopping; 0: off", ge=0)
+    save_total_limit: int = option(2, help="checkpoints kept", gt=0)
+    logging_steps: int = option(50, help="steps between log lines", gt=0)
+    num_threads: int | None = option(None, help="torch intra-op threads on CPU (default: torch's)", gt=0)
+    progress: bool = option(True, help="progress bars")
+    tiny_hidden: int = option(TINY_DEFAULTS["hidden"], help="tiny student: hidden size", gt=0)
+    tiny_heads: int = option(TINY_DEFAULTS["heads"], help="tiny student: attention heads", gt=0)
+    tiny_intermediate: int = option(TINY_DEFAULTS["intermediate"], help="tiny student: feed-forward size", gt=0)
+    tiny_vocab_size: int = option(TINY_DEFAULTS["vocab_size"], help="tiny student: WordPiece vocabulary", gt=0)
+    tiny_layers: int = option(TINY_DEFAULTS["layers"], help="tiny student: layers (or 'tiny:L')", gt=0)
+
+    def check(self, source: str) -> None:
+        """What every distillation needs (each field's own rules are checked by :func:`parsner.config.check`)."""
+        if not self.teacher:
+            raise ConfigError("no teacher: give --teacher RUN (a trained run directory)")
+        if not self.data:
+            raise ConfigError("no dataset: give --data DIR (built by `parsner data build`)")
 
     @property
     def name(self) -> str:
@@ -91,31 +103,10 @@ class DistillResult:
 
 def load_distill_config(path: str | None, overrides: dict[str, Any] | None = None,
                         sets: list[str] | None = None) -> DistillConfig:
-    import dataclasses
-
+    """Defaults <- YAML file <- command-line options <- ``--set`` items, every key checked (see parsner.config)."""
     from parsner import config as config_rules
-    from parsner.pretext import OVERLAP_MODES, TEXT_FORMATS
 
-    cfg = config_rules.load(DistillConfig, path, overrides, sets)
-    if path is not None and cfg.run_name is None:
-        cfg = dataclasses.replace(cfg, run_name=Path(path).stem)
-    config_rules.check_positive(cfg, ("epochs", "learning_rate", "batch_size", "teacher_batch_size", "temperature",
-                                   "max_train_samples", "max_unlabelled_samples", "max_eval_samples",
-                                   "max_length", "save_total_limit", "logging_steps", "num_threads",
-                                   "tiny_hidden", "tiny_heads", "tiny_intermediate", "tiny_vocab_size",
-                                   "tiny_layers", "overlap_min_words"))
-    if not 0 <= cfg.alpha <= 1:
-        raise ConfigError(f"alpha must be between 0 and 1, got {cfg.alpha}")
-    for key, allowed in (("text_format", TEXT_FORMATS), ("test_overlap", OVERLAP_MODES),
-                         ("selection_metric", ("f1_strict", "f1_default")),
-                         ("lr_scheduler", ("linear", "cosine", "constant_with_warmup", "polynomial"))):
-        if getattr(cfg, key) not in allowed:
-            raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {getattr(cfg, key)!r}")
-    if not cfg.teacher:
-        raise ConfigError("no teacher: give --teacher RUN (a trained run directory)")
-    if not cfg.data:
-        raise ConfigError("no dataset: give --data DIR (built by `parsner data build`)")
-    return cfg
+    return config_rules.load(DistillConfig, path, overrides, sets)
 
 
 # ----------------------------------------------------------------------------------------- loss

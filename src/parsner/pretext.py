@@ -24,16 +24,19 @@ import hashlib
 import json
 import re
 import sys
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from parsner.atomic import file_sha256
 from parsner.errors import ConfigError, InputError
 
-TEXT_FORMATS = ("auto", "text", "jsonl", "corpus")
-OVERLAP_MODES = ("refuse", "report", "drop")
+TextFormat = Literal["auto", "text", "jsonl", "corpus"]
+OverlapMode = Literal["refuse", "report", "drop"]  # unlabelled text that holds a test sentence
+TEXT_FORMATS: tuple[str, ...] = typing.get_args(TextFormat)
+OVERLAP_MODES: tuple[str, ...] = typing.get_args(OverlapMode)
 _TAG_END = re.compile(r"(?:^|[\s|])(?:O|[BIESLU][-_][^\s|]+)$")
 
 

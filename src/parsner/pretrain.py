@@ -24,11 +24,13 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from parsner.config import TINY_DEFAULTS, LrScheduler, NormalizerName, option
 from parsner.errors import ConfigError
+from parsner.pretext import OverlapMode, TextFormat
 
 KIND = "pretrained-model"
 CONFIG_FILE = "pretrain_config.yaml"
@@ -38,39 +40,45 @@ CONFIG_FILE = "pretrain_config.yaml"
 class PretrainConfig:
     """Everything that defines a pre-training run (YAML keys of ``training/pretrain-*.yaml``)."""
 
-    model: str = "tiny"  # local dir, hub id, tiny[:L], parsbert-standin[:L]
-    text: list[str] = field(default_factory=list)  # text files, JSONL, corpora, built datasets
-    text_format: str = "auto"  # auto | text | jsonl | corpus
-    guard: list[str] = field(default_factory=list)  # datasets whose test split must not be in the text
-    test_overlap: str = "refuse"  # refuse | report | drop
-    overlap_min_words: int = 6
-    out: str | None = None
-    run_name: str | None = None
-    seed: int = 42
-    epochs: float = 3.0
-    max_steps: int | None = None  # overrides epochs
-    learning_rate: float = 5e-5
-    batch_size: int = 32
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    lr_scheduler: str = "linear"
-    max_length: int = 128
-    stride: int = 32
-    mlm_probability: float = 0.15
-    whole_word_masking: bool = True
-    normalizer: str = "parsbert"  # parsbert | parsbert-zwnj | none
-    validation_fraction: float = 0.01  # held-out sentences for the masked-LM loss
-    save_steps: int = 500
-    save_total_limit: int = 2
-    logging_steps: int = 50
-    num_threads: int | None = None
-    progress: bool = True
-    tiny_layers: int = 2
-    tiny_hidden: int = 128
-    tiny_heads: int = 2
-    tiny_intermediate: int = 512
-    tiny_vocab_size: int = 8000
+    model: str = option("tiny", help="local dir, hub id, 'tiny[:LAYERS]' or 'parsbert-standin[:LAYERS]'")
+    text: list[str] = option(default_factory=list, help="text files, JSONL, corpora or built datasets to learn from")
+    text_format: TextFormat = option("auto", help="how to read each --text input")
+    guard: list[str] = option(default_factory=list, help="datasets whose test split must not be in the text")
+    test_overlap: OverlapMode = option("refuse", help="text holding a test sentence: refuse, report or drop it")
+    overlap_min_words: int = option(6, help="words a test sentence needs to count as found in the text", gt=0)
+    out: str | None = option(None, help="output directory (default: models/<run_name>)")
+    run_name: str | None = option(None, help="default: the config file's stem, else 'pretrained'")
+    seed: int = option(42, help="seed of the masks and of everything else random", ge=0, lt=2**32)
+    epochs: float = option(3.0, help="passes over the text (fractions allowed)", gt=0)
+    max_steps: int | None = option(None, help="optimiser steps; overrides epochs", gt=0)
+    learning_rate: float = option(5e-5, help="peak learning rate of AdamW", gt=0)
+    batch_size: int = option(32, help="windows per step", gt=0)
+    warmup_ratio: float = option(0.06, help="share of the steps with a rising learning rate", ge=0, lt=1)
+    weight_decay: float = option(0.01, help="AdamW weight decay (not on biases and LayerNorm)", ge=0)
+    max_grad_norm: float = option(1.0, help="gradient clipping norm (0: off)", ge=0)
+    lr_scheduler: LrScheduler = option("linear", help="learning-rate schedule after warm-up")
+    max_length: int = option(128, help="sub-words per window, special tokens included", gt=0)
+    stride: int = option(32, help="sub-words of overlap between windows of a long sentence", ge=0)
+    mlm_probability: float = option(0.15, help="share of the words (or sub-words) masked", gt=0, lt=1)
+    whole_word_masking: bool = option(True, help="mask every sub-word of a chosen word together")
+    normalizer: NormalizerName = option("parsbert", help="text preprocessing, the same as for fine-tuning")
+    validation_fraction: float = option(0.01, help="held-out sentences for the masked-LM loss", ge=0, lt=0.5)
+    save_steps: int = option(500, help="steps between checkpoints", gt=0)
+    save_total_limit: int = option(2, help="checkpoints kept", gt=0)
+    logging_steps: int = option(50, help="steps between log lines", gt=0)
+    num_threads: int | None = option(None, help="torch intra-op threads on CPU (default: torch's)", gt=0)
+    progress: bool = option(True, help="progress bars")
+    tiny_layers: int = option(TINY_DEFAULTS["layers"], help="tiny stand-in: layers", gt=0)
+    tiny_hidden: int = option(TINY_DEFAULTS["hidden"], help="tiny stand-in: hidden size", gt=0)
+    tiny_heads: int = option(TINY_DEFAULTS["heads"], help="tiny stand-in: attention heads", gt=0)
+    tiny_intermediate: int = option(TINY_DEFAULTS["intermediate"], help="tiny stand-in: feed-forward size", gt=0)
+    tiny_vocab_size: int = option(TINY_DEFAULTS["vocab_size"], help="tiny stand-in: WordPiece vocabulary", gt=0)
+
+    def check(self, source: str) -> None:
+        """Rules between fields (each field's own rules are checked by :func:`parsner.config.check`)."""
+        if self.stride >= self.max_length - 2:
+            raise ConfigError(f"{source}: stride ({self.stride}) must be smaller than max_length - 2 "
+                              f"({self.max_length})")
 
     @property
     def out_dir(self) -> Path:
@@ -88,30 +96,10 @@ class PretrainResult:
 
 def load_pretrain_config(path: str | None, overrides: dict[str, Any] | None = None,
                          sets: list[str] | None = None) -> PretrainConfig:
-    import dataclasses
-
+    """Defaults <- YAML file <- command-line options <- ``--set`` items, every key checked (see parsner.config)."""
     from parsner import config as config_rules
 
     cfg = config_rules.load(PretrainConfig, path, overrides, sets)
-    if path is not None and cfg.run_name is None:
-        cfg = dataclasses.replace(cfg, run_name=Path(path).stem)
-    config_rules.check_positive(cfg, ("epochs", "max_steps", "learning_rate", "batch_size", "max_length",
-                                   "save_steps", "save_total_limit", "logging_steps", "overlap_min_words",
-                                   "num_threads", "tiny_layers", "tiny_hidden", "tiny_heads",
-                                   "tiny_intermediate", "tiny_vocab_size"))
-    if not 0 < cfg.mlm_probability < 1:
-        raise ConfigError(f"mlm_probability must be between 0 and 1, got {cfg.mlm_probability}")
-    if not 0 <= cfg.validation_fraction < 0.5:
-        raise ConfigError(f"validation_fraction must be in [0, 0.5), got {cfg.validation_fraction}")
-    if cfg.stride >= cfg.max_length - 2 or cfg.stride < 0:
-        raise ConfigError(f"stride ({cfg.stride}) must be in [0, max_length - 2)")
-    from parsner.pretext import OVERLAP_MODES, TEXT_FORMATS
-
-    for key, allowed in (("normalizer", ("parsbert", "parsbert-zwnj", "none")), ("text_format", TEXT_FORMATS),
-                         ("test_overlap", OVERLAP_MODES),
-                         ("lr_scheduler", ("linear", "cosine", "constant_with_warmup", "polynomial"))):
-        if getattr(cfg, key) not in allowed:
-            raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {getattr(cfg, key)!r}")
     if not cfg.text:
         raise ConfigError("no text: give --text FILE... (or `text:` in the config)")
     return cfg
