@@ -43,8 +43,11 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     record = export_onnx(model, args.out, quantize=args.quantize, overwrite=args.overwrite)
     parity = record["parity"]
+    graph = f"{'int8' if args.quantize else 'fp32'} ONNX, opset {record['opset']}"
+    if record.get("fused_attention"):
+        graph += ", fused attention"
     print(
-        f"parsner export: wrote {args.out} ({'int8' if args.quantize else 'fp32'} ONNX, opset {record['opset']}) "
+        f"parsner export: wrote {args.out} ({graph}) "
         f"in {time.perf_counter() - t0:.1f} s; against torch: max |logit diff| {parity['max_abs_diff']:.2e}, "
         f"argmax agreement {parity['argmax_agreement']:.2%} on {parity['positions']} positions",
         file=sys.stderr,
