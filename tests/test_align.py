@@ -262,6 +262,27 @@ def test_constrained_decoding_keeps_a_valid_argmax_sequence() -> None:
         assert logp(fixed.tags) >= logp(repaired) - 1e-9
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sentences=st.lists(st.lists(WORDS, min_size=0, max_size=40), min_size=1, max_size=4),
+    max_length=st.integers(min_value=6, max_value=40),
+)
+def test_property_distinct_word_encoding_equals_sentence_encoding(tok, sentences, max_length):
+    """Encoding each distinct word once gives the windows that encoding whole sentences gives (any windows)."""
+    from parsner import align
+
+    labels = [[(i * 5 + len(w)) % len(LABELS) for i, w in enumerate(s)] for s in sentences]
+    fast = encode_words(sentences, tok, labels, max_length=max_length, stride=(max_length - 2) // 3)
+    real = align._words_independent
+    try:
+        align._words_independent = lambda tokenizer: False
+        whole = encode_words(sentences, tok, labels, max_length=max_length, stride=(max_length - 2) // 3)
+    finally:
+        align._words_independent = real
+    assert fast.summary() == whole.summary()
+    assert [vars(w) for w in fast.windows] == [vars(w) for w in whole.windows]
+
+
 SENTENCES_WITH_REPEATS = [
     ["تهران", "و", "تهران", f"می{ZWNJ}شود", "۱۴۰۲", "و"],
     ["و", "\u0654", "تهران", "", "كتاب", "1399"],
