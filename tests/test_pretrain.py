@@ -211,3 +211,22 @@ def test_job_configs_declare_every_key_with_its_rules():
     with pytest.raises(ConfigError, match="stride"):
         load_pretrain_config(None, {"text": ["t"]}, ["stride=200", "max_length=128"])
     assert load_distill_config(None, needed, ["alpha=1"]).alpha == 1.0  # the bound itself is allowed
+
+
+def test_resume_compares_the_saved_config_as_data(tmp_path):
+    """A work folder saved with its keys in another order (an earlier version) resumes; a changed value does not."""
+    import yaml
+
+    from parsner.errors import ConfigError
+    from parsner.pretrain import prepare_work
+
+    work = tmp_path / "work"
+    config_text = yaml.safe_dump({"epochs": 2.0, "seed": 42, "tiny_layers": 2}, sort_keys=False)
+    fingerprint = {"text": ["a.txt"], "sha256": "0" * 8}
+    assert prepare_work(work, config_text, fingerprint, resume=False, overwrite=False) is None
+    reordered = yaml.safe_dump({"tiny_layers": 2, "seed": 42, "epochs": 2.0}, sort_keys=False)
+    (work / "job_config.yaml").write_text(reordered, encoding="utf-8")
+    assert prepare_work(work, config_text, fingerprint, resume=True, overwrite=False) is None
+    changed = yaml.safe_dump({"epochs": 3.0, "seed": 42, "tiny_layers": 2}, sort_keys=False)
+    with pytest.raises(ConfigError, match="the config differ"):
+        prepare_work(work, changed, fingerprint, resume=True, overwrite=False)

@@ -58,7 +58,18 @@ def option(
 
 
 @dataclass
-class RunConfig:
+class TinySizes:
+    """The sizes of the ``tiny`` stand-in (a model spec ``tiny[:LAYERS]``), shared by every job that builds one."""
+
+    tiny_layers: int = option(TINY_DEFAULTS["layers"], help="tiny stand-in: layers", gt=0)
+    tiny_hidden: int = option(TINY_DEFAULTS["hidden"], help="tiny stand-in: hidden size", gt=0)
+    tiny_heads: int = option(TINY_DEFAULTS["heads"], help="tiny stand-in: attention heads", gt=0)
+    tiny_intermediate: int = option(TINY_DEFAULTS["intermediate"], help="tiny stand-in: feed-forward size", gt=0)
+    tiny_vocab_size: int = option(TINY_DEFAULTS["vocab_size"], help="tiny stand-in: WordPiece vocabulary", gt=0)
+
+
+@dataclass
+class RunConfig(TinySizes):
     """Everything that defines a training run. Defaults are the ParsBERT fine-tuning recipe."""
 
     # what to train on what
@@ -109,13 +120,8 @@ class RunConfig:
     logging_steps: int = option(50, help="steps between log lines", gt=0)
     dataloader_workers: int = option(0, help="data-loading worker processes", ge=0, resume_safe=True)
     progress: bool = option(True, help="progress bars", resume_safe=True)
-    # model options
+    # model options (the tiny stand-in's sizes come from TinySizes)
     reinit_classifier: bool = option(False, help="train a new head even if the checkpoint has one")
-    tiny_layers: int = option(TINY_DEFAULTS["layers"], help="tiny stand-in: layers", gt=0)
-    tiny_hidden: int = option(TINY_DEFAULTS["hidden"], help="tiny stand-in: hidden size", gt=0)
-    tiny_heads: int = option(TINY_DEFAULTS["heads"], help="tiny stand-in: attention heads", gt=0)
-    tiny_intermediate: int = option(TINY_DEFAULTS["intermediate"], help="tiny stand-in: feed-forward size", gt=0)
-    tiny_vocab_size: int = option(TINY_DEFAULTS["vocab_size"], help="tiny stand-in: WordPiece vocabulary", gt=0)
 
     def check(self, source: str) -> None:
         """Rules between fields (each field's own rules are checked by :func:`check`)."""
@@ -297,9 +303,13 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 
 def dump_yaml(cfg: Any) -> str:
+    """The config as YAML, the tiny stand-in's sizes last (they come first in the dataclass, from its base)."""
     import yaml
 
-    return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False, allow_unicode=True)
+    data = dataclasses.asdict(cfg)
+    tiny = {f.name for f in fields(TinySizes)}
+    ordered = {k: v for k, v in data.items() if k not in tiny} | {k: v for k, v in data.items() if k in tiny}
+    return yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True)
 
 
 def resume_safe_keys(cls: type = RunConfig) -> set[str]:

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parsner.config import TINY_DEFAULTS, LrScheduler, SelectionMetric, option
+from parsner.config import LrScheduler, SelectionMetric, TinySizes, option
 from parsner.errors import ConfigError
 from parsner.pretext import OverlapMode, TextFormat
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(TinySizes):
     """Everything that defines a distillation run (YAML keys of ``training/distill-*.yaml``)."""
 
     teacher: str | None = option(None, help="the teacher: a trained run directory (or any token classifier)")
@@ -70,11 +70,6 @@ class DistillConfig:
     logging_steps: int = option(50, help="steps between log lines", gt=0)
     num_threads: int | None = option(None, help="torch intra-op threads on CPU (default: torch's)", gt=0)
     progress: bool = option(True, help="progress bars")
-    tiny_hidden: int = option(TINY_DEFAULTS["hidden"], help="tiny student: hidden size", gt=0)
-    tiny_heads: int = option(TINY_DEFAULTS["heads"], help="tiny student: attention heads", gt=0)
-    tiny_intermediate: int = option(TINY_DEFAULTS["intermediate"], help="tiny student: feed-forward size", gt=0)
-    tiny_vocab_size: int = option(TINY_DEFAULTS["vocab_size"], help="tiny student: WordPiece vocabulary", gt=0)
-    tiny_layers: int = option(TINY_DEFAULTS["layers"], help="tiny student: layers (or 'tiny:L')", gt=0)
 
     def check(self, source: str) -> None:
         """What every distillation needs (each field's own rules are checked by :func:`parsner.config.check`)."""

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parsner.config import TINY_DEFAULTS, LrScheduler, NormalizerName, option
+from parsner.config import LrScheduler, NormalizerName, TinySizes, option
 from parsner.errors import ConfigError
 from parsner.pretext import OverlapMode, TextFormat
 
@@ -37,7 +37,7 @@ CONFIG_FILE = "pretrain_config.yaml"
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(TinySizes):
     """Everything that defines a pre-training run (YAML keys of ``training/pretrain-*.yaml``)."""
 
     model: str = option("tiny", help="local dir, hub id, 'tiny[:LAYERS]' or 'parsbert-standin[:LAYERS]'")
@@ -68,11 +68,6 @@ class PretrainConfig:
     logging_steps: int = option(50, help="steps between log lines", gt=0)
     num_threads: int | None = option(None, help="torch intra-op threads on CPU (default: torch's)", gt=0)
     progress: bool = option(True, help="progress bars")
-    tiny_layers: int = option(TINY_DEFAULTS["layers"], help="tiny stand-in: layers", gt=0)
-    tiny_hidden: int = option(TINY_DEFAULTS["hidden"], help="tiny stand-in: hidden size", gt=0)
-    tiny_heads: int = option(TINY_DEFAULTS["heads"], help="tiny stand-in: attention heads", gt=0)
-    tiny_intermediate: int = option(TINY_DEFAULTS["intermediate"], help="tiny stand-in: feed-forward size", gt=0)
-    tiny_vocab_size: int = option(TINY_DEFAULTS["vocab_size"], help="tiny stand-in: WordPiece vocabulary", gt=0)
 
     def check(self, source: str) -> None:
         """Rules between fields (each field's own rules are checked by :func:`parsner.config.check`)."""
@@ -276,7 +271,7 @@ def prepare_work(work: Path, config_text: str, fingerprint: dict[str, Any], *, r
         saved = {}
         for name, now in (("job_config.yaml", config_text), ("fingerprint.json", json.dumps(fingerprint, indent=1))):
             path = work / name
-            if path.is_file() and path.read_text(encoding="utf-8") != now:
+            if path.is_file() and not _same_document(path.read_text(encoding="utf-8"), now):
                 saved[name] = path
         if saved:
             what = " and ".join("the config" if n.endswith("yaml") else "the input text or data" for n in saved)
@@ -296,6 +291,19 @@ def prepare_work(work: Path, config_text: str, fingerprint: dict[str, Any], *, r
         atomic_write_text(work / "job_config.yaml", config_text)
         atomic_write_text(work / "fingerprint.json", json.dumps(fingerprint, indent=1))
     return resume_from
+
+
+def _same_document(saved: str, now: str) -> bool:
+    """Equal as data (YAML is a superset of JSON): key order and layout do not matter, so a run saved by an
+    earlier version that wrote its keys in another order still resumes."""
+    import yaml
+
+    if saved == now:
+        return True
+    try:
+        return yaml.safe_load(saved) == yaml.safe_load(now)
+    except yaml.YAMLError:
+        return False
 
 
 def strip_unstable(text: str) -> str:
