@@ -151,6 +151,23 @@ def test_export_cli_writes_int8(trained: dict[str, Path], tmp_path: Path, capsys
     assert [p.name for p in tmp_path.iterdir()] == ["cli-int8"]  # no temporary directory left behind
 
 
+def test_export_cli_portable_keeps_standard_operators(trained: dict[str, Path], tmp_path: Path, capsys) -> None:
+    import onnx
+
+    from parsner.tagger import Tagger
+
+    out = tmp_path / "portable"
+    assert main(["export", str(trained["run"]), "--onnx", "--portable", "--out", str(out)]) == 0
+    assert "fp32 ONNX" in capsys.readouterr().err
+    graph = onnx.load(str(out / "model.onnx")).graph
+    assert {n.domain for n in graph.node} <= {"", "ai.onnx"}, "only standard ONNX operators"
+    default = onnx.load(str(trained["fp32"] / "model.onnx")).graph
+    fused = [n.op_type for n in default.node if n.domain == "com.microsoft"]
+    assert "Attention" in fused  # the default export is onnxruntime-specific, hence the option
+    assert [_spans(e) for e in Tagger.from_pretrained(out)(TEXTS)] == [
+        _spans(e) for e in Tagger.from_pretrained(trained["fp32"])(TEXTS)]
+
+
 def test_an_onnx_export_tags_without_torch(trained: dict[str, Path]) -> None:
     """Inference from an export needs onnxruntime and the tokenizer only: torch is made unimportable."""
     import subprocess

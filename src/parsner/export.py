@@ -43,8 +43,12 @@ def check_onnx_tools() -> None:
 
 
 def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: str | None = None,
-                overwrite: bool = False) -> dict[str, Any]:
-    """Write the ONNX model directory ``out`` for the run in ``model_dir``; returns the export record."""
+                overwrite: bool = False, portable: bool = False) -> dict[str, Any]:
+    """Write the ONNX model directory ``out`` for the run in ``model_dir``; returns the export record.
+
+    ``portable=True`` keeps standard ONNX operators only (no onnxruntime-specific fused attention), for
+    runtimes other than onnxruntime; it is slower in onnxruntime.
+    """
     from parsner.atomic import atomic_dir
     from parsner.modeling import load_for_inference
 
@@ -64,7 +68,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: str | None 
         if quantize == "int8":
             _quantize_int8(fp32, tmp / "model.int8.onnx")
             (tmp / "model.int8.onnx").replace(fp32)
-        else:
+        elif not portable:
             fused = _fuse_attention(model, tokenizer, fp32)
         model.config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 quantisation of the weights")
     p.add_argument("--out", type=Path, required=True, help="new output directory")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT written by parsner export")
+    p.add_argument("--portable", action="store_true",
+                   help="standard ONNX operators only, for runtimes other than onnxruntime (fp32 keeps the plain "
+                        "attention instead of onnxruntime's fused Attention op; slower in onnxruntime)")
     p.set_defaults(func=run)
 
 
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from parsner.export import export_onnx
 
     t0 = time.perf_counter()
-    record = export_onnx(model, args.out, quantize=args.quantize, overwrite=args.overwrite)
+    record = export_onnx(model, args.out, quantize=args.quantize, overwrite=args.overwrite, portable=args.portable)
     parity = record["parity"]
     graph = f"{'int8' if args.quantize else 'fp32'} ONNX, opset {record['opset']}"
     if record.get("fused_attention"):
