@@ -153,7 +153,7 @@ def entity_agreement(ours: list[list[dict]], theirs: list[list[dict]]) -> dict[s
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model directory (default: build a stand-in)")
     ap.add_argument("--layers", type=int, default=4, help="layers of the stand-in (default 4)")
@@ -165,10 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--onnx", action="store_true", help="add ONNX Runtime fp32 and int8 rows, parity and F1")
     ap.add_argument("--latency", action="store_true", help="single-text latency p50/p99 per Tagger backend")
     ap.add_argument("--latency-repeats", type=int, default=50, help="calls per latency figure (default 50)")
-    ap.add_argument("--repeat", type=int, default=1, help="best of N timings per row")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds; every row is timed once per round, its best kept")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--json", type=Path, help="also write the results here")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     import torch
     from transformers import pipeline
