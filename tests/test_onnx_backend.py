@@ -207,3 +207,25 @@ def test_a_failed_attention_fusion_keeps_the_plain_graph(trained: dict[str, Path
     plain = Tagger.from_pretrained(out)(TEXTS)
     fused = Tagger.from_pretrained(trained["fp32"])(TEXTS)
     assert [_spans(e) for e in plain] == [_spans(e) for e in fused]
+
+
+def test_the_export_honours_any_attention_mask(trained: dict[str, Path]) -> None:
+    """Padding on the left or a masked hole gives torch's logits too (the Tagger pads right; others may not)."""
+    import numpy as np
+    import torch
+
+    from parsner.backends import OrtRunner
+    from parsner.modeling import load_for_inference
+
+    model, _, _, _ = load_for_inference(str(trained["run"]), device="cpu")
+    runner = OrtRunner(trained["fp32"] / "model.onnx", model.config, threads=1)
+    ids = np.random.default_rng(1).integers(5, model.config.vocab_size, size=(3, 10)).astype(np.int64)
+    mask = np.ones_like(ids)
+    mask[0, :4] = 0  # left padding
+    mask[1, 3:5] = 0  # a hole
+    mask[2, 7:] = 0  # right padding
+    with torch.inference_mode():
+        ref = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
+    got = runner(ids, mask)
+    real = mask.astype(bool)
+    assert np.abs(ref - got)[real].max() < 1e-4

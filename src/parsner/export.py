@@ -135,10 +135,13 @@ def _fuse_attention(model: Any, tokenizer: Any, path: Path) -> bool:
     import logging
 
     from onnxruntime.transformers import optimizer
-    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.fusion_options import AttentionMaskFormat, FusionOptions
 
     opts = FusionOptions("bert")
     opts.enable_skip_layer_norm = opts.enable_bias_skip_layer_norm = opts.enable_embed_layer_norm = False
+    # The mask goes in as it is: the default would turn it into per-row lengths, which is wrong for a caller
+    # that pads on the left or masks a hole (the Tagger pads on the right, other callers may not).
+    opts.attention_mask_format = AttentionMaskFormat.AttentionMask
     fused_path = path.with_name("model.fused.onnx")
     quiet = logging.getLogger("onnxruntime")
     previous, keep = quiet.level, False
@@ -172,7 +175,7 @@ def _quantize_int8(src: Path, dst: Path) -> None:
 
 
 def parity_check(model: Any, tokenizer: Any, onnx_path: Path) -> dict[str, Any]:
-    """Run torch and onnxruntime on the same padded batches: max |logit diff| and argmax agreement."""
+    """Run torch and onnxruntime on the same masked batches: max |logit diff| and argmax agreement."""
     import numpy as np
     import torch
 
@@ -187,7 +190,10 @@ def parity_check(model: Any, tokenizer: Any, onnx_path: Path) -> dict[str, Any]:
         ids = rng.integers(0, vocab, size=(batch, width), dtype=np.int64)
         mask = np.ones_like(ids)
         if batch > 1:
-            mask[-1, width // 2 :] = 0
+            mask[-1, width // 2 :] = 0  # padded on the right, as the Tagger pads
+        if batch > 2:
+            mask[0, : width // 3] = 0  # on the left, and a hole: callers of model.onnx may mask either way
+            mask[1, width // 3 : width // 2] = 0
         with torch.inference_mode():
             ref = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
         got = runner(ids, mask)
