@@ -68,8 +68,9 @@ class DistillConfig(TinySizes):
     early_stopping_patience: int = option(3, help="validations without improvement before stopping; 0: off", ge=0)
     save_total_limit: int = option(2, help="checkpoints kept", gt=0)
     logging_steps: int = option(50, help="steps between log lines", gt=0)
-    num_threads: int | None = option(None, help="torch intra-op threads on CPU (default: torch's)", gt=0)
-    progress: bool = option(True, help="progress bars")
+    num_threads: int | None = option(None, help="torch intra-op threads on CPU (default: torch's)", gt=0,
+                                     resume_safe=True)
+    progress: bool = option(True, help="progress bars", resume_safe=True)
 
     def check(self, source: str) -> None:
         """What every distillation needs (each field's own rules are checked by :func:`parsner.config.check`)."""
@@ -339,9 +340,8 @@ def distill(cfg: DistillConfig, *, resume: bool = False, overwrite: bool = False
 def _distill(cfg: DistillConfig, *, resume: bool, overwrite: bool) -> DistillResult:
     import torch
 
-    from parsner import config as config_rules
     from parsner import modeling
-    from parsner.pretrain import prepare_work, run_dirs, run_trainer, strip_unstable
+    from parsner.pretrain import prepare_work, run_dirs, run_trainer, stable_config_text
     from parsner.train import _step_of
 
     t0 = time.time()
@@ -352,7 +352,7 @@ def _distill(cfg: DistillConfig, *, resume: bool, overwrite: bool) -> DistillRes
     labels = _teacher_labels(teacher, str(cfg.teacher))
     data = load_data(cfg, labels, t_norm.normalize_token if t_norm is not None else None)
     fingerprint = {**data.fingerprint, "teacher_weights": _sha_of_model(str(cfg.teacher))}
-    resume_from = prepare_work(work, strip_unstable(config_rules.dump_yaml(cfg)), fingerprint, resume=resume,
+    resume_from = prepare_work(work, stable_config_text(cfg), fingerprint, resume=resume,
                                overwrite=overwrite)
     _log(f"teacher {cfg.teacher}: tagging {len(data.words)} training sentences ({data.labelled} with gold tags)")
     t_logits = teacher_word_logits(teacher, t_tok, data.words, max_length=int(t_meta["max_length"]),

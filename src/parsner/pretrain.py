@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parsner.config import LrScheduler, NormalizerName, TinySizes, option
+from parsner.config import LrScheduler, NormalizerName, TinySizes, dump_yaml, option, resume_safe_keys
 from parsner.errors import ConfigError
 from parsner.pretext import OverlapMode, TextFormat
 
@@ -66,8 +66,9 @@ class PretrainConfig(TinySizes):
     save_steps: int = option(500, help="steps between checkpoints", gt=0)
     save_total_limit: int = option(2, help="checkpoints kept", gt=0)
     logging_steps: int = option(50, help="steps between log lines", gt=0)
-    num_threads: int | None = option(None, help="torch intra-op threads on CPU (default: torch's)", gt=0)
-    progress: bool = option(True, help="progress bars")
+    num_threads: int | None = option(None, help="torch intra-op threads on CPU (default: torch's)", gt=0,
+                                     resume_safe=True)
+    progress: bool = option(True, help="progress bars", resume_safe=True)
 
     def check(self, source: str) -> None:
         """Rules between fields (each field's own rules are checked by :func:`parsner.config.check`)."""
@@ -306,12 +307,12 @@ def _same_document(saved: str, now: str) -> bool:
         return False
 
 
-def strip_unstable(text: str) -> str:
-    """The saved config without the keys that may change on --resume (threads, progress bars)."""
+def stable_config_text(cfg: Any) -> str:
+    """The config as a resumed run must match it: without the keys declared ``resume_safe`` (threads, progress)."""
     import yaml
 
-    doc = yaml.safe_load(text) or {}
-    for key in ("num_threads", "progress", "eval_batch_size"):
+    doc = yaml.safe_load(dump_yaml(cfg)) or {}
+    for key in resume_safe_keys(type(cfg)):
         doc.pop(key, None)
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 
@@ -363,10 +364,9 @@ def _pretrain(cfg: PretrainConfig, spec: Any, *, resume: bool, overwrite: bool) 
     held = _held_out(len(corpus.sentences), cfg.validation_fraction, cfg.seed)
     train_s = [s for k, s in enumerate(corpus.sentences) if k not in held]
     valid_s = [s for k, s in enumerate(corpus.sentences) if k in held]
-    from parsner import config as config_rules
 
     fingerprint = {"text": corpus.fingerprint(), "sources": corpus.sources}
-    resume_from = prepare_work(work, strip_unstable(config_rules.dump_yaml(cfg)), fingerprint, resume=resume,
+    resume_from = prepare_work(work, stable_config_text(cfg), fingerprint, resume=resume,
                                overwrite=overwrite)
     tiny = {"layers": cfg.tiny_layers, "hidden": cfg.tiny_hidden, "heads": cfg.tiny_heads,
             "intermediate": cfg.tiny_intermediate, "vocab_size": cfg.tiny_vocab_size}
