@@ -64,18 +64,19 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: str | None 
     with atomic_dir(out, overwrite=overwrite) as tmp:
         fp32 = tmp / ONNX_FILE
         _torch_export(model, fp32)
-        fused = False
+        check = None  # the fused graph's parity check, when the fusion was kept
         if quantize == "int8":
             _quantize_int8(fp32, tmp / "model.int8.onnx")
             (tmp / "model.int8.onnx").replace(fp32)
         elif not portable:
-            fused = _fuse_attention(model, tokenizer, fp32)
+            check = _fuse_attention(model, tokenizer, fp32)
+        fused = check is not None
         model.config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         for name in COPIED_FILES:
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, tmp / name)
-        check = parity_check(model, tokenizer, fp32)
+        check = check or parity_check(model, tokenizer, fp32)
         if quantize is None and check["max_abs_diff"] > FP32_TOLERANCE:
             raise ModelLoadError(f"ONNX export differs from torch (max |logit diff| {check['max_abs_diff']:.2e})")
         record = {"source": str(model_dir), "opset": OPSET, "quantize": quantize, "fused_attention": fused,
@@ -121,17 +122,18 @@ def _eager_attention(model: Any) -> None:
             pass
 
 
-def _fuse_attention(model: Any, tokenizer: Any, path: Path) -> bool:
+def _fuse_attention(model: Any, tokenizer: Any, path: Path) -> dict[str, Any] | None:
     """Replace each layer's attention subgraph in the fp32 ``path`` by onnxruntime's fused ``Attention`` op.
 
     Only for BERT-family graphs, whose attention pattern onnxruntime's optimiser knows; the result is kept
-    only when every layer fused and it still matches torch (the parity check), else ``path`` stays as it
-    was. The optimiser's LayerNorm fusions are left off: on CPU they made this graph slower. An int8 export
-    is quantised from the plain graph, which was as fast as the fused one there (eval/RESULTS.md section 8).
+    only when every layer fused and it still matches torch, and then its parity check is returned; else
+    ``path`` stays as it was and the result is None. The optimiser's LayerNorm fusions are left off: on CPU
+    they made this graph slower. An int8 export is quantised from the plain graph, which was as fast as the
+    fused one there (eval/RESULTS.md section 8).
     """
     config = model.config
     if getattr(config, "model_type", None) != "bert":
-        return False
+        return None
     import logging
 
     from onnxruntime.transformers import optimizer
@@ -144,23 +146,23 @@ def _fuse_attention(model: Any, tokenizer: Any, path: Path) -> bool:
     opts.attention_mask_format = AttentionMaskFormat.AttentionMask
     fused_path = path.with_name("model.fused.onnx")
     quiet = logging.getLogger("onnxruntime")
-    previous, keep = quiet.level, False
+    previous, check = quiet.level, None
     quiet.setLevel(logging.ERROR)  # the optimiser's per-fusion progress lines
     try:
         graph = optimizer.optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
                                          hidden_size=config.hidden_size, opt_level=0, optimization_options=opts)
         if graph.get_fused_operator_statistics().get("Attention", 0) == config.num_hidden_layers:
             graph.save_model_to_file(str(fused_path))
-            keep = parity_check(model, tokenizer, fused_path)["max_abs_diff"] <= FP32_TOLERANCE
+            check = parity_check(model, tokenizer, fused_path)
     except Exception:  # an optimiser failure only costs the fusion: the plain graph is kept
-        keep = False
+        check = None
     finally:
         quiet.setLevel(previous)
-    if keep:
+    if check is not None and check["max_abs_diff"] <= FP32_TOLERANCE:
         fused_path.replace(path)
-    else:
-        fused_path.unlink(missing_ok=True)
-    return keep
+        return check
+    fused_path.unlink(missing_ok=True)
+    return None
 
 
 def _quantize_int8(src: Path, dst: Path) -> None:
