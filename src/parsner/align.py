@@ -36,6 +36,7 @@ words, so character offsets stay with the caller.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import weakref
 from collections.abc import Sequence
@@ -207,15 +208,16 @@ def _words_independent(tokenizer: Any) -> bool:
     its position (a prefix marker only on the first word, say) are told apart by a probe sentence that
     repeats a word, and get every sentence encoded whole.
     """
-    known = _independent.get(tokenizer)
+    try:
+        known = _independent.get(tokenizer)
+    except TypeError:  # pragma: no cover - an object that cannot be weakly referenced: probe each call
+        known = None
     if known is None:
         whole = tokenizer([_PROBE_WORDS], is_split_into_words=True, add_special_tokens=False)
         alone = tokenizer([[w] for w in _PROBE_WORDS], is_split_into_words=True, add_special_tokens=False)
         known = list(whole["input_ids"][0]) == [i for ids in alone["input_ids"] for i in ids]
-        try:
+        with contextlib.suppress(TypeError):
             _independent[tokenizer] = known
-        except TypeError:  # pragma: no cover - an object that cannot be weakly referenced: probe each call
-            pass
     return known
 
 
