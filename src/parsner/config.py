@@ -69,7 +69,18 @@ class TinySizes:
 
 
 @dataclass
-class RunConfig(TinySizes):
+class JobRuntime:
+    """How a training job runs and reports, the same for train, pretrain and distill."""
+
+    save_total_limit: int = option(2, help="checkpoints kept", gt=0)
+    logging_steps: int = option(50, help="steps between log lines", gt=0)
+    num_threads: int | None = option(None, help="torch intra-op threads on CPU (default: torch's)", gt=0,
+                                     resume_safe=True)
+    progress: bool = option(True, help="progress bars", resume_safe=True)
+
+
+@dataclass
+class RunConfig(JobRuntime, TinySizes):
     """Everything that defines a training run. Defaults are the ParsBERT fine-tuning recipe."""
 
     # what to train on what
@@ -107,8 +118,6 @@ class RunConfig(TinySizes):
                                                  "it switched on was removed (it learnt slower and was not faster)")
     precision: Literal["auto", "fp32", "fp16", "bf16"] = option(
         "auto", help="auto: bf16/fp16 on a GPU, fp32 on CPU")
-    num_threads: int | None = option(None, help="torch intra-op threads on CPU (default: torch's)", gt=0,
-                                     resume_safe=True)
     # evaluation, selection, checkpoints
     eval_strategy: Literal["epoch", "steps", "no"] = option(
         "epoch", help="when to validate and checkpoint; no: neither (validate once at the end)")
@@ -116,10 +125,7 @@ class RunConfig(TinySizes):
     selection_metric: SelectionMetric = option(
         "f1_strict", help="validation score that picks the best checkpoint (seqeval strict IOB2 or conlleval-like)")
     early_stopping_patience: int = option(3, help="validations without improvement before stopping; 0: off", ge=0)
-    save_total_limit: int = option(2, help="checkpoints kept", gt=0)
-    logging_steps: int = option(50, help="steps between log lines", gt=0)
     dataloader_workers: int = option(0, help="data-loading worker processes", ge=0, resume_safe=True)
-    progress: bool = option(True, help="progress bars", resume_safe=True)
     # model options (the tiny stand-in's sizes come from TinySizes)
     reinit_classifier: bool = option(False, help="train a new head even if the checkpoint has one")
 
@@ -303,12 +309,13 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 
 def dump_yaml(cfg: Any) -> str:
-    """The config as YAML, the tiny stand-in's sizes last (they come first in the dataclass, from its base)."""
+    """The config as YAML, the job's own keys first, then those of the shared bases (which come first in the
+    dataclass): how it runs, then the tiny stand-in's sizes."""
     import yaml
 
     data = dataclasses.asdict(cfg)
-    tiny = {f.name for f in fields(TinySizes)}
-    ordered = {k: v for k, v in data.items() if k not in tiny} | {k: v for k, v in data.items() if k in tiny}
+    shared = [f.name for base in (JobRuntime, TinySizes) if isinstance(cfg, base) for f in fields(base)]
+    ordered = {k: v for k, v in data.items() if k not in shared} | {k: data[k] for k in shared}
     return yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True)
 
 

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parsner.config import LrScheduler, SelectionMetric, TinySizes, option
+from parsner.config import JobRuntime, LrScheduler, SelectionMetric, TinySizes, option
 from parsner.errors import ConfigError
 from parsner.pretext import OverlapMode, TextFormat
 
 
 @dataclass
-class DistillConfig(TinySizes):
+class DistillConfig(JobRuntime, TinySizes):
     """Everything that defines a distillation run (YAML keys of ``training/distill-*.yaml``)."""
 
     teacher: str | None = option(None, help="the teacher: a trained run directory (or any token classifier)")
@@ -66,11 +66,6 @@ class DistillConfig(TinySizes):
     constrained_decoding: bool = option(True, help="validation tags = most probable VALID sequence")
     selection_metric: SelectionMetric = option("f1_strict", help="validation score that picks the best checkpoint")
     early_stopping_patience: int = option(3, help="validations without improvement before stopping; 0: off", ge=0)
-    save_total_limit: int = option(2, help="checkpoints kept", gt=0)
-    logging_steps: int = option(50, help="steps between log lines", gt=0)
-    num_threads: int | None = option(None, help="torch intra-op threads on CPU (default: torch's)", gt=0,
-                                     resume_safe=True)
-    progress: bool = option(True, help="progress bars", resume_safe=True)
 
     def check(self, source: str) -> None:
         """What every distillation needs (each field's own rules are checked by :func:`parsner.config.check`)."""

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parsner.config import LrScheduler, NormalizerName, TinySizes, dump_yaml, option, resume_safe_keys
+from parsner.config import JobRuntime, LrScheduler, NormalizerName, TinySizes, dump_yaml, option, resume_safe_keys
 from parsner.errors import ConfigError
 from parsner.pretext import OverlapMode, TextFormat
 
@@ -37,7 +37,7 @@ CONFIG_FILE = "pretrain_config.yaml"
 
 
 @dataclass
-class PretrainConfig(TinySizes):
+class PretrainConfig(JobRuntime, TinySizes):
     """Everything that defines a pre-training run (YAML keys of ``training/pretrain-*.yaml``)."""
 
     model: str = option("tiny", help="local dir, hub id, 'tiny[:LAYERS]' or 'parsbert-standin[:LAYERS]'")
@@ -64,11 +64,6 @@ class PretrainConfig(TinySizes):
     normalizer: NormalizerName = option("parsbert", help="text preprocessing, the same as for fine-tuning")
     validation_fraction: float = option(0.01, help="held-out sentences for the masked-LM loss", ge=0, lt=0.5)
     save_steps: int = option(500, help="steps between checkpoints", gt=0)
-    save_total_limit: int = option(2, help="checkpoints kept", gt=0)
-    logging_steps: int = option(50, help="steps between log lines", gt=0)
-    num_threads: int | None = option(None, help="torch intra-op threads on CPU (default: torch's)", gt=0,
-                                     resume_safe=True)
-    progress: bool = option(True, help="progress bars", resume_safe=True)
 
     def check(self, source: str) -> None:
         """Rules between fields (each field's own rules are checked by :func:`parsner.config.check`)."""
