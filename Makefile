@@ -7,12 +7,16 @@ export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test lint bench clean browser
+.PHONY: install demo test test-py313 lint lock wheel clean browser
 
-$(BIN)/parsner: pyproject.toml
+# The development set is exact (LOCK: what is tested here); the package itself declares ranges (pyproject.toml).
+LOCK := requirements/py311-dev.txt
+EXTRAS := dev,hazm,onnx,serve,browser
+
+$(BIN)/parsner: pyproject.toml setup.py $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,onnx,serve,browser]'
+	$(BIN)/pip install -q -c $(LOCK) -e '.[$(EXTRAS)]'
 	@touch $@
 
 install: $(BIN)/parsner
@@ -30,8 +34,19 @@ browser:
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null 2>&1 ) || \
 	  echo "make: Chromium not installed; the browser test will skip"
 
+# Regenerate the lock from the ranges (a fresh venv resolves them; review the diff before committing).
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv && .lockvenv/bin/pip install -q --upgrade pip
+	.lockvenv/bin/pip install -q torch==2.13.0 && .lockvenv/bin/pip install -q '.[$(EXTRAS)]'
+	{ sed -n '1,/^# change: make lock/p' $(LOCK); .lockvenv/bin/pip freeze --all | grep -vE '^(pip|parsner)==' | LC_ALL=C sort -f; } \
+	  > $(LOCK).new && mv $(LOCK).new $(LOCK) && rm -rf .lockvenv
+
+# sdist and wheel in dist/, checked by twine (the wheel carries the sample and recipes the CLI needs).
+wheel: install
+	rm -rf dist && $(BIN)/python -m build --no-isolation --outdir dist . && $(BIN)/twine check --strict dist/*
+
 lint: install
 	$(BIN)/ruff check src tests eval
 
 clean:
-	rm -rf $(VENV) build *.egg-info runs
+	rm -rf $(VENV) build dist *.egg-info runs

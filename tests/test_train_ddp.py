@@ -18,6 +18,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _rendezvous_env() -> dict[str, str]:
+    """``USE_LIBUV=0`` where torch was built without libuv (Debian's torch): torchrun's store asks for libuv by
+    default and fails at start otherwise. That is torch's documented switch; the training itself is unchanged."""
+    from torch.distributed import TCPStore
+
+    try:
+        TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False, use_libuv=True)
+    except RuntimeError as exc:
+        if "libuv" in str(exc):
+            return {"USE_LIBUV": "0"}
+        raise
+    return {}
+
+
 def test_torchrun_two_cpu_processes(tmp_path):
     data = small_dataset(tmp_path / "data")
     config = tiny_config(tmp_path / "tiny.yaml", data)
@@ -26,6 +40,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
         ["--nproc_per_node=2", f"--master_port={_free_port()}", "-m", "parsner", "train",
          "--config", str(config), "--out", str(out)],
         module=("-m", "torch.distributed.run"),
+        env_extra=_rendezvous_env(),
         timeout=400,
     )
     assert res.returncode == 0, res.stderr[-4000:]

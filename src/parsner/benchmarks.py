@@ -29,9 +29,9 @@ from typing import Any
 
 from parsner.atomic import atomic_write_text
 from parsner.errors import ConfigError
-from parsner.paths import REPO_ROOT
+from parsner.paths import REPO_ROOT, recipe, resource
 
-BASELINES_PATH = REPO_ROOT / "eval" / "baselines.yaml"
+BASELINES_PATH = resource("eval/baselines.yaml")
 
 Log = Callable[[str], None]
 
@@ -305,10 +305,19 @@ def _train_info(run_dir: Path) -> dict[str, Any]:
     return {new: doc[old] for old, new in keys.items() if isinstance(doc.get(old), int | float)}
 
 
+def _shown_config(cfg: str) -> str:
+    """A config path as a reader of the repository knows it (``training/peyma.yaml``), wherever it was found."""
+    path = Path(cfg)
+    for root in (resource("training").parent, REPO_ROOT):
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return cfg
+
+
 def _training_config(bench: BenchmarkDef) -> str | None:
     """The first existing ``training/<candidate>.yaml`` (its data/out/run_name are overridden per run)."""
     for name in bench.configs:
-        path = REPO_ROOT / "training" / f"{name}.yaml"
+        path = recipe(name)
         if path.is_file():
             return str(path)
     return None
@@ -364,7 +373,7 @@ def _setup_notes(plan: _Plan) -> list[str]:
         notes += _eval_only_notes(plan.bench, plan.label_map)
     if plan.config:
         cfg = plan.config
-        shown = Path(cfg).relative_to(REPO_ROOT) if Path(cfg).is_relative_to(REPO_ROOT) else cfg
+        shown = _shown_config(cfg)
         extra = f" with overrides {', '.join(plan.train_overrides)}" if plan.train_overrides else ""
         notes.append(f"Hyperparameters from `{shown}`{extra}.")
     return notes

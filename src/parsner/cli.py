@@ -25,7 +25,7 @@ from parsner.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, Parsn
 
 #: Command modules, in the order of the pipeline.
 COMMAND_MODULES = (
-    "data", "pretrain", "train", "distill", "eval", "predict", "export", "serve", "benchmark", "quickstart",
+    "data", "pretrain", "train", "distill", "eval", "predict", "export", "serve", "benchmark", "quickstart", "env",
 )
 
 

@@ -18,6 +18,7 @@ import dataclasses
 import math
 import os
 import re
+import sys
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from parsner.errors import ConfigError
+from parsner.paths import shipped_recipe_for
 from parsner.runmeta import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE
 
 T = TypeVar("T")
@@ -293,6 +295,10 @@ def load(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any]
     cfg = cls()
     if path is not None:
         p = Path(path)
+        shipped = shipped_recipe_for(p)
+        if shipped is not None:
+            print(f"parsner: {p} is not here; using the recipe shipped with ParsNER ({shipped})", file=sys.stderr)
+            p = shipped
         cfg = apply(cfg, _read_yaml(p), str(p))
         if getattr(cfg, "run_name", "") is None:
             cfg = dataclasses.replace(cfg, run_name=p.stem)  # type: ignore[type-var]

@@ -210,7 +210,8 @@ def recipe(
         if not f.is_file():
             if info.name == "sample":
                 raise ConfigError(
-                    f"the embedded sample file {f} is missing; is this a complete ParsNER checkout?"
+                    f"the embedded sample file {f} is missing; this ParsNER install is incomplete (reinstall it, "
+                    "or run from a complete checkout)"
                 )
             base = Path(data_dir) if data_dir is not None else shared_data_dir()
             how = (

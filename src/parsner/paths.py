@@ -7,9 +7,36 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent.parent  # valid for an editable/source checkout (src layout)
+#: Where a wheel carries the repository files the CLI needs (setup.py copies them there); absent in a checkout.
+PACKAGED_RESOURCES = PACKAGE_DIR / "_resources"
 
-#: The embedded sample corpus shipped with the repository (written by the ParsNER authors).
-SAMPLE_DIR = REPO_ROOT / "data" / "sample"
+
+def resource(relative: str) -> Path:
+    """A file or folder that ships with ParsNER, by its path in the repository (``training/sample.yaml``): the
+    installed wheel's copy, else the source checkout's. The result may not exist (a broken install); callers say so."""
+    packaged = PACKAGED_RESOURCES / relative
+    return packaged if packaged.exists() else REPO_ROOT / relative
+
+
+def recipe(name: str) -> Path:
+    """A shipped training recipe, ``training/<name>.yaml``."""
+    return resource(f"training/{name}.yaml")
+
+
+def shipped_recipe_for(path: str | Path) -> Path | None:
+    """The shipped recipe a ``--config`` that does not exist here names (``training/peyma.yaml``, ``peyma.yaml``
+    or ``peyma``), so that the documented commands work from any folder once ParsNER is installed; else None."""
+    p = Path(path)
+    if p.exists() or len(p.parts) > 2 or (len(p.parts) == 2 and p.parts[0] != "training"):
+        return None
+    if p.suffix not in ("", ".yaml"):
+        return None
+    found = recipe(p.stem)
+    return found if found.is_file() else None
+
+
+#: The embedded sample corpus shipped with ParsNER (written by the ParsNER authors).
+SAMPLE_DIR = resource("data/sample")
 
 SHARED_ENV = "PARSNER_SHARED"
 

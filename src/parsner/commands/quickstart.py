@@ -69,7 +69,7 @@ def _check_outputs(args: argparse.Namespace, data_dir: Path, model_dir: Path, ev
 
 def run(args: argparse.Namespace) -> int:
     from parsner.cli import main as cli
-    from parsner.paths import REPO_ROOT
+    from parsner.paths import recipe
 
     work: Path = args.workdir
     data_dir, model_dir, eval_dir = work / "data", work / "model", work / "eval"
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
     _step("2/4 train the tiny stand-in model (random init; NOT ParsBERT)")
     if not (args.keep and (model_dir / "config.json").exists()):
-        train_args = ["train", "--config", str(REPO_ROOT / "training" / "sample.yaml"),
+        train_args = ["train", "--config", str(recipe("sample")),
                       "--data", str(data_dir), "--out", str(model_dir), *again]
         if args.epochs is not None:
             train_args += ["--epochs", str(args.epochs)]
