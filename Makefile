@@ -34,6 +34,11 @@ browser:
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null 2>&1 ) || \
 	  echo "make: Chromium not installed; the browser test will skip"
 
+# The suite on Python 3.13 (Debian 13: numpy 2, Debian's CPU torch 2.6), in a root built once outside the clone
+# (~/.cache/parsner; root only) and a venv reused while the dependency spec is unchanged. PYTEST_ARGS narrows it.
+test-py313:
+	bash tools/py313.sh test $(PYTEST_ARGS)
+
 # Regenerate the lock from the ranges (a fresh venv resolves them; review the diff before committing).
 lock:
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv && .lockvenv/bin/pip install -q --upgrade pip
