@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import_s = time.perf_counter() - t0
 
-    from parsner.corpora import build_corpus, recipe
+    from parsner.data.corpora import build_corpus, recipe
 
     rec = recipe("peyma", args.data_dir)
     print(f"PEYMA inputs: {', '.join(str(p) for p in rec.inputs)}")
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    from parsner.normalize import NormalizerConfig, PersianNormalizer
+    from parsner.data.normalize import NormalizerConfig, PersianNormalizer
 
     n_tokens = sum(len(s) for s in sentences)
     norm = PersianNormalizer(NormalizerConfig.for_parsbert())
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _tokens(path: Path) -> list[list[str]]:
-    from parsner.dataset import load_dataset_dir
+    from parsner.data.dataset import load_dataset_dir
 
     dd = load_dataset_dir(path)
     return [t for split in dd for t in dd[split]["tokens"]]

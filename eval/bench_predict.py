@@ -49,7 +49,7 @@ from parsner.paths import SAMPLE_DIR, parsbert_v1_tokenizer_dir, shared_data_dir
 
 def load_sentences(limit: int) -> tuple[list[list[str]], list[list[str]], str]:
     """(tokens, gold tags, description) of PEYMA test, or of the embedded sample when it is absent."""
-    from parsner.readers import read_file
+    from parsner.data.readers import read_file
 
     peyma = shared_data_dir() / "peyma" / "hooshvare_split" / "test.txt"
     if peyma.is_file():
@@ -69,9 +69,9 @@ def build_standin(out: Path, layers: int, types: list[str], words: list[list[str
     """Save a random-weight model directory like a training run; returns its description."""
     import torch
 
+    from parsner.data.normalize import PersianNormalizer
+    from parsner.inference.modeling import load_model, load_tokenizer
     from parsner.labels import label_list
-    from parsner.modeling import load_model, load_tokenizer
-    from parsner.normalize import PersianNormalizer
 
     labels = label_list(types)
     torch.manual_seed(0)
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import pipeline
 
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -247,9 +247,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def onnx_taggers(model_dir: str, tmp: Path, threads: int) -> dict[str, Any]:
     """The model exported to ONNX (fp32 and int8), each in a Tagger with ``threads`` intra-op threads."""
-    from parsner.backends import load_onnx_for_inference
-    from parsner.export import export_onnx
-    from parsner.tagger import Tagger
+    from parsner.inference.backends import load_onnx_for_inference
+    from parsner.inference.export import export_onnx
+    from parsner.inference.tagger import Tagger
 
     out: dict[str, Any] = {}
     for name, quantize in (("ORT fp32", None), ("ORT int8", "int8")):

@@ -42,8 +42,8 @@ MODES = {"batched": ["--max-batch-texts", "64", "--batch-window-ms", "5"],
 
 
 def load_texts() -> tuple[list[str], str]:
+    from parsner.data.readers import read_file
     from parsner.paths import SAMPLE_DIR, shared_data_dir
-    from parsner.readers import read_file
 
     peyma = shared_data_dir() / "peyma" / "hooshvare_split" / "test.txt"
     path = peyma if peyma.is_file() else SAMPLE_DIR / "sample.jsonl"

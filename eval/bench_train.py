@@ -13,9 +13,9 @@ truncation=True)``, first-sub-word labels (``label_all_tokens=False``), ``paddin
 ``DataCollatorForTokenClassification`` (dynamic padding per batch), the default random sampler (no
 length grouping) and the Trainer's default optimiser (``adamw_torch_fused``).
 
-Ours is :func:`parsner.train.train` with ``eval_strategy: no``: length-grouped batches, a minimal
+Ours is :func:`parsner.training.train.train` with ``eval_strategy: no``: length-grouped batches, a minimal
 collator, row-sparse AdamW for the word embeddings and fused AdamW for the rest (see the
-``parsner.train`` docstring).
+``parsner.training.train`` docstring).
 
 Example (PEYMA, build the dataset first)::
 
@@ -62,8 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_words(args: argparse.Namespace) -> tuple[list[list[str]], list[list[str]], list[list[str]],
                                                    list[list[str]], list[str]]:
     """(train words, train tags, valid words, valid tags, label names), normalised like training does."""
-    from parsner.dataset import load_dataset_dir
-    from parsner.normalize import NormalizerConfig, PersianNormalizer
+    from parsner.data.dataset import load_dataset_dir
+    from parsner.data.normalize import NormalizerConfig, PersianNormalizer
 
     dd = load_dataset_dir(args.data)
     names = dd["train"].features["ner_tags"].feature.names
@@ -87,8 +87,8 @@ def evaluate_words(model: Any, tokenizer: Any, words: list[list[str]], gold: lis
     """Word-level seqeval scores (the same code for both sides)."""
     import torch
 
-    from parsner.align import decode_words, encode_words
-    from parsner.metrics import score
+    from parsner.data.align import decode_words, encode_words
+    from parsner.evaluation.metrics import score
 
     model.eval()
     enc = encode_words(words, tokenizer, max_length=max_length, stride=stride)
@@ -138,7 +138,7 @@ def run_recipe(args: argparse.Namespace, data: tuple, out: Path) -> dict[str, An
     from datasets import Dataset
     from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
 
-    from parsner import modeling
+    from parsner.inference import modeling
 
     train_words, train_tags, valid_words, valid_tags, names = data
     label2id = {n: i for i, n in enumerate(names)}
@@ -185,9 +185,9 @@ def _warmup(args: argparse.Namespace, n: int) -> int:
 def run_ours(args: argparse.Namespace, data: tuple, out: Path) -> dict[str, Any]:
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    import parsner.train as ptrain
-    from parsner.config import load_config
-    from parsner.train import train
+    import parsner.training.train as ptrain
+    from parsner.training.config import load_config
+    from parsner.training.train import train
 
     train_words, _, valid_words, valid_tags, names = data
     counters: list[TokenCounter] = []

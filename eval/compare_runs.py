@@ -19,8 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from parsner.evaluate import read_predictions
-from parsner.metrics import sentence_counts
+from parsner.evaluation.evaluate import read_predictions
+from parsner.evaluation.metrics import sentence_counts
 
 
 def _f1(c: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from parsner.render import render_html  # noqa: E402
+from parsner.serving.render import render_html  # noqa: E402
 
 #: Written for this script (not from a corpus): a news-like paragraph with every PEYMA type.
 DEMO_TEXTS = [
@@ -52,7 +52,7 @@ def build_page(model: str | None) -> str:
         pairs = zip(DEMO_TEXTS, DEMO_ENTITIES, strict=True)
         docs = [(f"demo {i + 1}", t, demo_entities(t, s)) for i, (t, s) in enumerate(pairs)]
         return render_html(docs, title="ParsNER — demo annotations (not model output)")
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     tagger = Tagger.from_pretrained(model)
     found = tagger(DEMO_TEXTS)

@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     from onnx_helpers import running_server
-    from parsner.serve import create_app
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
+    from parsner.serving.server import create_app
 
     tagger = Tagger.from_pretrained(args.model, device="cpu")
     with running_server(create_app(tagger, args.model)) as url, sync_playwright() as pw:

@@ -33,7 +33,7 @@ def train_tiny_run(root: Path) -> Path:
 
 
 def export(run: Path, out: Path, quantize: str | None = None) -> Path:
-    from parsner.export import export_onnx
+    from parsner.inference.export import export_onnx
 
     export_onnx(run, out, quantize=quantize)
     return out

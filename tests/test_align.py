@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsner.align import IGNORE_INDEX, decode_words, encode_words
+from parsner.data.align import IGNORE_INDEX, decode_words, encode_words
 from parsner.errors import ConfigError
 
 ZWNJ = "\u200c"
@@ -196,7 +196,7 @@ def test_property_every_word_labelled_exactly_once(tok, sentences, max_length, s
 
 
 def _one_window(n_words: int):
-    from parsner.align import Window
+    from parsner.data.align import Window
 
     return Window(
         sentence=0,
@@ -210,7 +210,7 @@ def _one_window(n_words: int):
 def test_constrained_decoding_never_predicts_orphan_i_tags() -> None:
     import numpy as np
 
-    from parsner.align import decode_words
+    from parsner.data.align import decode_words
     from parsner.labels import first_invalid_transition
 
     names = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
@@ -236,7 +236,7 @@ def test_constrained_decoding_never_predicts_orphan_i_tags() -> None:
 def test_constrained_decoding_keeps_a_valid_argmax_sequence() -> None:
     import numpy as np
 
-    from parsner.align import decode_words
+    from parsner.data.align import decode_words
 
     names = ["O", "B-ORG", "I-ORG"]
     rng = np.random.default_rng(0)
@@ -269,7 +269,7 @@ def test_constrained_decoding_keeps_a_valid_argmax_sequence() -> None:
 )
 def test_property_distinct_word_encoding_equals_sentence_encoding(tok, sentences, max_length):
     """Encoding each distinct word once gives the windows that encoding whole sentences gives (any windows)."""
-    from parsner import align
+    from parsner.data import align
 
     labels = [[(i * 5 + len(w)) % len(LABELS) for i, w in enumerate(s)] for s in sentences]
     fast = encode_words(sentences, tok, labels, max_length=max_length, stride=(max_length - 2) // 3)
@@ -300,7 +300,7 @@ def _whole_sentence_windows(tok, sentences):
 
 
 def test_distinct_words_are_encoded_once_and_give_the_sentence_encoding(tok, monkeypatch):
-    from parsner import align
+    from parsner.data import align
 
     assert align._words_independent(tok)  # WordPiece encodes each word of pre-split input on its own
     calls = []
@@ -323,7 +323,7 @@ def test_distinct_words_are_encoded_once_and_give_the_sentence_encoding(tok, mon
 
 
 def test_position_dependent_tokenizers_are_encoded_sentence_by_sentence(tok, monkeypatch):
-    from parsner import align
+    from parsner.data import align
 
     labels = [[i % len(LABELS) for i in range(len(s))] for s in SENTENCES_WITH_REPEATS]
     fast = encode_words(SENTENCES_WITH_REPEATS, tok, labels, max_length=6, stride=2)

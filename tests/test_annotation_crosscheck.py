@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from parsner.readers import read_file
+from parsner.data.readers import read_file
 from test_annotation_readers import DATA, entities
 
 LABEL_CONFIG = """<View>

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from parsner.cli import main
+from parsner.data.readers import FORMATS, detect_format, read_file
+from parsner.data.readers.docs import resolve_offsets, utf16_to_codepoints
 from parsner.errors import EXIT_USER_ERROR, InputError
 from parsner.labels import spans_from_tags
-from parsner.readers import FORMATS, detect_format, read_file
-from parsner.readers.docs import resolve_offsets, utf16_to_codepoints
 
 DATA = Path(__file__).parent / "data" / "annotation"
 TEXT = "خبرگزاری ایرنا: علی‌اکبر نظری 😀 روز ۱۲ مهر در تهران سخن گفت.\nنرخ تورم ٢٫٤ درصد کاهش یافت."

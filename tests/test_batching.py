@@ -1,4 +1,4 @@
-"""Training batches (parsner.batching) and the private Trainer hooks ParsnerTrainer relies on."""
+"""Training batches (parsner.training.batching) and the private Trainer hooks ParsnerTrainer relies on."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from parsner.batching import IGNORE_INDEX, LengthBucketSampler, PadCollator
+from parsner.training.batching import IGNORE_INDEX, LengthBucketSampler, PadCollator
 
 
 def _lengths(n: int, seed: int = 0) -> list[int]:
@@ -59,8 +59,8 @@ def test_the_private_trainer_hooks_still_exist(hook: str) -> None:
     """ParsnerTrainer overrides or calls these; a transformers release that renames one fails here, loudly."""
     from transformers import Trainer
 
-    from parsner.trainer import PRIVATE_HOOKS
+    from parsner.training.trainer import PRIVATE_HOOKS
 
-    assert hasattr(Trainer, hook), f"transformers.Trainer.{hook} is gone: update parsner.trainer"
+    assert hasattr(Trainer, hook), f"transformers.Trainer.{hook} is gone: update parsner.training.trainer"
     params = list(inspect.signature(getattr(Trainer, hook)).parameters)[1:]
     assert params[: len(PRIVATE_HOOKS[hook])] == list(PRIVATE_HOOKS[hook]), (hook, params)

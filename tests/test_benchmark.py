@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from parsner.benchmarks import (
+from parsner.errors import ConfigError
+from parsner.evaluation.benchmarks import (
     BENCHMARKS,
     aggregate,
     append_results_md,
@@ -15,7 +16,6 @@ from parsner.benchmarks import (
     published_rows,
     render_benchmark_md,
 )
-from parsner.errors import ConfigError
 
 
 def _run(run: str, fold: str | None, seed: int, f1: float, strict: float) -> dict:

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from parsner.corpora import (
+from parsner.data.corpora import (
     build_corpus,
     expected_files,
     load_from_hub,
     recipe,
     sentences_from_hub_split,
 )
-from parsner.dataset import load_dataset_dir
+from parsner.data.dataset import load_dataset_dir
 from parsner.errors import ConfigError, InputError
 from parsner.paths import SAMPLE_DIR
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from parsner.cli import main
-from parsner.dataset import load_dataset_dir
+from parsner.data.dataset import load_dataset_dir
 from parsner.errors import EXIT_USER_ERROR
 from parsner.paths import SAMPLE_DIR
 

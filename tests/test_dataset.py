@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from parsner import dataset as ds_mod
-from parsner.dataset import (
+from parsner.data import dataset as ds_mod
+from parsner.data.dataset import (
     build_dataset,
     compute_stats,
     load_dataset_dir,
@@ -19,9 +19,9 @@ from parsner.dataset import (
     parse_split_ratios,
     split_from_name,
 )
+from parsner.data.records import ReadResult, Sentence
 from parsner.errors import ConfigError, InputError, ParsnerError
 from parsner.labels import label_list
-from parsner.records import ReadResult, Sentence
 
 ZWNJ = "\u200c"
 

@@ -59,7 +59,7 @@ def student(work, teacher, data, unlabelled) -> Path:
 def test_loss_is_zero_when_student_equals_teacher():
     import torch
 
-    from parsner.distill import distillation_loss
+    from parsner.training.distill import distillation_loss
 
     torch.manual_seed(0)
     logits = torch.randn(12, 7) * 3
@@ -79,10 +79,10 @@ def test_loss_of_a_full_teacher_copy_is_zero_on_real_batches(teacher, data):
     """The student `teacher` (all layers) in eval mode reproduces the teacher's targets exactly."""
     import torch
 
-    from parsner import align
-    from parsner.dataset import load_dataset_dir
-    from parsner.distill import DistillConfig, WordTargets, build_student, teacher_word_logits
-    from parsner.modeling import load_for_inference
+    from parsner.data import align
+    from parsner.data.dataset import load_dataset_dir
+    from parsner.inference.modeling import load_for_inference
+    from parsner.training.distill import DistillConfig, WordTargets, build_student, teacher_word_logits
 
     model, tok, norm, _ = load_for_inference(str(teacher), device="cpu")
     words = [[norm.normalize_token(t) for t in s] for s in load_dataset_dir(data)["train"]["tokens"]][:20]

@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from parsner.analysis import analyze
 from parsner.cli import main
 from parsner.errors import ConfigError, InputError
-from parsner.evaluate import (
+from parsner.evaluation.analysis import analyze
+from parsner.evaluation.evaluate import (
     TaggedSet,
     evaluate_predictions_file,
     evaluate_tags,
     read_predictions,
     write_predictions,
 )
-from parsner.metrics import score
-from parsner.plots import plot_training_curves, read_train_log
+from parsner.evaluation.metrics import score
+from parsner.evaluation.plots import plot_training_curves, read_train_log
 
 ZWNJ = "\u200c"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

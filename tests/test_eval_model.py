@@ -14,13 +14,13 @@ import pytest
 
 from parsner.cli import main
 from parsner.errors import ConfigError
-from parsner.evaluate import evaluate_model, read_predictions, split_tags
-from parsner.metrics import score
+from parsner.evaluation.evaluate import evaluate_model, read_predictions, split_tags
+from parsner.evaluation.metrics import score
 
 
 @pytest.fixture(scope="module")
 def sample_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from parsner.corpora import build_corpus
+    from parsner.data.corpora import build_corpus
 
     out = tmp_path_factory.mktemp("evalmodel") / "sample-ds"
     build_corpus("sample", out, log=None)
@@ -31,8 +31,8 @@ def sample_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def random_run(tmp_path_factory: pytest.TempPathFactory, sample_dataset: Path) -> Path:
     import torch
 
-    from parsner.dataset import load_dataset_dir
-    from parsner.modeling import build_tiny_model, build_tiny_tokenizer
+    from parsner.data.dataset import load_dataset_dir
+    from parsner.inference.modeling import build_tiny_model, build_tiny_tokenizer
 
     dd = load_dataset_dir(sample_dataset)
     labels = dd["train"].features["ner_tags"].feature.names
@@ -93,8 +93,8 @@ def test_cross_schema_model_is_noted(sample_dataset: Path, tmp_path: Path) -> No
     """A model without some gold types (e.g. trained on another corpus): scored, and the report says why."""
     import torch
 
-    from parsner.dataset import load_dataset_dir
-    from parsner.modeling import build_tiny_model, build_tiny_tokenizer
+    from parsner.data.dataset import load_dataset_dir
+    from parsner.inference.modeling import build_tiny_model, build_tiny_tokenizer
 
     dd = load_dataset_dir(sample_dataset)
     tok = build_tiny_tokenizer([list(t) for t in dd["train"]["tokens"]], vocab_size=300)
@@ -114,7 +114,7 @@ def test_cross_schema_model_is_noted(sample_dataset: Path, tmp_path: Path) -> No
 
 def test_eval_of_a_freshly_trained_tiny_model(sample_dataset: Path, tmp_path: Path) -> None:
     """train (tiny stand-in, 1 epoch, 16 sentences) -> eval: the run's own files feed the report."""
-    from parsner.train import run_training
+    from parsner.training.train import run_training
 
     run = tmp_path / "trained"
     run_training(model="tiny", data=sample_dataset, out=run, seed=3, epochs=1, max_train_samples=16,

@@ -37,8 +37,8 @@ def work(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def inputs(work) -> dict[str, Path]:
     """A CoNLL file, a dataset, a config and a trained tiny run: the inputs of every command."""
-    from parsner.config import load_config
-    from parsner.train import train
+    from parsner.training.config import load_config
+    from parsner.training.train import train
 
     conll = work / "train.txt"
     conll.write_text("".join("علی B-PER\nبه O\nتهران B-LOC\nرفت O\n\n" for _ in range(20)), encoding="utf-8")
@@ -120,14 +120,14 @@ def test_read_only_output(name, inputs, tmpfs):
 
 def test_full_disk_in_process(inputs, tmp_path, monkeypatch, capsys):
     """Without root: ENOSPC raised where the dataset is saved ends in one line, and nothing is left."""
-    import parsner.dataset
+    import parsner.data.dataset
     from parsner.cli import main
 
     def no_space(dd, path):
         (Path(path) / "partial.arrow").write_bytes(b"x")
         raise OSError(errno.ENOSPC, "No space left on device", str(Path(path) / "data.arrow"))
 
-    monkeypatch.setattr(parsner.dataset, "_save_quietly", no_space)
+    monkeypatch.setattr(parsner.data.dataset, "_save_quietly", no_space)
     code = main(commands(inputs, tmp_path)["data build"])
     err = capsys.readouterr().err
     assert code == EXIT_USER_ERROR and "No space left on device" in err and err.count("\n") == 1

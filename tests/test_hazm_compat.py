@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from parsner.normalize import NormalizerConfig, PersianNormalizer
+from parsner.data.normalize import NormalizerConfig, PersianNormalizer
 
 hazm = pytest.importorskip(
     "hazm", reason="hazm is the optional extra `parsner[hazm]` (no hazm release installs on Python 3.14 yet)")

@@ -26,9 +26,9 @@ from hub_fixtures import (
     ner_checkpoint,
     small_vocab,
 )
+from parsner.data.wordtok import tokenize_words
 from parsner.labels import first_invalid_transition
 from parsner.paths import parsbert_v1_tokenizer_dir
-from parsner.wordtok import tokenize_words
 from train_helpers import run_cli, small_dataset, tiny_config
 
 TEXTS = [
@@ -50,8 +50,8 @@ def _reference(path: Path) -> Path:
     """A random tiny classifier (labels CANONICAL) saved like a run, with the ParsBERT normaliser."""
     import torch
 
-    from parsner.modeling import build_tiny_model, build_tiny_tokenizer
-    from parsner.normalize import PersianNormalizer
+    from parsner.data.normalize import PersianNormalizer
+    from parsner.inference.modeling import build_tiny_model, build_tiny_tokenizer
 
     words = [w.text for t in TEXTS for w in tokenize_words(t)]
     tok = build_tiny_tokenizer([words] * 3, vocab_size=300)
@@ -122,14 +122,14 @@ def _entities(tagger) -> list[list[tuple[str, int, int]]]:
 
 @pytest.fixture(scope="module")
 def reference_tagger(hub):
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     return Tagger.from_pretrained(hub[1], device="cpu")
 
 
 @pytest.mark.parametrize("repo", [*NER_REPOS, "hezarai/bert-fa-ner-arman"])
 def test_every_convention_gives_the_reference_entities_with_canonical_labels(hub, reference_tagger, repo):
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     tagger = Tagger.from_pretrained(repo, device="cpu", normalizer="parsbert")
     assert tagger.labels == ["LOC", "ORG", "PER"]
@@ -140,7 +140,7 @@ def test_every_convention_gives_the_reference_entities_with_canonical_labels(hub
 
 
 def test_hub_parsbert_ids_get_the_parsbert_normaliser_by_default(hub, reference_tagger):
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     tagger = Tagger.from_pretrained("HooshvareLab/bert-base-parsbert-peymaner-uncased", device="cpu")
     assert tagger.meta["normalizer_used"] == "parsbert (default for this hub id)"
@@ -151,7 +151,7 @@ def test_hub_parsbert_ids_get_the_parsbert_normaliser_by_default(hub, reference_
 
 
 def test_bioes_head_is_decoded_to_valid_iob2(hub, reference_tagger):
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     plain = Tagger.from_pretrained("dadmatech/ner-bioes", device="cpu", normalizer="parsbert", constrained=False)
     assert plain.model_labels.scheme == "BIOES" and plain.labels == ["LOC", "ORG", "PER"]
@@ -167,7 +167,7 @@ def test_bioes_head_is_decoded_to_valid_iob2(hub, reference_tagger):
 
 def test_unnamed_labels_need_a_label_map(hub, reference_tagger, tmp_path):
     from parsner.errors import ConfigError
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     with pytest.raises(ConfigError, match="--label-map"):
         Tagger.from_pretrained("someone/unnamed-ner", device="cpu")
@@ -178,7 +178,7 @@ def test_unnamed_labels_need_a_label_map(hub, reference_tagger, tmp_path):
 
 
 def test_type_label_map_applies_to_model_labels(hub):
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     kw = {"device": "cpu", "normalizer": "parsbert", "constrained": False}  # per-word argmax: exact comparison
     tagger = Tagger.from_pretrained("HooshvareLab/bert-fa-base-uncased-ner-arman", label_map={"ORG": "LOC", "PER": "O"},
@@ -207,7 +207,7 @@ def test_pickle_only_base_model_trains_by_hub_id(hub, tmp_path):
 
 
 def test_finetuning_a_peyma_style_checkpoint_keeps_its_head_under_canonical_names(hub, tmp_path):
-    from parsner.modeling import existing_label_names, load_model
+    from parsner.inference.modeling import existing_label_names, load_model
 
     repo = "HooshvareLab/bert-base-parsbert-peymaner-uncased"
     names = existing_label_names(repo)
@@ -237,7 +237,7 @@ def test_eval_and_predict_by_hub_id_write_canonical_tags(hub, tmp_path):
 
 def test_eval_with_other_types_scores_all_and_shared_types(hub, tmp_path):
     """A PER/LOC/ORG model on data with a type it lacks: both scores, labelled; a label map applies first."""
-    from parsner.evaluate import evaluate_model
+    from parsner.evaluation.evaluate import evaluate_model
     from train_helpers import save_dataset
 
     rows = [(["دیروز", "علی", "به", "تهران", "رفت", "۱۴۰۰"], ["O", "B-PER", "O", "B-LOC", "O", "B-DAT"])] * 6
@@ -268,7 +268,7 @@ def test_benchmark_eval_only_scores_a_checkpoint_beside_its_published_number(hub
 
 
 def test_benchmark_eval_only_marks_the_published_row(tmp_path):
-    from parsner.benchmarks import load_baselines, render_benchmark_md
+    from parsner.evaluation.benchmarks import load_baselines, render_benchmark_md
 
     run = {"run": "main", "fold": None, "seed": None, "default": {"f1": 0.5}, "strict": {"f1": 0.4}}
     repo = "HooshvareLab/bert-base-parsbert-peymaner-uncased"

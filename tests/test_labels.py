@@ -175,7 +175,7 @@ def test_label_map_file_checks_its_values(tmp_path) -> None:
 def _decode(labels: list[str], probs: list[list[float]]) -> list[str]:
     import numpy as np
 
-    from parsner.decoding import viterbi_iob2
+    from parsner.inference.decoding import viterbi_iob2
     from parsner.labels import allowed_transitions
 
     start, trans, end = allowed_transitions(labels)
@@ -208,7 +208,7 @@ def test_iob2_rules_are_unchanged_for_an_iob2_label_set() -> None:
 def test_viterbi_of_many_sentences_equals_one_at_a_time() -> None:
     import numpy as np
 
-    from parsner.decoding import VITERBI_CHUNK_WORDS, viterbi_iob2, viterbi_many
+    from parsner.inference.decoding import VITERBI_CHUNK_WORDS, viterbi_iob2, viterbi_many
     from parsner.labels import allowed_transitions
 
     rng = np.random.default_rng(3)

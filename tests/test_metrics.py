@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsner.metrics import bootstrap_f1_ci, score, sentence_counts, sentence_entities
+from parsner.evaluation.metrics import bootstrap_f1_ci, score, sentence_counts, sentence_entities
 
 # Two sentences; gold entities PER[0..1] LOC[3] | ORG[0]; predicted PER[0] LOC[3] | ORG[0] LOC[1].
 GOLD = [["B-PER", "I-PER", "O", "B-LOC", "O"], ["B-ORG", "O", "O"]]

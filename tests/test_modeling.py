@@ -8,7 +8,7 @@ import time
 import pytest
 
 from parsner.errors import ConfigError, ModelLoadError
-from parsner.modeling import (
+from parsner.inference.modeling import (
     STAND_IN_WARNING,
     build_tiny_tokenizer,
     load_for_inference,
@@ -169,7 +169,7 @@ def test_tiny_vocabulary_is_the_same_in_every_process():
     import sys
 
     code = (
-        "import hashlib, json; from parsner.modeling import build_tiny_tokenizer as b; "
+        "import hashlib, json; from parsner.inference.modeling import build_tiny_tokenizer as b; "
         f"t = b([{PERSIAN_WORDS * 2 + ['تهران', 'ایران', 'ایرانی', 'تهرانی']!r}] * 3, 60); "
         "print(hashlib.sha256(json.dumps(sorted(t.get_vocab().items())).encode()).hexdigest())"
     )

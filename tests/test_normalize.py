@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsner.errors import ConfigError
-from parsner.normalize import (
+from parsner.data.normalize import (
     NORMALIZER_FILE,
     NORMALIZER_VERSION,
     NormalizerConfig,
     PersianNormalizer,
 )
-from parsner.wordtok import tokenize_words
+from parsner.data.wordtok import tokenize_words
+from parsner.errors import ConfigError
 
 ZWNJ = "\u200c"
 PARSBERT = PersianNormalizer(NormalizerConfig.for_parsbert())

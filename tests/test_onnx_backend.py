@@ -61,7 +61,7 @@ def test_export_directory_contents(trained: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize("which", ["trained", "random"])
 def test_onnx_entities_equal_torch(which: str, trained: dict[str, Path], random_run: dict[str, Path]) -> None:
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     dirs = trained if which == "trained" else random_run
     torch_tagger = Tagger.from_pretrained(dirs["run"], device="cpu")
@@ -84,8 +84,8 @@ def test_onnx_entities_equal_torch(which: str, trained: dict[str, Path], random_
 
 def test_word_tags_and_f1_equal_torch_int8_close(trained: dict[str, Path]) -> None:
     """Parity on held-out sentences: fp32 ONNX gives torch's word tags exactly; int8 stays close."""
-    from parsner.metrics import score
-    from parsner.tagger import Tagger
+    from parsner.evaluation.metrics import score
+    from parsner.inference.tagger import Tagger
     from train_helpers import make_sentences
 
     test = make_sentences(40, 3)
@@ -102,7 +102,7 @@ def test_word_tags_and_f1_equal_torch_int8_close(trained: dict[str, Path]) -> No
 
 
 def test_backend_choice_and_errors(trained: dict[str, Path]) -> None:
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     assert Tagger.from_pretrained(trained["run"], device="cpu").runner.backend == "torch"
     assert Tagger.from_pretrained(trained["fp32"], backend="onnx").runner.backend == "onnx"
@@ -154,7 +154,7 @@ def test_export_cli_writes_int8(trained: dict[str, Path], tmp_path: Path, capsys
 def test_export_cli_portable_keeps_standard_operators(trained: dict[str, Path], tmp_path: Path, capsys) -> None:
     import onnx
 
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     out = tmp_path / "portable"
     assert main(["export", str(trained["run"]), "--onnx", "--portable", "--out", str(out)]) == 0
@@ -173,12 +173,12 @@ def test_an_onnx_export_tags_without_torch(trained: dict[str, Path]) -> None:
     import subprocess
     import sys
 
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     code = (
         "import json, sys\n"
         "sys.modules['torch'] = None  # any import of torch now fails\n"
-        "from parsner.tagger import Tagger\n"
+        "from parsner.inference.tagger import Tagger\n"
         "t = Tagger.from_pretrained(sys.argv[1])\n"
         "print(json.dumps(t(sys.argv[2]), ensure_ascii=False))\n"
     )
@@ -194,7 +194,7 @@ def test_a_failed_attention_fusion_keeps_the_plain_graph(trained: dict[str, Path
                                                          monkeypatch) -> None:
     from onnxruntime.transformers import optimizer
 
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     def broken(*args, **kwargs):
         raise RuntimeError("no pattern matched")
@@ -214,8 +214,8 @@ def test_the_export_honours_any_attention_mask(trained: dict[str, Path]) -> None
     import numpy as np
     import torch
 
-    from parsner.backends import OrtRunner
-    from parsner.modeling import load_for_inference
+    from parsner.inference.backends import OrtRunner
+    from parsner.inference.modeling import load_for_inference
 
     model, _, _, _ = load_for_inference(str(trained["run"]), device="cpu")
     runner = OrtRunner(trained["fp32"] / "model.onnx", model.config, threads=1)

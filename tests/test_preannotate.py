@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parsner.cli import main
-from parsner.preannotate import BratWriter, DoccanoWriter, LabelStudioWriter, brat_name, uncertainty
-from parsner.readers import read_file
-from parsner.wordtok import tokenize_words
+from parsner.data.readers import read_file
+from parsner.data.wordtok import tokenize_words
+from parsner.serving.preannotate import BratWriter, DoccanoWriter, LabelStudioWriter, brat_name, uncertainty
 from test_annotation_readers import entities
 
 VOCAB = [

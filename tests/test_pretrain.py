@@ -47,9 +47,9 @@ def pretrained(work, text, data) -> Path:
 
 
 def test_whole_word_masking_covers_whole_words():
-    from parsner import align
-    from parsner.modeling import build_tiny_tokenizer
-    from parsner.pretrain import WholeWordMasker
+    from parsner.data import align
+    from parsner.inference.modeling import build_tiny_tokenizer
+    from parsner.training.pretrain import WholeWordMasker
 
     sentences = [["کتاب‌هایشان", "را", "خوانده‌اند", "و", "دانشگاه‌های", "تهران", "بسته‌اند"] * 3] * 4
     tok = build_tiny_tokenizer(sentences, vocab_size=1)  # characters only: every word is many pieces
@@ -158,7 +158,7 @@ def test_bad_input_is_one_message(args, needle, text, tmp_path):
 
 
 def test_jsonl_and_corpus_text(tmp_path):
-    from parsner.pretext import read_texts
+    from parsner.data.pretext import read_texts
 
     jl = tmp_path / "t.jsonl"
     jl.write_text('{"text": "علی به تهران رفت. او برگشت."}\n{"tokens": ["مريم", "آمد"]}\n', encoding="utf-8")
@@ -193,10 +193,10 @@ def test_job_configs_declare_every_key_with_its_rules():
     """Pre-training and distillation keys carry help and bounds like the training config's, from one machinery."""
     import dataclasses
 
-    from parsner import config
-    from parsner.distill import DistillConfig, load_distill_config
     from parsner.errors import ConfigError
-    from parsner.pretrain import PretrainConfig, load_pretrain_config
+    from parsner.training import config
+    from parsner.training.distill import DistillConfig, load_distill_config
+    from parsner.training.pretrain import PretrainConfig, load_pretrain_config
 
     for cls in (config.RunConfig, PretrainConfig, DistillConfig):
         for f in dataclasses.fields(cls):
@@ -218,7 +218,7 @@ def test_resume_compares_the_saved_config_as_data(tmp_path):
     import yaml
 
     from parsner.errors import ConfigError
-    from parsner.pretrain import prepare_work
+    from parsner.training.pretrain import prepare_work
 
     work = tmp_path / "work"
     config_text = yaml.safe_dump({"epochs": 2.0, "seed": 42, "tiny_layers": 2}, sort_keys=False)

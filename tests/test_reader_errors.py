@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from parsner.data.readers import detect_format, read_file, read_jsonl
 from parsner.errors import InputError
-from parsner.readers import detect_format, read_file, read_jsonl
 
 
 def raw(path: Path, data: bytes) -> Path:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from parsner.data.readers import detect_format, read_conll, read_doccano, read_file, read_jsonl
+from parsner.data.readers.conll import DOC_BLOCK
 from parsner.errors import ConfigError, InputError
 from parsner.labels import spans_from_tags
-from parsner.readers import detect_format, read_conll, read_doccano, read_file, read_jsonl
-from parsner.readers.conll import DOC_BLOCK
 
 ZWNJ = "\u200c"
 

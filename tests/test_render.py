@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from parsner.render import OutputWriter, colour_for, render_conll, render_html, render_text
-from parsner.wordtok import Word, tokenize_words
+from parsner.data.wordtok import Word, tokenize_words
+from parsner.serving.render import OutputWriter, colour_for, render_conll, render_html, render_text
 
 TEXT = "علی‌رضا محمدی در تهران گفت: شرکت <b>Apple</b> & «ایرنا» ۱۲۳ درصد."
 

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from parsner.data.readers import detect_format, read_file, read_jsonl
+from parsner.data.records import Sentence
+from parsner.data.wordtok import tokenize_words
+from parsner.data.writers import SEPARATORS, write_conll, write_jsonl
 from parsner.errors import ConfigError, InputError
 from parsner.labels import repair_iob2, spans_from_tags
-from parsner.readers import detect_format, read_file, read_jsonl
-from parsner.records import Sentence
-from parsner.wordtok import tokenize_words
-from parsner.writers import SEPARATORS, write_conll, write_jsonl
 
 ZWNJ = "\u200c"
 PERSIAN = "ابپتثجچحخدذرزژسشصضطظعغفقکگلمنوهیآأؤئءة"

@@ -18,8 +18,8 @@ import pytest
 
 from parsner.atomic import MARKER
 from parsner.cli import main
-from parsner.config import load_config
 from parsner.errors import EXIT_USER_ERROR, ConfigError
+from parsner.training.config import load_config
 from train_helpers import make_sentences, run_cli, save_dataset, small_dataset, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -42,7 +42,7 @@ def config(work, data) -> Path:
 
 @pytest.fixture(scope="module")
 def run_dir(work, config) -> Path:
-    from parsner.train import train
+    from parsner.training.train import train
 
     out = work / "runs" / "done"
     train(load_config(config, overrides={"out": str(out)}))
@@ -213,7 +213,7 @@ def test_bad_numbers_are_refused_before_training(item, message, config, tmp_path
 
 
 def test_diverging_training_stops_and_is_not_saved(config, tmp_path):
-    from parsner.train import TrainingDiverged, train
+    from parsner.training.train import TrainingDiverged, train
 
     out = tmp_path / "run"
     cfg = dataclasses.replace(load_config(config, overrides={"out": str(out)}), learning_rate=5e5)  # past checks
@@ -239,7 +239,7 @@ def test_non_finite_weights_are_never_saved_as_complete(run_dir, monkeypatch, tm
     import torch
     from transformers import AutoModelForTokenClassification
 
-    from parsner.train import TrainingDiverged, check_finite_weights
+    from parsner.training.train import TrainingDiverged, check_finite_weights
 
     model = AutoModelForTokenClassification.from_pretrained(str(run_dir))
     check_finite_weights(model, load_config(None), tmp_path, tmp_path)  # finite: fine
@@ -302,7 +302,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(config, tmp_path, 
     from transformers import Trainer
 
     from parsner.errors import ParsnerError
-    from parsner.train import train
+    from parsner.training.train import train
 
     calls = {"n": 0}
     original = Trainer._save_rng_state

@@ -188,7 +188,7 @@ def test_readme_counts_table_is_current(build: ModuleType, records: list[dict], 
 
 def test_sample_reads_through_the_project_reader(sample_dir: Path, records: list[dict]) -> None:
     """Every span survives word tokenisation: the reader reports nothing split, merged or repaired."""
-    from parsner.readers import read_file
+    from parsner.data.readers import read_file
 
     result = read_file(sample_dir / "sample.jsonl")
     assert result.notes == [] and result.repaired == 0

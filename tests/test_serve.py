@@ -19,8 +19,8 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip ins
 from onnx_helpers import TEXTS, http, running_server, train_tiny_run
 from parsner.cli import main
 from parsner.errors import EXIT_USER_ERROR
-from parsner.render import entity_record
-from parsner.serve import ServeOptions, create_app
+from parsner.serving.render import entity_record
+from parsner.serving.server import ServeOptions, create_app
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tagger(run_dir: Path):
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     return Tagger.from_pretrained(run_dir, device="cpu")
 

@@ -17,7 +17,7 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed (pip ins
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 
 from onnx_helpers import http, running_server, train_tiny_run  # noqa: E402
-from parsner.serve import create_app  # noqa: E402
+from parsner.serving.server import create_app  # noqa: E402
 
 #: Written for this test: ZWNJ (خبرگزاری‌ها, می‌رود), Persian and ASCII digits, an emoji (a code point
 #: JavaScript counts as two), Arabic ي/ك, and entities the tiny model was trained on.
@@ -48,7 +48,7 @@ def browser():
 
 
 def test_page_highlights_exactly_the_api_entities(browser, tmp_path_factory: pytest.TempPathFactory) -> None:
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     run = train_tiny_run(tmp_path_factory.mktemp("browser"))
     tagger = Tagger.from_pretrained(run, device="cpu")

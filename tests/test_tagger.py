@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsner.tagger import DEFAULT_MAX_BATCH_TOKENS
-from parsner.wordtok import tokenize_words
+from parsner.data.wordtok import tokenize_words
+from parsner.inference.tagger import DEFAULT_MAX_BATCH_TOKENS
 
 LABELS = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 
@@ -31,7 +31,7 @@ def build_model_dir(path: Path, *, seed: int = 0, normalizer: bool = True, max_l
     """A run-like directory: random tiny BERT, WordPiece tokenizer, parsner.json and normalizer.json."""
     import torch
 
-    from parsner.modeling import build_tiny_model, build_tiny_tokenizer
+    from parsner.inference.modeling import build_tiny_model, build_tiny_tokenizer
 
     words = [w.text for w in tokenize_words(TRAIN_TEXT)]
     tok = build_tiny_tokenizer([words] * 3, vocab_size=400)
@@ -45,7 +45,7 @@ def build_model_dir(path: Path, *, seed: int = 0, normalizer: bool = True, max_l
     tok.save_pretrained(path)
     (path / "parsner.json").write_text(json.dumps({"max_length": max_length, "stride": 16}), encoding="utf-8")
     if normalizer:
-        from parsner.normalize import NormalizerConfig, PersianNormalizer
+        from parsner.data.normalize import NormalizerConfig, PersianNormalizer
 
         PersianNormalizer(NormalizerConfig()).save(path)
     return path
@@ -58,7 +58,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tagger(model_dir: Path):
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     return Tagger.from_pretrained(model_dir, device="cpu")
 
@@ -152,7 +152,7 @@ def test_degenerate_inputs_give_well_formed_results(tagger, text: str) -> None:
 
 def test_long_sentence_is_windowed_not_truncated(model_dir: Path) -> None:
     """A 3000-word sentence (far past 512 sub-tokens) gets a tag for every word and entities at its end."""
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     tagger = Tagger.from_pretrained(model_dir, device="cpu", max_length=64)
     base = [w.text for w in tokenize_words(TRAIN_TEXT) if w.text.isalpha()]
@@ -224,7 +224,7 @@ def test_predict_words_matches_raw_text_tagging(tagger) -> None:
 
 
 def test_quantized_tagger_is_well_formed(model_dir: Path) -> None:
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     q = Tagger.from_pretrained(model_dir, device="cpu", quantize=True)
     for text in NASTY_TEXTS:
@@ -244,7 +244,7 @@ def test_labels_and_lazy_import() -> None:
     import subprocess
     import sys
 
-    code = "import parsner.tagger, sys; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = "import parsner.inference.tagger, sys; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

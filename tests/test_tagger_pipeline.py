@@ -42,7 +42,7 @@ def test_plain_pipeline_loads_the_run_directory(hf_pipeline) -> None:
 
 
 def test_tagger_and_pipeline_find_the_same_entities(run_dir: Path, hf_pipeline) -> None:
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
     tagger = Tagger.from_pretrained(run_dir, device="cpu", constrained=False)  # the pipeline decodes per-word argmax
     total = 0

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from parsner.config import load_config
 from parsner.errors import ConfigError, InputError, ModelLoadError
+from parsner.training.config import load_config
 from train_helpers import (
     LABELS,
     final_metrics,
@@ -81,13 +81,13 @@ def test_run_directory_is_complete_and_loads_with_plain_transformers(baseline, d
     log = [json.loads(line) for line in (baseline / "train_log.jsonl").read_text().splitlines()]
     assert any("eval_f1_strict" in r and "eval_f1_default" in r for r in log)
     assert all(r.get("eval_loss") is None or r["eval_loss"] == r["eval_loss"] for r in log)  # no NaN
-    from parsner.normalize import PersianNormalizer
+    from parsner.data.normalize import PersianNormalizer
 
     assert PersianNormalizer.load(baseline).normalize_token("كتاب") == "کتاب"
 
 
 def test_same_seed_same_metrics(baseline, config, work):
-    from parsner.train import train
+    from parsner.training.train import train
 
     cfg = load_config(config, overrides={"out": str(work / "runs" / "again")})
     result = train(cfg)
@@ -139,8 +139,8 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(config, work):
 
 
 def test_resume_with_a_different_config_is_refused(config, tmp_path):
-    from parsner.config import dump_yaml
-    from parsner.train import train
+    from parsner.training.config import dump_yaml
+    from parsner.training.train import train
 
     out = tmp_path / "run"
     cfg = load_config(config, overrides={"out": str(out)})
@@ -177,13 +177,13 @@ def test_config_types_are_checked(tmp_path, data):
 def test_empty_train_split_is_an_input_error(tmp_path, monkeypatch):
     from datasets import Dataset, DatasetDict
 
-    import parsner.dataset
-    from parsner.dataset import dataset_features
-    from parsner.train import train
+    import parsner.data.dataset
+    from parsner.data.dataset import dataset_features
+    from parsner.training.train import train
 
     # datasets cannot even reload an empty split from disk, so hand the trainer one in memory
     empty = Dataset.from_dict({k: [] for k in dataset_features(LABELS)}, features=dataset_features(LABELS))
-    monkeypatch.setattr(parsner.dataset, "load_dataset_dir", lambda p: DatasetDict(train=empty, validation=empty))
+    monkeypatch.setattr(parsner.data.dataset, "load_dataset_dir", lambda p: DatasetDict(train=empty, validation=empty))
     with pytest.raises(InputError, match="train split is empty"):
         train(load_config(None, overrides={"data": str(tmp_path), "out": str(tmp_path / "o")}))
     assert not (tmp_path / "o.incomplete").exists()
@@ -198,7 +198,7 @@ def test_hub_id_offline_fails_fast_via_cli(tmp_path, data):
 
 
 def test_dataset_labels_unknown_to_the_model_are_refused(baseline, tmp_path):
-    from parsner.train import train
+    from parsner.training.train import train
 
     labels = [*LABELS, "B-DAT", "I-DAT"]
     rows = make_sentences(8, 4)
@@ -211,7 +211,7 @@ def test_dataset_labels_unknown_to_the_model_are_refused(baseline, tmp_path):
 
 
 def test_missing_local_model_dir(tmp_path, data):
-    from parsner.train import train
+    from parsner.training.train import train
 
     cfg = load_config(None, overrides={"data": str(data), "out": str(tmp_path / "o"), "model": "./nope/model"})
     with pytest.raises(ModelLoadError, match="does not exist"):

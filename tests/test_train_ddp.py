@@ -68,9 +68,9 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert doc["global_step"] == 16
     # The distributed evaluation gathered predictions in window order: re-scoring the saved model in
     # one process on the same validation sentences gives the same F1.
-    from parsner.dataset import load_dataset_dir
-    from parsner.metrics import score
-    from parsner.tagger import Tagger
+    from parsner.data.dataset import load_dataset_dir
+    from parsner.evaluation.metrics import score
+    from parsner.inference.tagger import Tagger
 
     valid = load_dataset_dir(data)["validation"]
     names = valid.features["ner_tags"].feature.names

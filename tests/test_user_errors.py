@@ -27,8 +27,8 @@ def cli(argv: list[str], capsys) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    from parsner.config import load_config
-    from parsner.train import train
+    from parsner.training.config import load_config
+    from parsner.training.train import train
 
     work = tmp_path_factory.mktemp("errors")
     data = small_dataset(work / "data", n_train=16, n_valid=4)
@@ -49,8 +49,8 @@ def test_a_token_with_a_tab_is_refused_at_build(tmp_path, capsys):
 
 
 def test_doccano_label_and_labels_with_different_spans_is_refused(tmp_path, capsys):
+    from parsner.data.readers import read_file
     from parsner.errors import InputError
-    from parsner.readers import read_file
 
     f = tmp_path / "d.jsonl"
     rec = {"text": "علی به تهران رفت", "label": [[0, 3, "PER"]], "labels": [[7, 12, "LOC"]]}

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsner.wordtok import (
+from parsner.data.wordtok import (
     INVISIBLE_CHARS,
     Word,
     _patterns,

@@ -52,7 +52,7 @@ def save_dataset(path: Path, splits: dict[str, list[tuple[list[str], list[str]]]
                  labels: list[str] = LABELS) -> Path:
     from datasets import Dataset, DatasetDict
 
-    from parsner.dataset import dataset_features
+    from parsner.data.dataset import dataset_features
 
     features = dataset_features(labels)
     dd = {}

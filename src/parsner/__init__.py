@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    from parsner.tagger import Tagger
+    from parsner.inference.tagger import Tagger
 
 __all__ = ["Tagger", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "Tagger":
-        from parsner.tagger import Tagger
+        from parsner.inference.tagger import Tagger
 
         return Tagger
     raise AttributeError(f"module 'parsner' has no attribute {name!r}")

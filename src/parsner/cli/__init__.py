@@ -1,0 +1,158 @@
+"""The ``parsner`` command line: one sub-command per pipeline step.
+
+Each command lives in ``parsner.cli.<name>`` and exposes ``register(subparsers)``, which adds its
+parser and sets ``func`` (a callable taking the parsed args and returning an exit code).
+User errors (:class:`~parsner.errors.ParsnerError`, and filesystem errors such as a full disk or a
+read-only folder) print one clear message and exit with code 2; Ctrl-C exits with 130, SIGTERM with 143
+(after temporary outputs are cleaned up); anything else is a crash with a traceback (exit code 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import importlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from parsner import __version__
+from parsner.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, ParsnerError
+
+#: Command modules, in the order of the pipeline.
+COMMAND_MODULES = (
+    "data", "pretrain", "train", "distill", "eval", "predict", "export", "serve", "benchmark", "quickstart", "env",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="parsner",
+        description="Persian named-entity recognition: build datasets, fine-tune ParsBERT, evaluate, predict.",
+    )
+    parser.add_argument("--version", action="version", version=f"parsner {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"parsner.cli.{name}").register(subparsers)
+    return parser
+
+
+#: Filesystem and environment errors that are the user's to fix (full disk, read-only folder, ...): one line.
+USER_ERRNOS = {
+    errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.ENOENT,
+    errno.EEXIST, errno.ENAMETOOLONG, errno.EFBIG, errno.EDQUOT, errno.EMFILE, errno.ELOOP, errno.EXDEV,
+    errno.ENOTEMPTY, errno.EIO,
+}
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup (temporary files and folders) runs."""
+
+
+def _in_finalizer(frame: Any) -> bool:
+    """True when the signal interrupted a ``__del__``: an exception raised there is printed and swallowed."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    if _in_finalizer(frame):
+        # Raising here would be lost (and print a traceback); deliver the signal again a moment later instead.
+        threading.Timer(0.02, os.kill, (os.getpid(), signum)).start()
+        return
+    raise Terminated()
+
+
+def _bad_argument(argv: Sequence[str]) -> str | None:
+    """Command-line text that is not valid UTF-8 (Python keeps such bytes as lone surrogates)."""
+    for i, arg in enumerate(argv, 1):
+        if any("\udc80" <= ch <= "\udcff" for ch in arg):
+            shown = arg.encode("utf-8", "surrogateescape")[:60]
+            return f"command-line argument {i} is not valid UTF-8: {shown!r}"
+    return None
+
+
+def os_error_message(exc: OSError) -> str:
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    what = exc.strerror or str(exc)
+    hint = {errno.ENOSPC: " (free some space and run the command again)",
+            errno.EROFS: " (write the output somewhere writable)",
+            errno.EACCES: " (check the permissions)"}.get(exc.errno or 0, "")
+    return f"{where}: {what}{hint}" if where else f"{what}{hint}"
+
+
+def check_device(device: str | None) -> None:
+    """A ``--device`` torch understands and this machine has, checked before a model is loaded."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {device!r}: not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {device}: MPS is not available here; use --device cpu")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    bad = _bad_argument(argv)
+    if bad:
+        print(f"parsner: error: {bad}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        code = args.func(args)
+    except ParsnerError as exc:
+        stopped = getattr(exc, "exit_code", None)  # a run stopped by a signal after saving (TrainingInterrupted)
+        print(f"parsner: {exc}" if stopped else f"parsner: error: {exc}", file=sys.stderr)
+        return stopped or EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("parsner: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print("parsner: terminated (SIGTERM); nothing half-written was left behind", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except BrokenPipeError:
+        # the reader went away (`parsner predict ... | head`): not an error worth a traceback
+        with contextlib.suppress(OSError):
+            sys.stderr.write("parsner: output closed by the reader\n")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_USER_ERROR
+    except UnicodeDecodeError as exc:
+        # a reader that did not name the file: still one line, with the bytes that are wrong
+        bad = exc.object[exc.start : exc.start + 4]
+        print(f"parsner: error: an input is not valid UTF-8 (byte {exc.start}: {bad!r})", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:
+        if exc.errno not in USER_ERRNOS:
+            raise
+        print(f"parsner: error: {os_error_message(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""``parsner predict``: tag raw Persian text with a trained model and stream the results.
+
+Inputs: TEXT arguments (one text each), ``--input FILE`` (one text per line), ``--input DIR`` (each ``*.txt``
+file is one text) or ``--input -`` (stdin, one text per line). Every input line is answered, empty ones
+too, so output records line up with input lines. Results are written as they are produced (in groups of
+``--batch-size`` texts); ``--output FILE`` is written through a temporary file and renamed at the end, so a
+failed run leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from parsner.errors import ConfigError, InputError, ModelLoadError
+from parsner.serving.preannotate import TOOL_FORMATS
+from parsner.serving.render import FORMATS, OutputWriter
+
+#: Texts in one tagging call are also capped by characters, so a directory of long articles streams too.
+MAX_CHARS_PER_CALL = 200_000
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="find the entities in raw Persian text (json, jsonl, conll, html, text; labelstudio, doccano, "
+        "brat pre-annotations)",
+        description=(
+            "Tag raw text with a trained model. Entity offsets index the ORIGINAL text (before any "
+            "normalisation). --input FILE: one text per line; --input DIR: each *.txt file is one text; "
+            "--input -: stdin, one text per line."
+        ),
+    )
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to tag")
+    p.add_argument("--model", required=True, help="trained run directory (parsner train --out) or hub id")
+    p.add_argument("--input", metavar="FILE|DIR|-", help="read texts from a file, a directory or stdin")
+    p.add_argument(
+        "--format",
+        choices=(*FORMATS, *TOOL_FORMATS),
+        default="jsonl",
+        help="output format (default: jsonl); labelstudio/doccano/brat write pre-annotations for those tools "
+        "(brat: --output is a new folder of .txt/.ann pairs)",
+    )
+    p.add_argument(
+        "--order",
+        choices=("input", "uncertainty"),
+        default="input",
+        help="document order: as given (default, streamed) or the least certain first (active learning)",
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="texts / model windows per batch (default 32)")
+    p.add_argument("--output", type=Path, metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --output FILE (only one parsner wrote and nobody changed since)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--quantize", action="store_true", help="dynamic int8 quantisation (CPU only)")
+    p.add_argument("--label-map", metavar="FILE|PRESET", default=None,
+                   help="map the model's types (a preset or a YAML/JSON file of TYPE: TYPE or LABEL_N: TAG)")
+    p.add_argument("--normalizer", default="auto", metavar="auto|parsbert|parsbert-zwnj|none|FILE",
+                   help="text preprocessing before the tokenizer (default auto: the model's normalizer.json, "
+                        "else parsbert for HooshvareLab ParsBERT ids, parsbert-zwnj for bert-fa-zwnj-*, else none)")
+    p.add_argument("--title", default="ParsNER", help="page title for --format html")
+    p.set_defaults(func=run)
+
+
+def iter_inputs(texts: list[str], source: str | None) -> Iterator[tuple[str, str]]:
+    """``(id, text)`` pairs: ``arg:N``, ``FILE:LINE``, ``<stdin>:LINE`` or the path of a ``*.txt`` file."""
+    for i, text in enumerate(texts, 1):
+        yield f"arg:{i}", text
+    if source is None:
+        return
+    if source == "-":
+        if sys.stdin is None or getattr(sys.stdin, "closed", False):
+            raise InputError("<stdin>", None, "standard input is closed; pipe the texts in or use --input FILE")
+        yield from _lines(sys.stdin.buffer, "<stdin>")
+        return
+    path = Path(source)
+    if path.is_dir():
+        for f in _txt_files(path):
+            data = f.read_bytes()
+            yield str(f), _decode(data, f, None).removeprefix("\ufeff")
+    else:
+        with _open_input(path) as fh:
+            yield from _lines(fh, str(path))
+
+
+def _txt_files(path: Path) -> list[Path]:
+    files = sorted(p for p in path.iterdir() if p.suffix == ".txt" and p.is_file())
+    if not files:
+        raise InputError(path, None, "directory has no *.txt files")
+    return files
+
+
+@contextlib.contextmanager
+def _open_input(path: Path) -> Iterator:
+    if not path.exists():
+        raise InputError(path, None, "input file not found")
+    with open(path, "rb") as fh:
+        yield fh
+
+
+def _decode(data: bytes, path: str | Path, line: int | None) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = f"byte {exc.start}" + ("" if line is None else " of the line")
+        bad = data[exc.start : exc.start + 4]
+        raise InputError(path, line, f"not valid UTF-8 ({where}: {bad!r})") from None
+    _refuse_nul(text, path, line)
+    return text
+
+
+def _refuse_nul(text: str, path: str | Path, line: int | None) -> None:
+    """NUL is not text (a binary file, or a corrupt one): refused, as `parsner data build` does."""
+    k = text.find("\0")
+    if k >= 0:
+        raise InputError(path, line, f"contains a NUL byte (character {k + 1}); is this a text file?")
+
+
+def _lines(fh, name: str) -> Iterator[tuple[str, str]]:
+    for n, raw in enumerate(fh, 1):
+        text = _decode(raw, name, n).rstrip("\n").removesuffix("\r")
+        if n == 1:
+            text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the text
+        yield f"{name}:{n}", text
+
+
+def _batches(items: Iterator[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+    batch: list[tuple[str, str]] = []
+    chars = 0
+    for item in items:
+        batch.append(item)
+        chars += len(item[1])
+        if len(batch) >= size or chars >= MAX_CHARS_PER_CALL:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Fail on a missing input before the (slow) model load."""
+    if not args.texts and args.input is None:
+        raise ConfigError("nothing to tag: give TEXT arguments or --input FILE|DIR|-")
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be >= 1")
+    if args.format == "brat":
+        if args.output is None:
+            raise ConfigError("--format brat writes a folder of .txt/.ann pairs: give --output DIR (a new folder)")
+        if args.output.exists():
+            raise ConfigError(f"{args.output} already exists; --format brat writes a new folder")
+    for i, text in enumerate(args.texts, 1):
+        _refuse_nul(text, f"arg:{i}", None)
+    if args.input == "-" and (sys.stdin is None or getattr(sys.stdin, "closed", False)):
+        raise InputError("<stdin>", None, "standard input is closed; pipe the texts in or use --input FILE")
+    if args.output is not None:
+        from parsner.atomic import check_output_file
+
+        check_output_file(args.output, overwrite=args.overwrite,
+                          inputs=[None if args.input in (None, "-") else args.input])
+    from parsner.cli import check_device
+
+    check_device(args.device)
+    if args.input not in (None, "-"):
+        path = Path(args.input)
+        if not path.exists():
+            raise InputError(path, None, "input not found")
+        if path.is_dir():
+            _txt_files(path)
+    if args.label_map is not None:
+        from parsner.labels import load_label_map
+
+        load_label_map(args.label_map)
+    model = Path(args.model)
+    # A hub id is "name" or "org/name"; anything else that does not exist is a missing directory.
+    looks_local = model.is_absolute() or args.model.startswith(".") or args.model.count("/") > 1
+    if looks_local and not model.exists():
+        raise ModelLoadError(f"{args.model}: model directory not found")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_inputs(args)
+    from parsner.inference.tagger import Tagger
+
+    t0 = time.perf_counter()
+    tagger = Tagger.from_pretrained(args.model, device=args.device, quantize=args.quantize,
+                                    normalizer=args.normalizer, label_map=args.label_map)
+    load_s = time.perf_counter() - t0
+    with _output_for(args) as out:
+        writer = _writer(args, out, tagger.labels)
+        writer.begin()
+        n_docs = n_ents = 0
+        interactive = args.input == "-" and sys.stdin.isatty() and args.order == "input"
+        held = []  # --order uncertainty: every document is needed before the first is written
+        for batch in _batches(iter_inputs(args.texts, args.input), 1 if interactive else args.batch_size):
+            docs = tagger.tag_documents([t for _, t in batch], batch_size=args.batch_size)
+            for (doc_id, _), doc in zip(batch, docs, strict=True):
+                if args.order == "uncertainty":
+                    held.append((doc_id, doc))
+                else:
+                    writer.write(doc_id, doc)
+                n_docs += 1
+                n_ents += len(doc.entities)
+        if held:
+            from parsner.serving.preannotate import uncertainty
+
+            for doc_id, doc in sorted(held, key=lambda item: -uncertainty(item[1])):
+                writer.write(doc_id, doc)
+        writer.end()
+    total = time.perf_counter() - t0
+    print(
+        f"parsner predict: {n_docs} text(s), {n_ents} entit{'y' if n_ents == 1 else 'ies'}; "
+        f"model load {load_s:.1f} s, total {total:.1f} s"
+        + (f"; wrote {args.output}" if args.output else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _writer(args: argparse.Namespace, out: TextIO | Path, labels: list[str]) -> Any:
+    """The streaming writer of ``--format`` (a folder for brat, a text stream otherwise)."""
+    from parsner.serving import preannotate
+
+    if args.format == "brat":
+        return preannotate.BratWriter(Path(out), labels=labels, rank_prefix=args.order == "uncertainty")  # type: ignore[arg-type]
+    if args.format == "labelstudio":
+        version = Path(args.model).name or str(args.model)
+        return preannotate.LabelStudioWriter(out, model_version=version)  # type: ignore[arg-type]
+    if args.format == "doccano":
+        return preannotate.DoccanoWriter(out)  # type: ignore[arg-type]
+    return OutputWriter(args.format, out, labels=labels, title=args.title)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _output_for(args: argparse.Namespace) -> Iterator[Any]:
+    """A new folder for brat (renamed into place when complete), else :func:`_output`."""
+    if args.format != "brat":
+        with _output(args.output, overwrite=args.overwrite) as out:
+            yield out
+        return
+    from parsner.atomic import atomic_dir
+
+    with atomic_dir(args.output) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def _output(path: Path | None, *, overwrite: bool = False) -> Iterator[TextIO]:
+    """stdout (UTF-8), or ``path`` written through a temporary file renamed into place on success."""
+    if path is None:
+        stream = sys.stdout
+        if hasattr(stream, "reconfigure") and (stream.encoding or "").lower().replace("-", "") != "utf8":
+            stream.reconfigure(encoding="utf-8")
+        yield stream
+        stream.flush()
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            yield fh
+        from parsner.atomic import publish_file, record_output_file
+
+        publish_file(tmp, path, overwrite=overwrite)
+        record_output_file(path)  # so a later --overwrite may replace it
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,1 +1,0 @@
-"""CLI sub-commands; each module has ``register(subparsers)``. See :mod:`parsner.cli`."""

@@ -1,0 +1,1 @@
+"""Evaluation: seqeval scores, error analysis, plots, the eval harness over a dataset split, and benchmarks."""

@@ -1,0 +1,156 @@
+"""Inference backends for the :class:`~parsner.inference.tagger.Tagger`: a *runner* maps one padded batch to logits.
+
+A runner is called as ``runner(input_ids, attention_mask)`` with two ``int64`` numpy arrays of shape
+``(batch, sequence)`` and returns ``float32`` logits of shape ``(batch, sequence, labels)``. It also
+exposes ``config`` (the HF config: ``id2label``, ``max_position_embeddings``), ``device`` and ``model``
+(the torch module, or ``None``). Everything else (windows, batching, decoding, offsets) is the Tagger's,
+so both backends give the same words, windows and spans.
+
+* :class:`TorchRunner` wraps a ``transformers`` token classifier (``torch.inference_mode``).
+* :class:`OrtRunner` runs ``model.onnx`` (written by ``parsner export DIR --onnx``) with onnxruntime on
+  CPU; torch is not imported on this path.
+
+A directory holding ``model.onnx`` loads with ONNX Runtime; one holding ``model.safetensors`` with torch
+(:func:`resolve_backend`). ``pip install parsner[onnx]`` installs onnxruntime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from parsner.errors import ConfigError, ModelLoadError
+
+BACKENDS = ("torch", "onnx")
+ONNX_FILE = "model.onnx"
+ONNX_EXTRA_HINT = "install the ONNX extra: pip install 'parsner[onnx]'"
+
+
+class TorchRunner:
+    """A ``transformers`` token classifier in eval mode on ``device`` (default: CUDA if available)."""
+
+    backend = "torch"
+
+    def __init__(self, model: Any, device: str | None = None) -> None:
+        import torch
+
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.config = model.config
+
+    def __call__(self, input_ids: Any, attention_mask: Any) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            logits = self.model(
+                input_ids=torch.from_numpy(input_ids).to(self.device),
+                attention_mask=torch.from_numpy(attention_mask).to(self.device),
+            ).logits
+        return logits.float().cpu().numpy()
+
+
+class OrtRunner:
+    """``model.onnx`` in an onnxruntime CPU session (all graph optimisations on).
+
+    ``threads``: intra-op threads; default ``$OMP_NUM_THREADS`` when set (so a process told to use one
+    thread does), else onnxruntime's own default (one per physical core).
+    """
+
+    backend = "onnx"
+    model = None
+    device = "cpu"
+
+    def __init__(self, onnx_path: str | Path, config: Any, threads: int | None = None) -> None:
+        ort = import_onnxruntime()
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads is None:
+            env = os.environ.get("OMP_NUM_THREADS", "").strip()
+            threads = int(env) if env.isdigit() else 0
+        opts.intra_op_num_threads = max(0, int(threads))
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+            raise ModelLoadError(f"{onnx_path}: onnxruntime cannot load this model: {exc}") from exc
+        names = {i.name for i in self.session.get_inputs()}
+        if not {"input_ids", "attention_mask"} <= names:
+            raise ModelLoadError(f"{onnx_path}: expected inputs input_ids and attention_mask, found {sorted(names)}")
+        # BERT-style graphs may also take token_type_ids; a single-segment input is all zeros.
+        self._token_types = "token_type_ids" in names
+        self.config = config
+        self.path = Path(onnx_path)
+
+    def __call__(self, input_ids: Any, attention_mask: Any) -> Any:
+        import numpy as np
+
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self._token_types:
+            feed["token_type_ids"] = np.zeros_like(input_ids)
+        (logits,) = self.session.run(["logits"], feed)
+        return logits.astype("float32", copy=False)
+
+
+def as_runner(model: Any, device: str | None = None) -> Any:
+    """``model`` itself when it already is a runner (it names its ``backend``), else a :class:`TorchRunner`."""
+    if isinstance(getattr(model, "backend", None), str):
+        return model
+    return TorchRunner(model, device)
+
+
+def import_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ModelLoadError(f"the ONNX backend needs onnxruntime: {ONNX_EXTRA_HINT}") from exc
+    return onnxruntime
+
+
+def resolve_backend(path_or_id: str | os.PathLike[str], backend: str | None) -> str:
+    """``"onnx"`` or ``"torch"`` for this model: as asked, or ONNX when the directory holds ``model.onnx``."""
+    if backend is not None and backend not in BACKENDS:
+        raise ConfigError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    path = Path(path_or_id)
+    has_onnx = (path / ONNX_FILE).is_file()
+    if backend == "onnx" and not has_onnx:
+        raise ModelLoadError(
+            f"{path_or_id}: no {ONNX_FILE} here; create one with `parsner export {path_or_id} --onnx --out DIR`"
+        )
+    if backend == "torch" and has_onnx and not (path / "model.safetensors").is_file():
+        raise ModelLoadError(f"{path_or_id} holds only an ONNX model ({ONNX_FILE}); use backend='onnx'")
+    if backend is None:
+        return "onnx" if has_onnx else "torch"
+    return backend
+
+
+def load_onnx_for_inference(
+    path: str | os.PathLike[str], threads: int | None = None, *, normalizer: str = "auto"
+) -> tuple[Any, Any, Any, dict]:
+    """``(runner, tokenizer, normalizer, parsner_meta)`` of an exported directory (``parsner export``).
+
+    ``normalizer`` is chosen as for torch models (:func:`parsner.inference.modeling.resolve_normalizer`).
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    from parsner.inference.modeling import parse_spec, resolve_normalizer
+
+    path = Path(path)
+    try:
+        config = AutoConfig.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load the config/tokenizer of {path}: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(f"{path} has no fast tokenizer (tokenizer.json); word alignment needs one")
+    limit = getattr(config, "max_position_embeddings", None) or 512
+    if getattr(tokenizer, "model_max_length", 0) > limit:
+        tokenizer.model_max_length = limit
+    meta: dict[str, Any] = {}
+    if (path / "parsner.json").is_file():
+        meta = json.loads((path / "parsner.json").read_text(encoding="utf-8"))
+    meta.setdefault("max_length", min(int(tokenizer.model_max_length), 512))
+    meta.setdefault("stride", 128)
+    norm, meta["normalizer_used"] = resolve_normalizer(parse_spec(str(path)), normalizer, meta)
+    return OrtRunner(path / ONNX_FILE, config, threads=threads), tokenizer, norm, meta

@@ -1,0 +1,306 @@
+"""Inference on raw Persian text: ``Tagger.from_pretrained(dir)("متن ...")`` -> entities.
+
+Pipeline, per text: normalise the whole text with an offset map (``parsner.data.normalize``) -> split it into
+sentences and words (``parsner.data.wordtok``), each word mapped back to its span of the ORIGINAL text -> sub-word
+encode the word lists (``is_split_into_words``) -> windows of at most ``max_length`` sub-tokens with overlap, so nothing
+past 512 sub-tokens is lost -> logits -> one tag per word from its FIRST sub-token through ``word_ids()``
+(not the HF pipeline's word-length heuristic, which breaks when the tokenizer's normaliser changes lengths)
+-> IOB2 spans over words -> character offsets from the first word's start to the last word's end.
+So ``entity["text"] == text[entity["start"]:entity["end"]]`` holds whatever the normaliser did.
+
+Speed: all windows of all texts in one call are sorted by length and batched with dynamic padding under
+``torch.inference_mode``; a batch holds at most ``batch_size`` windows and ``max_batch_tokens`` padded
+sub-tokens (big batches of long windows were slower on CPU: cache); optional dynamic int8 quantisation of
+the Linear layers (``quantize=True``). ``eval/bench_predict.py`` measures it against the HF pipeline.
+torch/transformers are imported lazily so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+from parsner.data.wordtok import Word
+from parsner.errors import ConfigError, ModelLoadError
+from parsner.labels import load_label_map, model_labels, spans_from_tags, to_iob2
+from parsner.runmeta import DEFAULT_STRIDE  # windows overlap by this when parsner.json has no stride
+
+#: Default cap on padded sub-tokens per forward pass (see ``Tagger.max_batch_tokens``).
+DEFAULT_MAX_BATCH_TOKENS = 2048
+
+
+@dataclass
+class TaggedDoc:
+    """Everything the tagger found in one text (the writers in :mod:`parsner.serving.render` use it)."""
+
+    text: str
+    words: list[Word]
+    tags: list[str]
+    scores: list[float]  # probability of each word's tag (first sub-token)
+    sentence_word_ranges: list[tuple[int, int]]  # [start, end) word indices of each sentence
+    entities: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Tagger:
+    """Tag raw Persian text with a token-classification model.
+
+    ``tagger(text)`` -> list of entity dicts; ``tagger([t1, t2], batch_size=32)`` -> one list per text.
+    ``tagger.predict_words([[w1, w2, ...], ...])`` -> one tag per given word (for evaluation).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        normalizer: Any | None = None,
+        *,
+        max_length: int | None = None,
+        stride: int | None = None,
+        device: str | None = None,
+        meta: dict[str, Any] | None = None,
+        score_reduce: str = "mean",
+        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
+        constrained: bool | None = None,
+        label_map: Mapping[str, str] | str | os.PathLike[str] | None = None,
+    ) -> None:
+        from parsner.inference.backends import as_runner
+
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelLoadError("the Tagger needs a fast tokenizer (tokenizer.json) for word_ids()")
+        if score_reduce not in ("mean", "min"):
+            raise ValueError("score_reduce must be 'mean' or 'min'")
+        self.meta = dict(meta or {})
+        #: Maps padded (input_ids, attention_mask) batches to logits: torch, or ONNX Runtime
+        #: (parsner.inference.backends).
+        self.runner = as_runner(model, device)
+        self.device = self.runner.device
+        self.model = self.runner.model  # the torch module (None with ONNX Runtime)
+        model = self.runner
+        self.tokenizer = tokenizer
+        self.normalizer = normalizer
+        self.score_reduce = score_reduce
+        #: Decode the most probable *valid* IOB2 sequence per sentence (no orphan I- tags) instead of
+        #: per-word argmax; False gives the plain argmax that the HF pipeline uses.
+        self.constrained = bool(self.meta.get("constrained_decoding", True) if constrained is None else constrained)
+        #: Cap on padded sub-tokens per forward pass: batches of long windows get fewer rows, so the
+        #: activations stay cache-sized on CPU (None: only batch_size limits a batch).
+        self.max_batch_tokens = max_batch_tokens
+        limits = [
+            max_length or self.meta.get("max_length") or 512,
+            getattr(model.config, "max_position_embeddings", None) or 512,
+        ]
+        model_max = getattr(tokenizer, "model_max_length", None)
+        if isinstance(model_max, int) and 0 < model_max < 1_000_000:
+            limits.append(model_max)
+        self.max_length = int(min(limits))
+        budget = self.max_length - tokenizer.num_special_tokens_to_add(pair=False)  # word sub-tokens/window
+        if budget < 2:
+            raise ValueError(f"max_length {self.max_length} leaves no room for words")
+        stride = stride if stride is not None else self.meta.get("stride", DEFAULT_STRIDE)
+        self.stride = max(0, min(int(stride), budget // 2))
+        #: The head's labels, canonicalised once here (``B_DAT``, ``B-pers``, ``S-loc`` ...; see
+        #: :func:`parsner.labels.model_labels`); decoding runs in their scheme, everything after it sees IOB2.
+        self.model_labels = model_labels(
+            model.config.id2label, _as_label_map(label_map), model=str(self.meta.get("model_name") or "the model")
+        )
+        self.id2label = dict(enumerate(self.model_labels.tags))
+        # normalize_token is cached inside the normaliser; a word that would vanish comes back unchanged.
+        self._norm = normalizer.normalize_token if normalizer is not None else _identity
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str | os.PathLike[str],
+        device: str | None = None,
+        *,
+        quantize: bool = False,
+        backend: str | None = None,
+        normalizer: str = "auto",
+        **kwargs: Any,
+    ) -> Tagger:
+        """Load a ParsNER run directory (or any token-classification model dir / hub id).
+
+        ``quantize=True`` applies dynamic int8 quantisation to the Linear layers (CPU only).
+        Extra keyword arguments go to :class:`Tagger` (``max_length``, ``stride``, ``score_reduce``,
+        ``max_batch_tokens``, ``label_map``: a preset, file or mapping applied to the model's labels).
+        ``normalizer``: ``auto`` (the model's normalizer.json, else the default for its hub id), a preset
+        (``parsbert``, ``parsbert-zwnj``, ``none``) or a normalizer.json path. ``backend``: ``"torch"`` or
+        ``"onnx"`` (default: ONNX Runtime when the directory holds ``model.onnx``, see
+        :mod:`parsner.inference.backends`). Loading goes through :func:`parsner.inference.modeling.load_for_inference`
+        (safetensors preferred, pickles only through the restricted unpickler, no remote code, offline-safe).
+        """
+        from parsner.inference.backends import load_onnx_for_inference, resolve_backend
+
+        if resolve_backend(path_or_id, backend) == "onnx":  # a directory written by `parsner export --onnx`
+            if quantize:
+                raise ConfigError("an ONNX model is quantised when exported: parsner export DIR --onnx --quantize int8")
+            runner, tokenizer, norm, meta = load_onnx_for_inference(path_or_id, normalizer=normalizer)
+            meta.setdefault("model_name", str(path_or_id))
+            return cls(runner, tokenizer, norm, meta=meta, **kwargs)
+        from parsner.inference.modeling import load_for_inference
+
+        model, tokenizer, normalizer, meta = load_for_inference(str(path_or_id), device=device, normalizer=normalizer)
+        meta.setdefault("model_name", str(path_or_id))
+        if quantize:
+            model = quantize_dynamic_int8(model)
+            device = "cpu"
+        return cls(model, tokenizer, normalizer, device=device, meta=meta, **kwargs)
+
+    @property
+    def labels(self) -> list[str]:
+        """Entity types the model can predict (canonical, after the label map), sorted (for legends)."""
+        return self.model_labels.types
+
+    # ------------------------------------------------------------------ public API
+
+    @overload
+    def __call__(self, texts: str, batch_size: int = 32) -> list[dict[str, Any]]: ...
+
+    @overload
+    def __call__(self, texts: Sequence[str], batch_size: int = 32) -> list[list[dict[str, Any]]]: ...
+
+    def __call__(self, texts: str | Sequence[str], batch_size: int = 32) -> Any:
+        if isinstance(texts, str):
+            return self.tag_documents([texts], batch_size=batch_size)[0].entities
+        return [doc.entities for doc in self.tag_documents(list(texts), batch_size=batch_size)]
+
+    def tag_documents(self, texts: Sequence[str], batch_size: int = 32) -> list[TaggedDoc]:
+        """Tag raw texts: per text a :class:`TaggedDoc` (words, tags, scores, entities; original offsets)."""
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"text {i} is {type(text).__name__}, not str")
+        docs: list[TaggedDoc] = []
+        seqs: list[list[str]] = []
+        for text in texts:
+            words, model_words, ranges = self._segment_normalized(text)
+            docs.append(TaggedDoc(text, words, [], [], ranges))
+            for s, e in ranges:
+                seqs.append(model_words[s:e])
+        results = self._run(seqs, batch_size)
+        k = 0
+        for doc in docs:
+            for s, _ in doc.sentence_word_ranges:
+                tags, scores = results[k]
+                k += 1
+                doc.tags.extend(tags)
+                doc.scores.extend(scores)
+                for ws, we, label in spans_from_tags(tags):
+                    start, end = doc.words[s + ws].start, doc.words[s + we - 1].end
+                    sc = scores[ws:we]
+                    score = min(sc) if self.score_reduce == "min" else sum(sc) / len(sc)
+                    ent = {"text": doc.text[start:end], "label": label, "start": start, "end": end}
+                    doc.entities.append({**ent, "score": score})
+        return docs
+
+    def _segment_normalized(self, text: str) -> tuple[list[Word], list[str], list[tuple[int, int]]]:
+        """Words of ``text`` with ORIGINAL offsets, the normalised word strings the model sees, sentence ranges.
+
+        The whole text is normalised first and split into words there, so multi-part words that the
+        normaliser joins (``می شود`` -> ``می‌شود``, as in the training data) reach the model as one word,
+        exactly as at training time; each word is then mapped back to its span in the original text.
+        """
+        if self.normalizer is None:
+            words, ranges = segment(text)
+            return words, [w.text for w in words], ranges
+        nt = self.normalizer.normalize(text)
+        norm_words, ranges = segment(nt.text)
+        if nt.text == text:  # nothing changed: the words are already the original's
+            return norm_words, [w.text for w in norm_words], ranges
+        spans = nt.spans_to_original([(w.start, w.end) for w in norm_words])
+        words = [Word(text[a:b], a, b) for a, b in spans]
+        return words, [w.text for w in norm_words], ranges
+
+    def predict_words(
+        self, sentences: Sequence[Sequence[str]], batch_size: int = 32, *, return_scores: bool = False
+    ) -> Any:
+        """One tag per given word of each pre-tokenised sentence (words are normalised like at training).
+
+        Returns ``list[list[str]]``, or ``(tags, scores)`` with ``return_scores=True``.
+        """
+        seqs = [[self._norm(w) for w in sent] for sent in sentences]
+        results = self._run(seqs, batch_size)
+        tags = [r[0] for r in results]
+        if return_scores:
+            return tags, [r[1] for r in results]
+        return tags
+
+    # ------------------------------------------------------------------ internals
+
+    def _run(self, sentences: list[list[str]], batch_size: int) -> list[tuple[list[str], list[float]]]:
+        """Tags and scores for every (normalised) word sequence; all windows are batched together."""
+        import numpy as np
+
+        from parsner.data.align import encode_words
+        from parsner.inference.decoding import decode_words
+
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        enc = encode_words(sentences, self.tokenizer, max_length=self.max_length, stride=self.stride)
+        windows = enc.windows
+        # Longest first: similar lengths share a batch, so dynamic padding wastes little.
+        order = sorted(range(len(windows)), key=lambda k: len(windows[k].input_ids), reverse=True)
+        preds: list[Any] = [None] * len(windows)
+        pad = self.tokenizer.pad_token_id or 0
+        b0 = 0
+        while b0 < len(order):
+            width = len(windows[order[b0]].input_ids)  # the widest: windows are sorted longest first
+            n = batch_size
+            if self.max_batch_tokens:
+                n = max(1, min(n, self.max_batch_tokens // width))
+            batch = order[b0 : b0 + n]
+            b0 += n
+            ids = np.full((len(batch), width), pad, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for r, k in enumerate(batch):
+                row = windows[k].input_ids
+                ids[r, : len(row)] = row
+                mask[r, : len(row)] = 1
+            logits = self.runner(ids, mask)
+            for r, k in enumerate(batch):
+                preds[k] = logits[r]
+        decoded = decode_words(windows, preds, enc.word_counts, self.id2label, constrained=self.constrained)
+        return [(to_iob2(d.tags or []), d.scores) for d in decoded]
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def segment(text: str) -> tuple[list[Word], list[tuple[int, int]]]:
+    """Words of ``text`` (offsets into it) and the [start, end) word ranges of its sentences (one pass)."""
+    from parsner.data.wordtok import sentence_words
+
+    words: list[Word] = []
+    ranges: list[tuple[int, int]] = []
+    for sent in sentence_words(text):
+        ranges.append((len(words), len(words) + len(sent)))
+        words.extend(sent)
+    return words, ranges
+
+
+def _identity(word: str) -> str:
+    return word
+
+
+def _as_label_map(spec: Mapping[str, str] | str | os.PathLike[str] | None) -> Mapping[str, str] | None:
+    if spec is None or isinstance(spec, Mapping):
+        return spec
+    return load_label_map(spec)
+
+
+def quantize_dynamic_int8(model: Any) -> Any:
+    """Dynamic int8 quantisation of every ``nn.Linear`` (weights int8, activations quantised on the fly)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in favour of torchao (not a dependency); it still works here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(model.to("cpu"), {torch.nn.Linear}, dtype=torch.qint8)

@@ -1,0 +1,485 @@
+"""Knowledge distillation of a fine-tuned tagger into a smaller student: ``distill(cfg) -> DistillResult``.
+
+* **Per-word targets.** The teacher tags every word once (eval mode, its own tokenizer, windows and
+  normaliser); its logits at each word's first sub-token are kept. The student, whatever its tokenizer, is
+  trained on the same words: ``alpha * T² * KL(teacher_T || student_T) + (1 - alpha) * CE(gold)`` per word
+  (``T`` = ``temperature``), where words without gold tags (``--unlabelled`` text) have the KL term only.
+  Because targets are per word, the student's tokenizer need not be the teacher's.
+* **Students**: ``tiny[:L]`` (WordPiece vocabulary from the training words), ``parsbert-standin[:L]``, a hub
+  id or local base, or ``teacher:K`` (the teacher's tokenizer, embeddings and first ``K`` layers; ``teacher``
+  alone: all of them).
+* **Labels and normaliser** are the teacher's; the dataset's labels must be among them.
+* **Output** is an ordinary run directory (the files of ``parsner train``), so ``Tagger``, ``pipeline``,
+  ``parsner eval``/``predict``/``export`` load it; validation strict F1 selects the checkpoint, as in training.
+  Run directory handling, resume and signals are those of :mod:`parsner.training.train`
+  (via :mod:`parsner.training.pretrain`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from parsner.data.pretext import OverlapMode, TextFormat
+from parsner.errors import ConfigError
+from parsner.training.config import JobRuntime, LrScheduler, SelectionMetric, TinySizes, option
+
+
+@dataclass
+class DistillConfig(JobRuntime, TinySizes):
+    """Everything that defines a distillation run (YAML keys of ``training/distill-*.yaml``)."""
+
+    teacher: str | None = option(None, help="the teacher: a trained run directory (or any token classifier)")
+    student: str = option("tiny:2", help="'tiny[:L]', 'parsbert-standin[:L]', a hub id, a local base, or "
+                                         "'teacher[:K]' (the teacher's first K layers)")
+    data: str | None = option(None, help="dataset from `parsner data build` (train: gold and teacher; validation)")
+    unlabelled: list[str] = option(default_factory=list, help="text the student learns from the teacher alone")
+    text_format: TextFormat = option("auto", help="how to read each --unlabelled input")
+    test_overlap: OverlapMode = option("refuse", help="unlabelled text holding a test sentence of the dataset: "
+                                                      "refuse, report or drop it")
+    overlap_min_words: int = option(6, help="words a test sentence needs to count as found in the text", gt=0)
+    out: str | None = option(None, help="output directory (default: models/<run_name>)")
+    run_name: str | None = option(None, help="default: the config file's stem, else 'distilled'")
+    seed: int = option(42, help="seed of everything random in the run", ge=0, lt=2**32)
+    epochs: float = option(3.0, help="training epochs (fractions allowed)", gt=0)
+    max_train_samples: int | None = option(None, help="use the first N gold sentences", gt=0)
+    max_unlabelled_samples: int | None = option(None, help="use the first N unlabelled sentences", gt=0)
+    max_eval_samples: int | None = option(None, help="validate on the first N sentences", gt=0)
+    validation_fraction: float = option(0.0, help="carve a validation split off train when the dataset has none",
+                                        ge=0, lt=1)
+    temperature: float = option(2.0, help="softmax temperature of both models in the distillation term", gt=0)
+    alpha: float = option(0.7, help="weight of the distillation term (1 - alpha: gold cross-entropy)", ge=0, le=1)
+    learning_rate: float = option(5e-5, help="peak learning rate of AdamW", gt=0)
+    batch_size: int = option(16, help="windows per step", gt=0)
+    teacher_batch_size: int = option(64, help="windows per teacher forward pass", gt=0)
+    warmup_ratio: float = option(0.06, help="share of the steps with a rising learning rate", ge=0, lt=1)
+    weight_decay: float = option(0.01, help="AdamW weight decay (not on biases and LayerNorm)", ge=0)
+    max_grad_norm: float = option(1.0, help="gradient clipping norm (0: off)", ge=0)
+    lr_scheduler: LrScheduler = option("linear", help="learning-rate schedule after warm-up")
+    max_length: int | None = option(None, help="sub-words per window (default: the teacher's)", gt=0)
+    stride: int | None = option(None, help="sub-words of overlap between windows (default: the teacher's)", ge=0)
+    constrained_decoding: bool = option(True, help="validation tags = most probable VALID sequence")
+    selection_metric: SelectionMetric = option("f1_strict", help="validation score that picks the best checkpoint")
+    early_stopping_patience: int = option(3, help="validations without improvement before stopping; 0: off", ge=0)
+
+    def check(self, source: str) -> None:
+        """What every distillation needs (each field's own rules: :func:`parsner.training.config.check`)."""
+        if not self.teacher:
+            raise ConfigError("no teacher: give --teacher RUN (a trained run directory)")
+        if not self.data:
+            raise ConfigError("no dataset: give --data DIR (built by `parsner data build`)")
+
+    @property
+    def name(self) -> str:
+        return self.run_name or "distilled"
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("models") / self.name
+
+
+@dataclass
+class DistillResult:
+    out_dir: Path
+    metrics: dict[str, Any]
+    steps: int
+    train_seconds: float
+    resumed_from: str | None = None
+
+
+def load_distill_config(path: str | None, overrides: dict[str, Any] | None = None,
+                        sets: list[str] | None = None) -> DistillConfig:
+    """Defaults <- YAML file <- command-line options <- ``--set`` items, every key checked (parsner.training.config)."""
+    from parsner.training import config as config_rules
+
+    return config_rules.load(DistillConfig, path, overrides, sets)
+
+
+# ----------------------------------------------------------------------------------------- loss
+
+
+def distillation_loss(student_logits: Any, teacher_logits: Any, gold: Any, temperature: float,
+                      alpha: float) -> tuple[Any, Any, Any]:
+    """``(loss, kl, ce)`` over words: rows of ``(words, labels)`` logits; ``gold`` -100 where there is none.
+
+    ``kl`` is ``T² * KL(softmax(teacher/T) || softmax(student/T))`` averaged over words (zero when the
+    student's logits equal the teacher's); ``ce`` the gold cross-entropy over the words that have gold tags.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    t = float(temperature)
+    s_log = F.log_softmax(student_logits.float() / t, dim=-1)
+    t_log = F.log_softmax(teacher_logits.float() / t, dim=-1)
+    kl = F.kl_div(s_log, t_log, log_target=True, reduction="sum") / max(1, student_logits.shape[0]) * t * t
+    has = gold != -100
+    ce = torch.zeros((), device=kl.device)
+    if bool(has.any()):
+        ce = F.cross_entropy(student_logits[has].float(), gold[has])
+    return alpha * kl + (1 - alpha) * ce, kl, ce
+
+
+class WordTargets:
+    """Teacher logits and gold ids for every training word, indexed by a global word number."""
+
+    def __init__(self, teacher_logits: Any, gold: Any, temperature: float, alpha: float) -> None:
+        import torch
+
+        self.teacher = torch.as_tensor(teacher_logits, dtype=torch.float32)
+        self.gold = torch.as_tensor(gold, dtype=torch.long)
+        self.temperature, self.alpha = temperature, alpha
+
+    def loss(self, model: Any, inputs: dict[str, Any]) -> tuple[Any, Any]:
+        if "word_index" not in inputs:  # evaluation: the gold cross-entropy and logits for the metrics
+            out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                        labels=inputs["labels"])
+            return out.loss, {"loss": out.loss, "logits": out.logits}
+        widx = inputs["word_index"]
+        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+        sel = widx != -100
+        words = widx[sel].cpu()
+        loss, _, _ = distillation_loss(logits[sel], self.teacher[words].to(logits.device),
+                                       self.gold[words].to(logits.device), self.temperature, self.alpha)
+        return loss, {"loss": loss}
+
+
+class PadAnyCollator:
+    """Dynamic padding of ``input_ids`` (pad id) and of ``labels``/``word_index`` (-100)."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        n, width = len(features), max(len(f["input_ids"]) for f in features)
+        batch = {"input_ids": torch.full((n, width), self.pad_id, dtype=torch.long),
+                 "attention_mask": torch.zeros((n, width), dtype=torch.long)}
+        for key in ("labels", "word_index"):
+            if key in features[0]:
+                batch[key] = torch.full((n, width), -100, dtype=torch.long)
+        for i, f in enumerate(features):
+            k = len(f["input_ids"])
+            batch["input_ids"][i, :k] = torch.as_tensor(f["input_ids"])
+            batch["attention_mask"][i, :k] = 1
+            for key in ("labels", "word_index"):
+                if key in batch:
+                    batch[key][i, :k] = torch.as_tensor(f[key])
+        return batch
+
+
+# ----------------------------------------------------------------------------------------- teacher
+
+
+def _log(msg: str) -> None:
+    import sys
+
+    print(f"parsner distill: {msg}", file=sys.stderr, flush=True)
+
+
+def teacher_word_logits(model: Any, tokenizer: Any, sentences: list[list[str]], *, max_length: int, stride: int,
+                        batch_size: int = 64) -> Any:
+    """``(total words, labels)`` float32 logits: each word's first sub-token in the window that labels it."""
+    import numpy as np
+    import torch
+
+    from parsner.data import align
+
+    enc = align.encode_words(sentences, tokenizer, None, max_length=max_length, stride=stride)
+    starts = np.concatenate([[0], np.cumsum(enc.word_counts)]).astype(np.int64)
+    out = np.zeros((int(starts[-1]), model.config.num_labels), dtype=np.float32)
+    order = sorted(range(len(enc.windows)), key=lambda k: len(enc.windows[k].input_ids))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        for b in range(0, len(order), batch_size):
+            wins = [enc.windows[k] for k in order[b : b + batch_size]]
+            width = max(len(w.input_ids) for w in wins)
+            ids = torch.full((len(wins), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, w in enumerate(wins):
+                ids[i, : len(w.input_ids)] = torch.as_tensor(w.input_ids)
+                mask[i, : len(w.input_ids)] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu().numpy()
+            for i, w in enumerate(wins):
+                rows = starts[w.sentence] + np.asarray(w.labelled_words, dtype=np.int64)
+                out[rows] = logits[i, w.label_positions]
+    return out
+
+
+def _teacher_labels(model: Any, teacher: str) -> list[str]:
+    from parsner.inference.modeling import model_label_names
+
+    names = model_label_names(model.config)
+    if not names:
+        raise ConfigError(f"teacher {teacher!r} has no named IOB2 token-classification head")
+    if names != [model.config.id2label[i] for i in range(len(names))]:
+        raise ConfigError(f"teacher {teacher!r}: its labels are not in parsner's canonical IOB2 form; "
+                          "distil a parsner run directory")
+    return list(names)
+
+
+# ----------------------------------------------------------------------------------------- student
+
+
+def build_student(cfg: DistillConfig, teacher: Any, teacher_tok: Any, labels: list[str],
+                  words: list[list[str]]) -> tuple[Any, Any, str]:
+    """(student model, tokenizer, description) for ``cfg.student``."""
+    import torch
+
+    from parsner.inference import modeling
+
+    torch.manual_seed(cfg.seed)
+    spec_text = cfg.student.strip()
+    if spec_text == "teacher" or spec_text.startswith("teacher:"):
+        n_layers = teacher.config.num_hidden_layers
+        raw = spec_text.partition(":")[2] or str(n_layers)
+        if not raw.isdigit() or not 1 <= int(raw) <= n_layers:
+            raise ConfigError(f"student {spec_text!r}: after 'teacher:' comes 1..{n_layers} (the teacher's layers)")
+        student = copy.deepcopy(teacher)
+        encoder = getattr(getattr(student, student.base_model_prefix), "encoder", None)
+        if encoder is None or not hasattr(encoder, "layer"):
+            raise ConfigError(f"student {spec_text!r}: the teacher's architecture has no encoder.layer list")
+        encoder.layer = encoder.layer[: int(raw)]
+        student.config.num_hidden_layers = int(raw)
+        return student, teacher_tok, f"the teacher's first {raw} of {n_layers} layers"
+    spec = modeling.parse_spec(spec_text)
+    tiny = {"layers": cfg.tiny_layers, "hidden": cfg.tiny_hidden, "heads": cfg.tiny_heads,
+            "intermediate": cfg.tiny_intermediate, "vocab_size": cfg.tiny_vocab_size}
+    tok = modeling.load_tokenizer(spec, train_words=words, tiny_options=tiny)
+    model = modeling.load_model(spec, labels, tok, tiny_options=tiny, reinit_classifier=True)
+    return model, tok, spec.stand_in or spec_text
+
+
+def _sha_of_model(path: str) -> str | None:
+    p = Path(path)
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (p / name).is_file():
+            h = hashlib.sha256()
+            with (p / name).open("rb") as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    h.update(block)
+            return h.hexdigest()
+    return None
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class DistillData:
+    words: list[list[str]]  # normalised training words: labelled sentences first, then unlabelled ones
+    gold: list[int]  # per word: the teacher's label id, or -100
+    labelled: int  # how many of ``words`` have gold tags
+    valid_words: list[list[str]]
+    valid_gold: list[list[str]]
+    valid_ids: list[list[int]]
+    sources: list[dict[str, Any]]
+    guard: dict[str, Any]
+    fingerprint: dict[str, Any]
+
+
+def load_data(cfg: DistillConfig, labels: list[str], normalize: Any) -> DistillData:
+    from parsner.data.pretext import TextCorpus, apply_guard, guard_sentences, read_texts
+    from parsner.training.checkpoints import data_fingerprint
+    from parsner.training.train import load_splits
+
+    train_ds, valid_ds, names, _ = load_splits(cfg)  # type: ignore[arg-type]
+    unknown = sorted(set(names) - set(labels))
+    if unknown:
+        raise ConfigError(f"the dataset {cfg.data} has labels the teacher does not know: {', '.join(unknown)} "
+                          f"(the teacher's: {', '.join(labels)})")
+    remap = [labels.index(n) for n in names]
+    norm = normalize or (lambda w: w)
+    words = [[norm(t) for t in s] for s in train_ds["tokens"]]
+    gold = [remap[t] for s in train_ds["ner_tags"] for t in s]
+    corpus, report = TextCorpus(), {"mode": cfg.test_overlap, "overlapping_sentences": 0, "guards": []}
+    if cfg.unlabelled:
+        corpus = read_texts(cfg.unlabelled, normalize, cfg.text_format)
+        tests = guard_sentences([cfg.data], normalize)
+        report = {**apply_guard(corpus, tests, cfg.test_overlap, cfg.overlap_min_words), "guards": [cfg.data]}
+        if cfg.max_unlabelled_samples:
+            corpus.sentences = corpus.sentences[: cfg.max_unlabelled_samples]
+    valid_words = [[norm(t) for t in s] for s in valid_ds["tokens"]]
+    fp = data_fingerprint(cfg, train_ds, valid_ds, names)  # type: ignore[arg-type]
+    fp["unlabelled"] = corpus.fingerprint()
+    return DistillData(
+        words=words + corpus.sentences, gold=gold + [-100] * sum(len(s) for s in corpus.sentences),
+        labelled=len(words), valid_words=valid_words,
+        valid_gold=[[names[t] for t in s] for s in valid_ds["ner_tags"]],
+        valid_ids=[[remap[t] for t in s] for s in valid_ds["ner_tags"]], sources=corpus.sources, guard=report,
+        fingerprint=fp,
+    )
+
+
+# ----------------------------------------------------------------------------------------- run
+
+
+def distill(cfg: DistillConfig, *, resume: bool = False, overwrite: bool = False) -> DistillResult:
+    """Distil ``cfg.teacher`` into ``cfg.student``; the run directory is locked for the whole run."""
+    from parsner.runlock import RunLock
+    from parsner.training.pretrain import check_outputs
+
+    teacher_dir = cfg.teacher if cfg.teacher and Path(cfg.teacher).exists() else None
+    check_outputs(cfg.out_dir, [cfg.data, *cfg.unlabelled, teacher_dir], resume=resume, overwrite=overwrite,
+                  kind="run")
+    with RunLock(cfg.out_dir, what="a distillation run"):
+        return _distill(cfg, resume=resume, overwrite=overwrite)
+
+
+def _distill(cfg: DistillConfig, *, resume: bool, overwrite: bool) -> DistillResult:
+    import torch
+
+    from parsner.inference import modeling
+    from parsner.training.pretrain import prepare_work, run_dirs, run_trainer, stable_config_text
+    from parsner.training.train import _step_of
+
+    t0 = time.time()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    final, work = run_dirs(cfg.out_dir)
+    teacher, t_tok, t_norm, t_meta = modeling.load_for_inference(str(cfg.teacher))  # on the GPU if any
+    labels = _teacher_labels(teacher, str(cfg.teacher))
+    data = load_data(cfg, labels, t_norm.normalize_token if t_norm is not None else None)
+    fingerprint = {**data.fingerprint, "teacher_weights": _sha_of_model(str(cfg.teacher))}
+    resume_from = prepare_work(work, stable_config_text(cfg), fingerprint, resume=resume,
+                               overwrite=overwrite)
+    _log(f"teacher {cfg.teacher}: tagging {len(data.words)} training sentences ({data.labelled} with gold tags)")
+    t_logits = teacher_word_logits(teacher, t_tok, data.words, max_length=int(t_meta["max_length"]),
+                                   stride=int(t_meta["stride"]), batch_size=cfg.teacher_batch_size)
+    student, s_tok, desc = build_student(cfg, teacher, t_tok, labels, data.words)
+    if resume_from:
+        from parsner.training.checkpoints import check_checkpoint_tokenizer
+
+        check_checkpoint_tokenizer(resume_from, s_tok)
+    max_length = min(cfg.max_length or int(t_meta["max_length"]), int(s_tok.model_max_length))
+    stride = cfg.stride if cfg.stride is not None else min(int(t_meta["stride"]), max_length // 4)
+    targets = WordTargets(t_logits, data.gold, cfg.temperature, cfg.alpha)
+    trainer, stopper = _make_trainer(cfg, student, s_tok, labels, data, targets, max_length, stride, work)
+    output = run_trainer(trainer, stopper, resume_from, work)
+    metrics = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()}
+    meta = {
+        "max_length": max_length, "stride": stride, "constrained_decoding": cfg.constrained_decoding,
+        "label_scheme": "IOB2", "labels": labels, "label_all_subtokens": False, "first_subtoken_prediction": True,
+        "normalizer": t_meta.get("normalizer", "none" if t_norm is None else "parsbert"), "base_model": cfg.student,
+        "stand_in": "stand-in" in desc, "stand_in_description": desc if "stand-in" in desc else None,
+        "selection_metric": cfg.selection_metric,
+        "distilled_from": str(cfg.teacher), "student": desc, "temperature": cfg.temperature, "alpha": cfg.alpha,
+    }
+    info = {"split": "validation", "dataset": str(cfg.data), "selection_metric": cfg.selection_metric,
+            "metrics": metrics, "train_runtime_s": float(output.metrics.get("train_runtime", 0.0)),
+            "epochs_trained": trainer.state.epoch, "global_step": trainer.state.global_step,
+            "best_checkpoint_step": _step_of(trainer.state.best_model_checkpoint), "unlabelled": data.sources,
+            "test_guard": data.guard, "labelled_sentences": data.labelled,
+            "unlabelled_sentences": len(data.words) - data.labelled}
+    _write_run(cfg, trainer.model, s_tok, t_norm, meta, info, final, work, overwrite)
+    _log(f"done in {time.time() - t0:.0f}s: {final} (validation f1_strict={metrics.get('f1_strict', 0):.4f})")
+    return DistillResult(final, metrics, int(trainer.state.global_step), info["train_runtime_s"], resume_from)
+
+
+def _make_trainer(cfg: DistillConfig, student: Any, tok: Any, labels: list[str], data: DistillData,
+                  targets: WordTargets, max_length: int, stride: int, work: Path) -> tuple[Any, Any]:
+    import numpy as np
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback
+
+    from parsner.data import align
+    from parsner.evaluation import metrics
+    from parsner.training.batching import LengthBucketSampler
+    from parsner.training.callbacks import SignalStopper, make_callbacks
+    from parsner.training.pretrain import trainer_class, training_args
+
+    starts = np.concatenate([[0], np.cumsum([len(s) for s in data.words])]).tolist()
+    index = [list(range(starts[i], starts[i] + len(s))) for i, s in enumerate(data.words)]
+    enc = align.encode_words(data.words, tok, index, max_length=max_length, stride=stride)
+    enc_valid = align.encode_words(data.valid_words, tok, data.valid_ids, max_length=max_length, stride=stride)
+    order = sorted(range(len(enc_valid.windows)), key=lambda k: len(enc_valid.windows[k].input_ids))
+    eval_windows = [enc_valid.windows[k] for k in order]
+    train_data = Dataset.from_dict({"input_ids": [w.input_ids for w in enc.windows],
+                                    "word_index": [w.labels for w in enc.windows]})
+    eval_data = Dataset.from_dict({"input_ids": [w.input_ids for w in eval_windows],
+                                   "labels": [w.labels for w in eval_windows]})
+    lengths = [len(w.input_ids) for w in enc.windows]
+
+    def compute_metrics(pred: Any) -> dict[str, float]:
+        decoded = align.decode_words(eval_windows, list(pred.predictions), enc_valid.word_counts, labels,
+                                     constrained=cfg.constrained_decoding)
+        sc = metrics.score(data.valid_gold, [[labels[i] for i in d.label_ids] for d in decoded])
+        out = {f"{k}_{m}": float(sc[m][k]) for m in ("strict", "default") for k in ("precision", "recall", "f1")}
+        return {**out, "token_accuracy": float(sc["token_accuracy"])}
+
+    def keep_log_probs(logits: Any, _labels: Any) -> Any:
+        import torch
+
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    args = training_args(cfg, work, len(enc.windows), evaluate_each_epoch=True, load_best_model_at_end=True,
+                         metric_for_best_model=cfg.selection_metric, greater_is_better=True)
+    stopper = SignalStopper()
+    callbacks = make_callbacks(stopper, work / "train_log.jsonl")
+    if cfg.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    cls = trainer_class(lambda: LengthBucketSampler(lengths, cfg.batch_size, cfg.seed), targets.loss)
+    trainer = cls(model=student, args=args, train_dataset=train_data, eval_dataset=eval_data,
+                  processing_class=tok, data_collator=PadAnyCollator(tok.pad_token_id or 0),
+                  compute_metrics=compute_metrics, preprocess_logits_for_metrics=keep_log_probs, callbacks=callbacks)
+    return trainer, stopper
+
+
+def _write_run(cfg: DistillConfig, model: Any, tok: Any, normalizer: Any, meta: dict[str, Any],
+               info: dict[str, Any], final: Path, work: Path, overwrite: bool) -> None:
+    from parsner import __version__
+    from parsner.atomic import atomic_dir
+    from parsner.training import config as config_rules
+    from parsner.training.train import check_finite_weights
+
+    check_finite_weights(model, cfg, work, work / "checkpoints")  # type: ignore[arg-type]
+    meta = {"parsner_version": __version__, **meta}
+    with atomic_dir(final, overwrite=overwrite, kind="run") as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        if normalizer is not None:
+            normalizer.save(tmp)
+        (tmp / "parsner.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", "utf-8")
+        (tmp / "run_config.yaml").write_text(config_rules.dump_yaml(cfg), encoding="utf-8")
+        (tmp / "metrics.json").write_text(json.dumps(info, ensure_ascii=False, indent=2, default=str) + "\n", "utf-8")
+        log = work / "train_log.jsonl"
+        (tmp / "train_log.jsonl").write_text(log.read_text("utf-8") if log.is_file() else "", "utf-8")
+        (tmp / "README.md").write_text(render_card(cfg, meta, info), encoding="utf-8")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def render_card(cfg: DistillConfig, meta: dict[str, Any], info: dict[str, Any]) -> str:
+    m = info["metrics"]
+    types = sorted({lab[2:] for lab in meta["labels"] if lab != "O"})
+    lines = [
+        "---", "language: [fa]", "library_name: transformers", "pipeline_tag: token-classification",
+        "tags: [token-classification, ner, persian, parsner, distillation]", "---", "",
+        f"# {cfg.name}: a distilled Persian NER tagger (ParsNER)", "",
+        f"Student `{meta['student']}` trained to reproduce the per-word tag distributions of the teacher "
+        f"`{meta['distilled_from']}` (KL at temperature {cfg.temperature:g}, weight {cfg.alpha:g}; gold tags "
+        f"weight {1 - cfg.alpha:g}) on `{cfg.data}` ({info['labelled_sentences']} labelled sentences) and "
+        f"{info['unlabelled_sentences']} unlabelled sentences. Entity types: {', '.join(types)} (IOB2). "
+        "The teacher's labels and normaliser (`normalizer.json`) carry over.", "",
+    ]
+    if meta.get("stand_in_description"):
+        lines += [f"> **{meta['stand_in_description']}.**", ""]
+    lines += [
+        "## Usage", "", "```python", "from parsner import Tagger", "",
+        f'tagger = Tagger.from_pretrained("{cfg.out_dir}")', 'print(tagger("حمید رحمانی دیروز به تهران رفت."))',
+        "```", "", "## Results (validation split of this run)", "", "| seqeval mode | precision | recall | F1 |",
+        "|---|---|---|---|",
+    ]
+    for mode in ("strict", "default"):
+        vals = [m.get(f"{k}_{mode}") for k in ("precision", "recall", "f1")]
+        lines.append(f"| {mode} | " + " | ".join("-" if v is None else f"{100 * v:.2f}" for v in vals) + " |")
+    lines += ["", f"{info['global_step']} optimiser steps ({info['epochs_trained']} epochs) in "
+              f"{info['train_runtime_s']:.0f} s, batch {cfg.batch_size}, learning rate {cfg.learning_rate:g}, "
+              f"seed {cfg.seed}. These are validation scores; run `parsner eval` for the test split."]
+    return "\n".join(lines) + "\n"
