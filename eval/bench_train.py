@@ -87,8 +87,9 @@ def evaluate_words(model: Any, tokenizer: Any, words: list[list[str]], gold: lis
     """Word-level seqeval scores (the same code for both sides)."""
     import torch
 
-    from parsner.data.align import decode_words, encode_words
+    from parsner.data.align import encode_words
     from parsner.evaluation.metrics import score
+    from parsner.inference.decoding import decode_words
 
     model.eval()
     enc = encode_words(words, tokenizer, max_length=max_length, stride=stride)

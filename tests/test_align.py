@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsner.data.align import IGNORE_INDEX, decode_words, encode_words
+from parsner.data.align import IGNORE_INDEX, encode_words
 from parsner.errors import ConfigError
+from parsner.inference.decoding import decode_words
 
 ZWNJ = "\u200c"
 LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
@@ -210,7 +211,6 @@ def _one_window(n_words: int):
 def test_constrained_decoding_never_predicts_orphan_i_tags() -> None:
     import numpy as np
 
-    from parsner.data.align import decode_words
     from parsner.labels import first_invalid_transition
 
     names = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
@@ -236,7 +236,6 @@ def test_constrained_decoding_never_predicts_orphan_i_tags() -> None:
 def test_constrained_decoding_keeps_a_valid_argmax_sequence() -> None:
     import numpy as np
 
-    from parsner.data.align import decode_words
 
     names = ["O", "B-ORG", "I-ORG"]
     rng = np.random.default_rng(0)

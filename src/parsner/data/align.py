@@ -416,10 +416,4 @@ def encode_words(
     return result
 
 
-# Decoding lives in parsner.inference.decoding; these names stay importable from here.
-from parsner.inference.decoding import WordPredictions, decode_word_predictions, decode_words, viterbi_iob2  # noqa: E402
-
-__all__ = [
-    "IGNORE_INDEX", "Encoding", "Window", "WordPredictions", "b_to_i_map", "decode_word_predictions", "decode_words",
-    "encode_words", "viterbi_iob2",
-]
+__all__ = ["IGNORE_INDEX", "Encoding", "Window", "b_to_i_map", "encode_words"]

@@ -391,6 +391,7 @@ def _make_trainer(cfg: DistillConfig, student: Any, tok: Any, labels: list[str],
 
     from parsner.data import align
     from parsner.evaluation import metrics
+    from parsner.inference.decoding import decode_words
     from parsner.training.batching import LengthBucketSampler
     from parsner.training.callbacks import SignalStopper, make_callbacks
     from parsner.training.pretrain import trainer_class, training_args
@@ -408,7 +409,7 @@ def _make_trainer(cfg: DistillConfig, student: Any, tok: Any, labels: list[str],
     lengths = [len(w.input_ids) for w in enc.windows]
 
     def compute_metrics(pred: Any) -> dict[str, float]:
-        decoded = align.decode_words(eval_windows, list(pred.predictions), enc_valid.word_counts, labels,
+        decoded = decode_words(eval_windows, list(pred.predictions), enc_valid.word_counts, labels,
                                      constrained=cfg.constrained_decoding)
         sc = metrics.score(data.valid_gold, [[labels[i] for i in d.label_ids] for d in decoded])
         out = {f"{k}_{m}": float(sc[m][k]) for m in ("strict", "default") for k in ("precision", "recall", "f1")}
