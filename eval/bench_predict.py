@@ -247,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def onnx_taggers(model_dir: str, tmp: Path, threads: int) -> dict[str, Any]:
     """The model exported to ONNX (fp32 and int8), each in a Tagger with ``threads`` intra-op threads."""
-    from parsner.inference.backends import load_onnx_for_inference
     from parsner.inference.export import export_onnx
+    from parsner.inference.modeling import load_onnx_for_inference
     from parsner.inference.tagger import Tagger
 
     out: dict[str, Any] = {}

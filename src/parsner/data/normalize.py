@@ -37,6 +37,7 @@ import dataclasses
 import functools
 import json
 import re
+import sys
 import unicodedata
 from array import array
 from collections.abc import Callable
@@ -585,3 +586,63 @@ def _space_run(m: re.Match[str]) -> str | None:
     s = m.group()
     rep = "\n" if any(ch in _LINE_BREAKS for ch in s) else " "
     return None if s == rep else rep
+
+
+# ----------------------------------------------------------------------------------------- a model's normaliser
+
+#: Preprocessing for hub models that ship no normalizer.json, by id: the ParsBERT families, whose
+#: authors normalise with hazm's maps before the tokenizer. Any other model gets none unless asked.
+HUB_NORMALIZER_DEFAULTS: tuple[tuple[str, str], ...] = (
+    (r"^HooshvareLab/bert-fa-zwnj-", "parsbert-zwnj"),
+    (r"^HooshvareLab/(bert-base-parsbert-|bert-fa-base-uncased|bert-fa-large-)", "parsbert"),
+)
+NORMALIZER_CHOICES = ("auto", "parsbert", "parsbert-zwnj", "none")
+
+
+def default_normalizer(model: str) -> str | None:
+    """The preset used for ``model`` when it has no normalizer.json (None: no normalisation)."""
+    for pattern, preset in HUB_NORMALIZER_DEFAULTS:
+        if re.match(pattern, model, re.IGNORECASE):
+            return preset
+    return None
+
+
+def _warn(message: str) -> None:
+    print(f"parsner: warning: {message}", file=sys.stderr)
+
+
+def choose_normalizer(
+    choice: str, *, saved: Path | None, named: Any = None, model: str
+) -> tuple[PersianNormalizer | None, str]:
+    """``(PersianNormalizer or None, description)``: the one place where a model's normaliser is chosen.
+
+    ``saved`` is the normalizer.json the model ships (None: none), ``named`` the preset its parsner.json names,
+    ``model`` its path or hub id. ``choice``: ``auto`` (the saved file; else the named preset; else the default for
+    the hub id, see :data:`HUB_NORMALIZER_DEFAULTS`; else none), a preset name, or the path of a normalizer.json.
+    Every case that is not the model's own file is said on stderr.
+    """
+    if choice == "auto":
+        if saved is not None:
+            return PersianNormalizer.load(saved), "normalizer.json saved with the model"
+        if isinstance(named, str) and named != "none":
+            _warn(f"{model}: parsner.json names the normaliser {named!r} but normalizer.json is missing; "
+                  f"using the {named!r} preset")
+            return PersianNormalizer(NormalizerConfig.preset(named)), f"{named} (preset; normalizer.json missing)"
+        if named == "none":
+            return None, "none (as trained)"
+        preset = default_normalizer(model)
+        if preset is not None:
+            return PersianNormalizer(NormalizerConfig.preset(preset)), f"{preset} (default for this hub id)"
+        _warn(f"{model} has no normalizer.json: text goes to its tokenizer unnormalised "
+              "(pass --normalizer parsbert for a ParsBERT model)")
+        return None, "none (the model has no normalizer.json)"
+    if choice in NORMALIZER_CHOICES:
+        if saved is not None:
+            _warn(f"--normalizer {choice} replaces the normalizer.json saved with {model}")
+        if choice == "none":
+            return None, "none (--normalizer none)"
+        return PersianNormalizer(NormalizerConfig.preset(choice)), f"{choice} (--normalizer)"
+    path = Path(choice)
+    if not path.exists():
+        raise ConfigError(f"--normalizer {choice!r}: not one of {', '.join(NORMALIZER_CHOICES)} nor a normalizer.json")
+    return PersianNormalizer.load(path), f"{path} (--normalizer)"

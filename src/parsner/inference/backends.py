@@ -11,12 +11,12 @@ so both backends give the same words, windows and spans.
   CPU; torch is not imported on this path.
 
 A directory holding ``model.onnx`` loads with ONNX Runtime; one holding ``model.safetensors`` with torch
-(:func:`resolve_backend`). ``pip install parsner[onnx]`` installs onnxruntime.
+(:func:`resolve_backend`); the loading itself is :mod:`parsner.inference.modeling`'s.
+``pip install parsner[onnx]`` installs onnxruntime.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -124,33 +124,3 @@ def resolve_backend(path_or_id: str | os.PathLike[str], backend: str | None) -> 
         return "onnx" if has_onnx else "torch"
     return backend
 
-
-def load_onnx_for_inference(
-    path: str | os.PathLike[str], threads: int | None = None, *, normalizer: str = "auto"
-) -> tuple[Any, Any, Any, dict]:
-    """``(runner, tokenizer, normalizer, parsner_meta)`` of an exported directory (``parsner export``).
-
-    ``normalizer`` is chosen as for torch models (:func:`parsner.inference.modeling.resolve_normalizer`).
-    """
-    from transformers import AutoConfig, AutoTokenizer
-
-    from parsner.inference.modeling import parse_spec, resolve_normalizer
-
-    path = Path(path)
-    try:
-        config = AutoConfig.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load the config/tokenizer of {path}: {exc}") from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise ModelLoadError(f"{path} has no fast tokenizer (tokenizer.json); word alignment needs one")
-    limit = getattr(config, "max_position_embeddings", None) or 512
-    if getattr(tokenizer, "model_max_length", 0) > limit:
-        tokenizer.model_max_length = limit
-    meta: dict[str, Any] = {}
-    if (path / "parsner.json").is_file():
-        meta = json.loads((path / "parsner.json").read_text(encoding="utf-8"))
-    meta.setdefault("max_length", min(int(tokenizer.model_max_length), 512))
-    meta.setdefault("stride", 128)
-    norm, meta["normalizer_used"] = resolve_normalizer(parse_spec(str(path)), normalizer, meta)
-    return OrtRunner(path / ONNX_FILE, config, threads=threads), tokenizer, norm, meta

@@ -1,4 +1,5 @@
-"""Load models and tokenizers offline-safely; build the honest stand-ins used when nothing can be downloaded.
+"""The one place a model is loaded, for training or inference: from a folder, a hub id, an ONNX export or a
+stand-in; offline-safe, with the honest stand-ins used when nothing can be downloaded.
 
 Model specs (``--model`` / ``model:`` in a run config):
 
@@ -39,28 +40,45 @@ Public API (other modules import these):
   the model in eval mode on ``device`` (default: CUDA if available, else CPU), its tokenizer, the
   ``PersianNormalizer`` saved with it (``None`` for a plain HF model without ``normalizer.json``) and the
   contents of ``parsner.json`` (defaults ``max_length``/``stride`` filled in for plain HF models).
+* ``load_onnx_for_inference(dir, threads=None, normalizer="auto") -> (runner, tokenizer, normalizer, meta)``:
+  a directory written by ``parsner export --onnx``, run by ONNX Runtime (:class:`parsner.inference.backends.OrtRunner`).
+* ``load_for_tagger(path_or_id, backend=, device=, normalizer=, quantize=)``: one of the two above, as the
+  :class:`~parsner.inference.tagger.Tagger` needs it (the one call on ``parsner predict``'s path).
+* ``resolve_normalizer(spec, choice, meta)``: reads the normalizer.json/parsner.json a model ships; the choice
+  itself is :func:`parsner.data.normalize.choose_normalizer`'s.
+* ``TINY_DEFAULTS``: the ``tiny`` stand-in's sizes (the training config's ``tiny_*`` defaults).
+
+Nothing here imports :mod:`parsner.training`: training imports this module, not the other way round.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# The normaliser is chosen by parsner.data.normalize; its hub-id defaults, which lived here, stay importable here.
+from parsner.data.normalize import (  # noqa: F401
+    HUB_NORMALIZER_DEFAULTS,
+    NORMALIZER_CHOICES,
+    choose_normalizer,
+    default_normalizer,
+)
 from parsner.errors import ConfigError, ModelLoadError
+from parsner.inference.backends import ONNX_FILE, OrtRunner, resolve_backend
 from parsner.paths import parsbert_v1_tokenizer_dir
-from parsner.runmeta import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE
 
-# Window defaults and the tiny stand-in's sizes have one home each (runmeta, config); used and re-exported here.
-from parsner.training.config import TINY_DEFAULTS
+# The window defaults have one home (runmeta); used and re-exported here.
+from parsner.runmeta import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE
 
 #: Written next to every stand-in (parsner.json, model card, logs).
 STAND_IN_WARNING = "stand-in, random init, scores are NOT ParsBERT's"
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+#: Sizes of the ``tiny`` stand-in, the one place they are written (the training config's defaults read them here).
+TINY_DEFAULTS: dict[str, int] = {"layers": 2, "hidden": 128, "heads": 2, "intermediate": 512, "vocab_size": 8000}
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -526,63 +544,14 @@ def _fetch_optional(spec: ModelSpec, filename: str) -> Path | None:
         return None
 
 
-#: Preprocessing for hub models that ship no normalizer.json, by id: the ParsBERT families, whose
-#: authors normalise with hazm's maps before the tokenizer. Any other model gets none unless asked.
-HUB_NORMALIZER_DEFAULTS: tuple[tuple[str, str], ...] = (
-    (r"^HooshvareLab/bert-fa-zwnj-", "parsbert-zwnj"),
-    (r"^HooshvareLab/(bert-base-parsbert-|bert-fa-base-uncased|bert-fa-large-)", "parsbert"),
-)
-NORMALIZER_CHOICES = ("auto", "parsbert", "parsbert-zwnj", "none")
-
-
-def default_normalizer(model: str) -> str | None:
-    """The preset used for ``model`` when it has no normalizer.json (None: no normalisation)."""
-    for pattern, preset in HUB_NORMALIZER_DEFAULTS:
-        if re.match(pattern, model, re.IGNORECASE):
-            return preset
-    return None
-
-
-def _warn(message: str) -> None:
-    print(f"parsner: warning: {message}", file=sys.stderr)
-
-
 def resolve_normalizer(spec: ModelSpec, choice: str = "auto", meta: dict[str, Any] | None = None) -> tuple[Any, str]:
     """``(PersianNormalizer or None, description)`` for inference with ``spec``.
 
-    ``choice``: ``auto`` (the model's normalizer.json; else the preset its parsner.json names; else the
-    default for its hub id, see :data:`HUB_NORMALIZER_DEFAULTS`; else none), a preset name, or the path of
-    a normalizer.json. Every case that is not the model's own file is said on stderr.
+    Reads what the model ships (its normalizer.json, the preset its parsner.json names) and leaves the choice to
+    :func:`parsner.data.normalize.choose_normalizer` (``choice``: ``auto``, a preset name, or a normalizer.json path).
     """
-    from parsner.data.normalize import NormalizerConfig, PersianNormalizer
-
     saved = _fetch_optional(spec, "normalizer.json")
-    named = (meta or {}).get("normalizer")
-    if choice == "auto":
-        if saved is not None:
-            return PersianNormalizer.load(saved), "normalizer.json saved with the model"
-        if isinstance(named, str) and named != "none":
-            _warn(f"{spec.name}: parsner.json names the normaliser {named!r} but normalizer.json is missing; "
-                  f"using the {named!r} preset")
-            return PersianNormalizer(NormalizerConfig.preset(named)), f"{named} (preset; normalizer.json missing)"
-        if named == "none":
-            return None, "none (as trained)"
-        preset = default_normalizer(spec.name)
-        if preset is not None:
-            return PersianNormalizer(NormalizerConfig.preset(preset)), f"{preset} (default for this hub id)"
-        _warn(f"{spec.name} has no normalizer.json: text goes to its tokenizer unnormalised "
-              "(pass --normalizer parsbert for a ParsBERT model)")
-        return None, "none (the model has no normalizer.json)"
-    if choice in NORMALIZER_CHOICES:
-        if saved is not None:
-            _warn(f"--normalizer {choice} replaces the normalizer.json saved with {spec.name}")
-        if choice == "none":
-            return None, "none (--normalizer none)"
-        return PersianNormalizer(NormalizerConfig.preset(choice)), f"{choice} (--normalizer)"
-    path = Path(choice)
-    if not path.exists():
-        raise ConfigError(f"--normalizer {choice!r}: not one of {', '.join(NORMALIZER_CHOICES)} nor a normalizer.json")
-    return PersianNormalizer.load(path), f"{path} (--normalizer)"
+    return choose_normalizer(choice, saved=saved, named=(meta or {}).get("normalizer"), model=spec.name)
 
 
 def load_for_inference(
@@ -617,6 +586,76 @@ def load_for_inference(
     model.to(device)
     model.eval()
     return model, tokenizer, norm, meta
+
+
+def load_onnx_for_inference(
+    path: str | os.PathLike[str], threads: int | None = None, *, normalizer: str = "auto"
+) -> tuple[Any, Any, Any, dict]:
+    """``(runner, tokenizer, normalizer, parsner_meta)`` of an exported directory (``parsner export``).
+
+    ``normalizer`` is chosen as for torch models (:func:`resolve_normalizer`). torch is not imported.
+    """
+    import json
+
+    from transformers import AutoConfig, AutoTokenizer
+
+    path = Path(path)
+    try:
+        config = AutoConfig.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load the config/tokenizer of {path}: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(f"{path} has no fast tokenizer (tokenizer.json); word alignment needs one")
+    limit = getattr(config, "max_position_embeddings", None) or 512
+    if getattr(tokenizer, "model_max_length", 0) > limit:
+        tokenizer.model_max_length = limit
+    meta: dict[str, Any] = {}
+    if (path / "parsner.json").is_file():
+        meta = json.loads((path / "parsner.json").read_text(encoding="utf-8"))
+    meta.setdefault("max_length", min(int(tokenizer.model_max_length), 512))
+    meta.setdefault("stride", 128)
+    norm, meta["normalizer_used"] = resolve_normalizer(parse_spec(str(path)), normalizer, meta)
+    return OrtRunner(path / ONNX_FILE, config, threads=threads), tokenizer, norm, meta
+
+
+def quantize_dynamic_int8(model: Any) -> Any:
+    """Dynamic int8 quantisation of every ``nn.Linear`` (weights int8, activations quantised on the fly)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in favour of torchao (not a dependency); it still works here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(model.to("cpu"), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def load_for_tagger(
+    path_or_id: str | os.PathLike[str], *, backend: str | None = None, device: str | None = None,
+    normalizer: str = "auto", quantize: bool = False,
+) -> tuple[Any, Any, Any, dict[str, Any], str | None]:
+    """``(model or runner, tokenizer, normalizer, parsner_meta, device)``: what a Tagger runs, loaded in one place.
+
+    ``backend`` ``"onnx"``/``"torch"``/None (ONNX Runtime when the directory holds ``model.onnx``, see
+    :func:`parsner.inference.backends.resolve_backend`): an ONNX export through :func:`load_onnx_for_inference`,
+    anything else through :func:`load_for_inference`, then int8 on the CPU with ``quantize``. ``meta["model_name"]``
+    defaults to ``path_or_id``.
+    """
+    if resolve_backend(path_or_id, backend) == "onnx":  # a directory written by `parsner export --onnx`
+        if quantize:
+            raise ConfigError("an ONNX model is quantised when exported: parsner export DIR --onnx --quantize int8")
+        runner, tokenizer, norm, meta = load_onnx_for_inference(path_or_id, normalizer=normalizer)
+        meta.setdefault("model_name", str(path_or_id))
+        return runner, tokenizer, norm, meta, device
+    model, tokenizer, norm, meta = load_for_inference(str(path_or_id), device=device, normalizer=normalizer)
+    meta.setdefault("model_name", str(path_or_id))
+    if quantize:
+        model, device = quantize_dynamic_int8(model), "cpu"
+    return model, tokenizer, norm, meta, device
 
 
 def _load_config(spec: ModelSpec) -> Any:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 from parsner.data.wordtok import Word
-from parsner.errors import ConfigError, ModelLoadError
+from parsner.errors import ModelLoadError
 from parsner.labels import load_label_map, model_labels, spans_from_tags, to_iob2
 from parsner.runmeta import DEFAULT_STRIDE  # windows overlap by this when parsner.json has no stride
 
@@ -130,25 +130,15 @@ class Tagger:
         ``normalizer``: ``auto`` (the model's normalizer.json, else the default for its hub id), a preset
         (``parsbert``, ``parsbert-zwnj``, ``none``) or a normalizer.json path. ``backend``: ``"torch"`` or
         ``"onnx"`` (default: ONNX Runtime when the directory holds ``model.onnx``, see
-        :mod:`parsner.inference.backends`). Loading goes through :func:`parsner.inference.modeling.load_for_inference`
+        :mod:`parsner.inference.backends`). Loading is :func:`parsner.inference.modeling.load_for_tagger`'s
         (safetensors preferred, pickles only through the restricted unpickler, no remote code, offline-safe).
         """
-        from parsner.inference.backends import load_onnx_for_inference, resolve_backend
+        from parsner.inference.modeling import load_for_tagger
 
-        if resolve_backend(path_or_id, backend) == "onnx":  # a directory written by `parsner export --onnx`
-            if quantize:
-                raise ConfigError("an ONNX model is quantised when exported: parsner export DIR --onnx --quantize int8")
-            runner, tokenizer, norm, meta = load_onnx_for_inference(path_or_id, normalizer=normalizer)
-            meta.setdefault("model_name", str(path_or_id))
-            return cls(runner, tokenizer, norm, meta=meta, **kwargs)
-        from parsner.inference.modeling import load_for_inference
-
-        model, tokenizer, normalizer, meta = load_for_inference(str(path_or_id), device=device, normalizer=normalizer)
-        meta.setdefault("model_name", str(path_or_id))
-        if quantize:
-            model = quantize_dynamic_int8(model)
-            device = "cpu"
-        return cls(model, tokenizer, normalizer, device=device, meta=meta, **kwargs)
+        model, tokenizer, norm, meta, device = load_for_tagger(
+            path_or_id, backend=backend, device=device, normalizer=normalizer, quantize=quantize
+        )
+        return cls(model, tokenizer, norm, device=device, meta=meta, **kwargs)
 
     @property
     def labels(self) -> list[str]:
@@ -290,17 +280,3 @@ def _as_label_map(spec: Mapping[str, str] | str | os.PathLike[str] | None) -> Ma
         return spec
     return load_label_map(spec)
 
-
-def quantize_dynamic_int8(model: Any) -> Any:
-    """Dynamic int8 quantisation of every ``nn.Linear`` (weights int8, activations quantised on the fly)."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        # torch.ao.quantization is deprecated in favour of torchao (not a dependency); it still works here.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
-        from torch.ao.quantization import quantize_dynamic
-
-        return quantize_dynamic(model.to("cpu"), {torch.nn.Linear}, dtype=torch.qint8)

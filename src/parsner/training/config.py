@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from parsner.errors import ConfigError
+from parsner.inference.modeling import TINY_DEFAULTS  # the tiny stand-in's sizes (re-exported)
 from parsner.paths import shipped_recipe_for
 from parsner.runmeta import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE
 
@@ -35,10 +36,6 @@ T = TypeVar("T")
 NormalizerName = Literal["parsbert", "parsbert-zwnj", "none"]
 LrScheduler = Literal["linear", "cosine", "constant_with_warmup", "polynomial"]
 SelectionMetric = Literal["f1_strict", "f1_default"]
-
-#: Sizes of the ``tiny`` stand-in, the one place they are written (``parsner.inference.modeling`` reads them here).
-TINY_DEFAULTS: dict[str, int] = {"layers": 2, "hidden": 128, "heads": 2, "intermediate": 512, "vocab_size": 8000}
-
 
 def option(
     default: Any = dataclasses.MISSING,
