@@ -17,7 +17,7 @@ import importlib.util
 import sys
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from parsner._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from parsner.inference.tagger import Tagger

@@ -50,7 +50,7 @@ _LEGACY = {
 
 
 def _version() -> str:
-    from parsner import __version__
+    from parsner._version import __version__
 
     return __version__
 

@@ -119,7 +119,7 @@ def _paths() -> dict[str, Any]:
 
 def report(full: bool = True) -> dict[str, Any]:
     """Everything ``parsner env`` prints. ``full=False`` skips the paths (for benchmark records)."""
-    from parsner import __version__
+    from parsner._version import __version__
 
     out: dict[str, Any] = {
         "parsner": __version__,

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from parsner import __version__
+from parsner._version import __version__
 from parsner.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, ParsnerError
 
 #: Command modules, in the order of the pipeline.

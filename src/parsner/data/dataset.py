@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from parsner import __version__
+from parsner._version import __version__
 from parsner.atomic import atomic_dir, check_output_dir, file_sha256
 from parsner.data.dataset_card import render_card
 from parsner.data.datastats import (

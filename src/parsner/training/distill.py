@@ -435,7 +435,7 @@ def _make_trainer(cfg: DistillConfig, student: Any, tok: Any, labels: list[str],
 
 def _write_run(cfg: DistillConfig, model: Any, tok: Any, normalizer: Any, meta: dict[str, Any],
                info: dict[str, Any], final: Path, work: Path, overwrite: bool) -> None:
-    from parsner import __version__
+    from parsner._version import __version__
     from parsner.atomic import atomic_dir
     from parsner.training import config as config_rules
     from parsner.training.train import check_finite_weights

@@ -512,7 +512,7 @@ _run_trainer = run_trainer
 
 def _write_output(cfg: PretrainConfig, spec: Any, model: Any, tokenizer: Any, normalizer: Any,
                   info: dict[str, Any], final: Path, work: Path, overwrite: bool) -> None:
-    from parsner import __version__
+    from parsner._version import __version__
     from parsner.atomic import atomic_dir
     from parsner.training import config as config_rules
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parsner import __version__
+from parsner._version import __version__
 from parsner.errors import ConfigError, InputError, ParsnerError
 from parsner.training.batching import PadCollator
 from parsner.training.callbacks import FAULT_ENV, SignalStopper, make_callbacks
