@@ -7,6 +7,7 @@ a source or editable install. Everything else about the package is declared in `
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from setuptools import setup
@@ -27,6 +28,10 @@ def shipped_files() -> list[str]:
 
 class BuildPyWithResources(build_py):
     def run(self) -> None:
+        if not getattr(self, "editable_mode", False):
+            # build/lib is reused from build to build and never pruned: a module that moved or was deleted would
+            # still ship from a stale copy there. Start the package's tree afresh.
+            shutil.rmtree(Path(self.build_lib) / "parsner", ignore_errors=True)
         super().run()
         if getattr(self, "editable_mode", False):
             return  # an editable install reads the checkout's own files

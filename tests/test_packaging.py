@@ -73,6 +73,17 @@ def test_the_wheel_carries_the_sample_and_recipes(wheel):
         assert packed == (REPO_ROOT / rel).read_bytes(), f"{rel} differs from the repository's copy"
 
 
+def test_the_wheel_carries_every_module_and_subpackage_and_no_other(wheel):
+    """Exactly the checkout's modules: every stage subpackage, py.typed, and no stale copy of a moved module."""
+    source = REPO_ROOT / "src"
+    expected = {p.relative_to(source).as_posix() for p in (source / "parsner").rglob("*.py")} | {"parsner/py.typed"}
+    packed = {n for n in zipfile.ZipFile(wheel).namelist()
+              if n.startswith("parsner/") and not n.startswith("parsner/_resources/")}
+    assert packed == expected
+    for sub in ("data", "data/readers", "training", "evaluation", "inference", "serving", "cli"):
+        assert f"parsner/{sub}/__init__.py" in packed, sub
+
+
 @pytest.mark.slow
 def test_installed_wheel_runs_quickstart_predict_and_env_outside_the_checkout(wheel, tmp_path):
     """Installed with --no-deps beside the dev environment's dependencies, run from a folder outside the checkout;
