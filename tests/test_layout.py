@@ -235,6 +235,12 @@ def test_an_old_path_in_a_fresh_interpreter_loads_each_module_once():
     assert out.strip() == "['parsner.inference.tagger', 'parsner.tagger'] 1 True"
 
 
+@pytest.mark.parametrize("module", ["parsner", "parsner.cli"])
+def test_python_m_runs_the_command_line(module):
+    out = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"parsner {parsner.__version__}"
+
+
 if __name__ == "__main__":  # print the graph's levels, one line per level
     graph = import_graph()
     found = cycles(graph)

@@ -153,6 +153,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
     return int(code or 0)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
