@@ -1,10 +1,9 @@
 """The ``/label-studio/*`` routes of ``parsner serve`` (see :mod:`parsner.labelstudio_backend` for the protocol).
 
 Errors are the server's JSON ``{"error": {"status", "code", "message"}}``; no message ever repeats a request
-body (setup's holds the project's access token).
+body (setup's holds the project's access token). No ``from __future__ import annotations`` here: FastAPI reads the
+handlers' ``Request`` annotation at definition time.
 """
-
-from __future__ import annotations
 
 from typing import Any
 
