@@ -181,18 +181,19 @@ def test_a_later_session_serves_the_last_swapped_model(tmp_path: Path) -> None:
 class FakeTagger:
     """Finds a fixed lexicon in the text (offsets as the Tagger gives them: code points into the text)."""
 
-    LEXICON = {"علی": "PER", "تهران": "LOC", "سازمان ملل": "ORG", "دیروز": "DAT"}
-    labels = ["DAT", "LOC", "ORG", "PER"]
-    meta: dict[str, Any] = {"model": "fake"}
-    normalizer = None
-    id2label = {0: "O"}
-    max_length = 128
-    runner = SimpleNamespace(backend="fake", config=SimpleNamespace(architectures=["Fake"]))
+    def __init__(self) -> None:
+        self.lexicon = {"علی": "PER", "تهران": "LOC", "سازمان ملل": "ORG", "دیروز": "DAT"}
+        self.labels = ["DAT", "LOC", "ORG", "PER"]
+        self.meta: dict[str, Any] = {"model": "fake"}
+        self.normalizer = None
+        self.id2label = {0: "O"}
+        self.max_length = 128
+        self.runner = SimpleNamespace(backend="fake", config=SimpleNamespace(architectures=["Fake"]))
 
     def tag_documents(self, texts: list[str], batch_size: int = 32) -> list[Any]:
         out = []
         for text in texts:
-            ents = [_entity(text, m, lab) for m, lab in self.LEXICON.items() if m in text]
+            ents = [_entity(text, m, lab) for m, lab in self.lexicon.items() if m in text]
             out.append(SimpleNamespace(text=text, entities=ents, scores=[0.8] if text else []))
         return out
 
@@ -201,7 +202,6 @@ class FakeTagger:
 def app_url(tmp_path: Path):
     pytest.importorskip("fastapi", reason="the serve extra is not installed")
     from onnx_helpers import running_server
-
     from parsner.labelstudio_backend import LabelStudioBackend, LabelStudioOptions
     from parsner.serve import ServeOptions, create_app
 
