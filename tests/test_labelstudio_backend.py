@@ -316,3 +316,48 @@ def test_serve_options_are_checked_before_the_model_loads(tmp_path: Path, capsys
         err = capsys.readouterr().err
         assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, (extra, err)
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_retrain_every_n_annotations_and_a_failed_export(tmp_path: Path) -> None:
+    """The N-th annotation starts a round; an export that fails says so in /health, without the token."""
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from onnx_helpers import running_server
+    from parsner.labelstudio_backend import LabelStudioBackend, LabelStudioOptions
+    from parsner.labelstudio_training import prepare_work_dir
+    from parsner.serve import ServeOptions, create_app
+
+    model, work = tmp_path / "model", tmp_path / "work"
+    model.mkdir()
+    (model / "config.json").write_text("{}", encoding="utf-8")
+    cfg = tmp_path / "retrain.yaml"
+    cfg.write_text("model: tiny\n", encoding="utf-8")
+    prepare_work_dir(work, model)
+    opts = LabelStudioOptions(train_config=cfg, retrain_every=2, work_dir=work)
+    backend = LabelStudioBackend(model, opts)
+    event = {"action": "ANNOTATION_CREATED", "project": {"id": 5, "label_config": CONFIG}, "annotation": {"result": []},
+             "task": {"id": 1, "data": {"body": "x"}}}
+    with running_server(create_app(FakeTagger(), str(model), ServeOptions(), label_studio=backend)) as url:
+        assert call(url, "webhook", event) == (200, {"status": "ok"})
+        status, out = call(url, "webhook", event)
+        assert status == 200 and out["training"]["status"] == "not started"
+        assert "no access token for project 5" in out["training"]["reason"]
+        closed = f"http://127.0.0.1:{_closed_port()}"
+        assert call(url, "setup", {"project": "5.9", "schema": CONFIG, "hostname": closed,
+                                   "access_token": TOKEN})[0] == 200
+        status, out = call(url, "webhook", event)
+        assert status == 200 and out["training"]["status"] == "started", out
+        backend.retrainer.wait(30)
+        _, health = call(url, "health")
+    last = health["training"]["last"]
+    assert last["status"] == "failed" and f"exporting project 5 from {closed} failed" in last["error"]
+    assert health["projects"]["5"]["new_annotations"] == 0
+    assert TOKEN not in json.dumps(health)
+    assert not any(TOKEN.encode() in p.read_bytes() for p in work.rglob("*") if p.is_file())
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

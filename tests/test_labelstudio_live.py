@@ -40,8 +40,9 @@ TYPES = ("PER", "LOC", "ORG")
 CONFIG = ('<View><Labels name="ents" toName="article">' + "".join(f'<Label value="{t}"/>' for t in TYPES)
           + '</Labels><Text name="article" value="$body"/></View>')
 TOKEN = secrets.token_hex(20)  # the user's legacy API token: 40 hex characters, new for each run
-#: A tiny stand-in trained from scratch in each round (about 20-30 s on 2 cores).
-RETRAIN = {"model": "tiny", "seed": 7, "epochs": 10, "learning_rate": 5.0e-3, "batch_size": 8, "eval_batch_size": 16,
+#: A tiny stand-in trained from scratch in each round (10-40 s on 2 shared cores; held-out F1 about 0.3 after the
+#: first round, where the synthetic-data model the loop starts from has about 0.13).
+RETRAIN = {"model": "tiny", "seed": 7, "epochs": 6, "learning_rate": 8.0e-3, "batch_size": 8, "eval_batch_size": 16,
            "warmup_ratio": 0.1, "max_length": 128, "stride": 16, "logging_steps": 5, "early_stopping_patience": 0,
            "save_total_limit": 1, "num_threads": 2, "validation_fraction": 0.15, "tiny_layers": 1,
            "tiny_hidden": 64, "tiny_heads": 2, "tiny_intermediate": 128, "tiny_vocab_size": 1000}
@@ -159,12 +160,13 @@ def _annotate(ls: LabelStudio, tasks: dict[int, str]) -> None:
 
 
 def _wait_round(loop: Loop, n: int, timeout: float = 400) -> dict[str, Any]:
-    deadline = time.time() + timeout
+    t0 = time.time()
+    deadline = t0 + timeout
     while time.time() < deadline:
         training = http("GET", f"{loop.ml_url}/health", timeout=5)[1]["training"]
         last = training.get("last") or {}
         if training["state"] == "idle" and last.get("round") == n:
-            loop.times[f"round{n}_s"] = last.get("seconds")
+            loop.times[f"round{n}_s"] = round(time.time() - t0, 1)
             return last
         time.sleep(1)
     logs = sorted((loop.root / "work" / "rounds").glob("*/log.txt"))
@@ -190,10 +192,12 @@ def test_label_studio_pre_annotates_and_retrains(loop: Loop) -> None:
     pid = ls.api("POST", "/api/projects", {"title": "parsner-live", "label_config": CONFIG})["id"]
     ls.api("POST", f"/api/projects/{pid}/import", [{"data": {"body": text}} for text, _ in sample_paragraphs(TYPES)])
     tasks = _tasks(ls, pid)
+    loop.times["import_s"] = round(time.time() - t0, 1)
     ml = ls.api("POST", "/api/ml", {"url": loop.ml_url, "project": pid, "title": "parsner", "is_interactive": False})
     v0 = ml["model_version"]
     assert ml["readable_state"] == "Connected" and v0.startswith("parsner-0-"), ml
     assert _check_predictions(_predictions(ls, pid, list(tasks)), tasks, v0) > 0
+    loop.times["predict_s"] = round(time.time() - t0, 1)
     _annotate(ls, tasks)
     loop.times["annotate_s"] = round(time.time() - t0, 1)
 

@@ -186,7 +186,8 @@ class Retrainer:
         (round_dir / "export.json").write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
         request = {"round": n, "project": job.get("project"), "train_config": str(self.train_config),
                    "label_map": self.label_map, "config": cfg.to_dict(), "holdout_fraction": HOLDOUT_FRACTION,
-                   "models_dir": str(self.work_dir / "models"), "current": {"model": str(model), "version": version}}
+                   "models_dir": str(self.work_dir / "models"),
+                   "current": {"model": str(Path(model).resolve()), "version": version}}
         atomic_write_text(round_dir / "request.json", json.dumps(request, ensure_ascii=False, indent=1))
         self.state["stage"] = "starting the retraining process"
         with open(round_dir / "log.txt", "w", encoding="utf-8") as log:
