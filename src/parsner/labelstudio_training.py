@@ -74,15 +74,16 @@ def initial_version(model_dir: Path, round_no: int = 0) -> str:
 
 
 def past_versions(work_dir: Path | None) -> list[str]:
-    """Versions swapped in by earlier rounds in this work folder, oldest first."""
-    out = []
+    """Versions served by earlier rounds in this work folder (the one each round started from, and the one it
+    swapped in), oldest first."""
+    out: list[str] = []
     for result in sorted(work_dir.glob("rounds/*/result.json")) if work_dir else []:
         try:
             doc = json.loads(result.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            served = [doc["current"]["version"]] + ([doc["new"]["version"]] if doc["status"] == "swapped" else [])
+        except (OSError, ValueError, KeyError, TypeError):
             continue
-        if isinstance(doc, dict) and doc.get("status") == "swapped":
-            out.append(str(doc["new"]["version"]))
+        out.extend(str(v) for v in served if v and str(v) not in out)
     return out
 
 
