@@ -207,7 +207,8 @@ def test_label_studio_pre_annotates_and_retrains(loop: Loop) -> None:
     assert first["new"]["f1_strict"] >= first["current"]["f1_strict"] and first["current"]["version"] == v0
     v1 = ls.api("GET", f"/api/ml/{ml['id']}")["model_version"]  # Label Studio asks /setup again
     assert v1 == first["new"]["version"] != v0 and v1.startswith("parsner-1-")
-    assert _check_predictions(_predictions(ls, pid, list(tasks)), tasks, v1) > 0
+    held = {t: body for t, body in tasks.items() if is_held_out(t)}  # Label Studio stores ~0.2 s per prediction
+    assert _check_predictions(_predictions(ls, pid, list(held)), held, v1) > 0
     assert http("GET", f"{loop.serve_url}/v1/model")[1]["label_studio"]["model_version"] == v1
 
     # A bad round: the training tasks lose their annotations, and tasks annotated "no entity" arrive instead.

@@ -52,7 +52,7 @@ class StandInLabelStudio:
         seen = self.seen
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 seen.append((self.path, self.headers.get("Authorization", "")))
                 ok = self.path == "/api/projects/7/export?exportType=JSON" and \
                     self.headers.get("Authorization") == f"Token {TOKEN}"
