@@ -361,3 +361,30 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_one_round_at_a_time_and_the_latest_request_waits(tmp_path: Path, monkeypatch) -> None:
+    import threading
+
+    from parsner.labelstudio_training import Retrainer
+
+    (tmp_path / "rounds").mkdir()
+    retrainer = Retrainer(tmp_path, tmp_path / "retrain.yaml", None, swap=None, current=None)
+    gate, ran = threading.Event(), []
+
+    def fake_round(job: dict[str, Any]) -> dict[str, Any]:
+        gate.wait(10)
+        ran.append(job["n"])
+        return {"round": len(ran), "status": "kept"}
+
+    monkeypatch.setattr(retrainer, "_round", fake_round)
+    assert retrainer.request({"n": 1}) == "started"
+    assert retrainer.request({"n": 2}) == "queued"
+    assert retrainer.request({"n": 3}) == "queued"  # the newest request replaces the waiting one
+    assert retrainer.status()["pending"] and retrainer.status()["state"] == "running"
+    gate.set()
+    retrainer.wait(10)
+    assert ran == [1, 3] and retrainer.status()["state"] == "idle" and not retrainer.status()["pending"]
+    assert retrainer.request({"n": 4}) == "started"
+    retrainer.wait(10)
+    assert ran == [1, 3, 4] and retrainer.status()["last"] == {"round": 3, "status": "kept"}

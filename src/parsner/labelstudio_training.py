@@ -116,6 +116,7 @@ class Retrainer:
         self._lock = threading.Lock()
         self._queue: dict[str, Any] | None = None
         self._thread: threading.Thread | None = None
+        self._busy = False
         self._proc: subprocess.Popen | None = None
         self.state: dict[str, Any] = {"state": "idle", "round": None, "stage": None, "started": None,
                                       "pending": False, "last": None}
@@ -124,10 +125,11 @@ class Retrainer:
     def request(self, job: dict[str, Any]) -> str:
         """Start a round for ``job`` (project, config, hostname, token or tasks); queue it when one runs."""
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            if self._busy:
                 self._queue = job
                 self.state["pending"] = True
                 return "queued"
+            self._busy = True
             self._thread = threading.Thread(target=self._loop, args=(job,), name="parsner-retrain", daemon=True)
             self.state.update(state="running", stage="starting", started=time.time())
             self._thread.start()
@@ -156,12 +158,23 @@ class Retrainer:
         return self.work_dir / "rounds" / f"{n:04d}"
 
     def _loop(self, job: dict[str, Any]) -> None:
-        while job is not None:
-            result = self._round(job)
+        """Rounds until none is queued; ``_busy`` drops under the lock, so no request is ever left queued."""
+        try:
+            while True:
+                result = self._round(job)
+                with self._lock:
+                    queued, self._queue = self._queue, None
+                    self.state.update(last=result, pending=False, stage=None,
+                                      state="running" if queued is not None else "idle")
+                    if queued is None:
+                        self._busy = False
+                        return
+                    job = queued
+        finally:
             with self._lock:
-                job, self._queue = self._queue, None
-                self.state.update(last=result, pending=False, stage=None,
-                                  state="running" if job is not None else "idle")
+                if self._busy:  # only after an error outside a round: leave a usable state
+                    self._busy, self._queue = False, None
+                    self.state.update(state="idle", stage=None, pending=False)
 
     def _round(self, job: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
