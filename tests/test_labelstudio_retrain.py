@@ -17,7 +17,8 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed (pip ins
 
 from labelstudio_helpers import sample_paragraphs
 from onnx_helpers import http, running_server, train_tiny_run
-from parsner.labelstudio_backend import LabelStudioBackend, LabelStudioOptions, served_model
+from parsner.labelstudio_backend import LabelStudioBackend, LabelStudioOptions
+from parsner.labelstudio_cli import served_model
 from parsner.labelstudio_training import prepare_work_dir
 from parsner.serve import ServeOptions, create_app
 

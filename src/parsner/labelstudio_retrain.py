@@ -21,7 +21,6 @@ Progress goes to ``ROUND/status.json``, the outcome to ``ROUND/result.json``, ev
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import math
@@ -32,22 +31,7 @@ from typing import Any
 
 from parsner.atomic import atomic_write_text
 from parsner.labelstudio_protocol import LabelingConfig, TypeMapper, is_held_out, reader_tasks
-
-#: Weight files whose hash names a model version, in order of preference.
-WEIGHT_FILES = ("model.safetensors", "model.onnx", "pytorch_model.bin", "config.json")
-
-
-def model_fingerprint(model_dir: str | Path) -> str:
-    """The first 8 hex digits of the sha256 of the model's weights (its version's short hash)."""
-    for name in WEIGHT_FILES:
-        path = Path(model_dir) / name
-        if path.is_file():
-            h = hashlib.sha256()
-            with path.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            return h.hexdigest()[:8]
-    return "00000000"
+from parsner.labelstudio_training import model_fingerprint
 
 
 def decide(current_f1: float, new_f1: float) -> bool:

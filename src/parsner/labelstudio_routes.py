@@ -1,4 +1,5 @@
-"""The ``/label-studio/*`` routes of ``parsner serve`` (see :mod:`parsner.labelstudio_backend` for the protocol).
+"""The ``/label-studio/*`` routes of ``parsner serve`` (see :mod:`parsner.labelstudio_backend` for the protocol;
+``ls`` is its ``LabelStudioBackend``, which adds these routes).
 
 Errors are the server's JSON ``{"error": {"status", "code", "message"}}``; no message ever repeats a request
 body (setup's holds the project's access token). No ``from __future__ import annotations`` here: FastAPI reads the
@@ -7,11 +8,15 @@ handlers' ``Request`` annotation at definition time.
 
 from typing import Any
 
-from parsner.labelstudio_backend import ANNOTATION_EVENTS, MAX_BODY_BYTES, PREFIX, LabelStudioBackend
 from parsner.labelstudio_protocol import LabelConfigError, parse_labeling_config, project_id
 
+PREFIX = "/label-studio"
+#: Label Studio sends every selected task in one predict call: a larger body limit than /v1/ner's.
+MAX_BODY_BYTES = 200_000_000
+ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
 
-def task_texts(ls: LabelStudioBackend, tasks: list[Any], key: str, max_chars: int) -> list[str | None]:
+
+def task_texts(ls: Any, tasks: list[Any], key: str, max_chars: int) -> list[str | None]:
     """Each task's text (``data[key]``), or None for a task without it or one too long to tag (counted)."""
     out: list[str | None] = []
     for task in tasks:
@@ -27,7 +32,7 @@ def task_texts(ls: LabelStudioBackend, tasks: list[Any], key: str, max_chars: in
     return out
 
 
-async def tag(ls: LabelStudioBackend, texts: list[str | None]) -> list[Any]:
+async def tag(ls: Any, texts: list[str | None]) -> list[Any]:
     """Tagged documents (None where there is no text), through the micro-batcher in chunks of its batch size."""
     from parsner.serve import ApiError
 
@@ -46,7 +51,7 @@ async def tag(ls: LabelStudioBackend, texts: list[str | None]) -> list[Any]:
     return [next(found) if t is not None else None for t in texts]
 
 
-def start_training(ls: LabelStudioBackend, pid: str | None, xml: Any = None,
+def start_training(ls: Any, pid: str | None, xml: Any = None,
                    tasks: list[Any] | None = None) -> dict[str, Any]:
     from parsner.serve import ApiError
 
@@ -60,7 +65,7 @@ def start_training(ls: LabelStudioBackend, pid: str | None, xml: Any = None,
         raise ApiError(400, "training_off", str(exc)) from None
 
 
-def add_routes(app: Any, ls: LabelStudioBackend) -> None:
+def add_routes(app: Any, ls: Any) -> None:
     from fastapi import Request
 
     from parsner.serve import ApiError, read_body

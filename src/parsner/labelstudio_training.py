@@ -15,6 +15,7 @@ The token Label Studio sends in ``/setup`` stays in this process's memory: it is
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -29,10 +30,27 @@ from typing import Any
 from parsner.atomic import MARKER, atomic_write_text, output_kind, write_marker
 from parsner.errors import ConfigError
 from parsner.labelstudio_protocol import HOLDOUT_FRACTION, LabelingConfig
-from parsner.labelstudio_retrain import model_fingerprint
 
 WORK_KIND = "label-studio"
 EXPORT_TIMEOUT_S = 120
+#: The worker process's module (``python -m``; named, not imported: it runs the training commands).
+WORKER_MODULE = "parsner.labelstudio_retrain"
+
+#: Weight files whose hash names a model version, in order of preference.
+WEIGHT_FILES = ("model.safetensors", "model.onnx", "pytorch_model.bin", "config.json")
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    """The first 8 hex digits of the sha256 of the model's weights (its version's short hash)."""
+    for name in WEIGHT_FILES:
+        path = Path(model_dir) / name
+        if path.is_file():
+            h = hashlib.sha256()
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            return h.hexdigest()[:8]
+    return "00000000"
 
 
 def prepare_work_dir(work_dir: Path, model_dir: Path) -> None:
@@ -205,7 +223,7 @@ class Retrainer:
         atomic_write_text(round_dir / "request.json", json.dumps(request, ensure_ascii=False, indent=1))
         self.state["stage"] = "starting the retraining process"
         with open(round_dir / "log.txt", "w", encoding="utf-8") as log:
-            self._proc = subprocess.Popen([sys.executable, "-m", "parsner.labelstudio_retrain", str(round_dir)],
+            self._proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(round_dir)],
                                           stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
             code = self._proc.wait()

@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--label-map", metavar="FILE|PRESET", default=None,
                    help="map the model's types (a preset or a YAML/JSON file of TYPE: TYPE, TYPE: O drops one), "
                         "as parsner predict --label-map does")
-    from parsner.labelstudio_backend import add_arguments
+    from parsner.labelstudio_cli import add_arguments
 
     add_arguments(p)
     p.set_defaults(func=run)
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         from parsner.labels import load_label_map
 
         load_label_map(args.label_map)  # a bad map fails here, before the model loads
-    from parsner.labelstudio_backend import options_from_args
+    from parsner.labelstudio_cli import options_from_args
 
     ls_options = options_from_args(args)
     try:
@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
     model, ls = args.model, None
     if ls_options is not None:
-        from parsner.labelstudio_backend import LabelStudioBackend, served_model
+        from parsner.labelstudio_backend import LabelStudioBackend
+        from parsner.labelstudio_cli import served_model
 
         model, version = served_model(ls_options, Path(args.model))
     # Loaded here even with several workers, so a bad model fails now with one message, not in each worker.
