@@ -1,4 +1,5 @@
-"""``parsner serve --model DIR``: an HTTP API (``POST /v1/ner``) and a page to try it (``GET /``)."""
+"""``parsner serve --model DIR``: an HTTP API (``POST /v1/ner``) and a page to try it (``GET /``); with
+``--label-studio``, a Label Studio ML backend too (:mod:`parsner.serving.labelstudio_backend`)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-body-bytes", type=int, default=1_000_000, help="request body limit (default 1 MB)")
     p.add_argument("--max-texts", type=int, default=64, help="texts per request (default 64)")
     p.add_argument("--max-chars", type=int, default=100_000, help="characters per text (default 100000)")
+    p.add_argument("--label-map", metavar="FILE|PRESET", default=None,
+                   help="map the model's types (a preset or a YAML/JSON file of TYPE: TYPE, TYPE: O drops one), "
+                        "as parsner predict --label-map does")
+    from parsner.cli.labelstudio_options import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -57,6 +64,13 @@ def run(args: argparse.Namespace) -> int:
     options = _options(args)
     if not Path(args.model).is_dir():
         raise ModelLoadError(f"{args.model}: model directory not found")
+    if args.label_map is not None:
+        from parsner.labels import load_label_map
+
+        load_label_map(args.label_map)  # a bad map fails here, before the model loads
+    from parsner.cli.labelstudio_options import options_from_args
+
+    ls_options = options_from_args(args)
     try:
         import fastapi  # noqa: F401
         import uvicorn
@@ -65,17 +79,28 @@ def run(args: argparse.Namespace) -> int:
     from parsner.inference.tagger import Tagger
     from parsner.serving.server import ServeOptions, create_app
 
+    model, ls = args.model, None
+    if ls_options is not None:
+        from parsner.cli.labelstudio_options import served_model
+        from parsner.serving.labelstudio_backend import LabelStudioBackend
+
+        model, version = served_model(ls_options, Path(args.model))
     # Loaded here even with several workers, so a bad model fails now with one message, not in each worker.
-    tagger = Tagger.from_pretrained(args.model, device="cpu", backend=args.backend)
+    tagger = Tagger.from_pretrained(model, device="cpu", backend=args.backend, label_map=args.label_map)
     where = f"http://{args.host}:{args.port}/"
-    print(f"parsner serve: {args.model} ({tagger.runner.backend}) at {where} "
+    print(f"parsner serve: {model} ({tagger.runner.backend}) at {where} "
           f"(POST {where}v1/ner; page at {where})", file=sys.stderr, flush=True)
+    if ls_options is not None:
+        ls = LabelStudioBackend(model, ls_options, version=version, base_model=args.model)
+        print(f"parsner serve: Label Studio model URL {where}label-studio (model version {ls.version}; "
+              f"retraining {'on' if ls.retrainer else 'off'})", file=sys.stderr, flush=True)
     if args.workers == 1:
-        app = create_app(tagger, args.model, ServeOptions(**options))
+        app = create_app(tagger, str(model), ServeOptions(**options), label_studio=ls)
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
         return 0
     del tagger
-    os.environ["PARSNER_SERVE"] = json.dumps({"model": args.model, "backend": args.backend, "options": options})
+    os.environ["PARSNER_SERVE"] = json.dumps({"model": args.model, "backend": args.backend, "options": options,
+                                              "label_map": args.label_map})
     uvicorn.run("parsner.serving.server:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="warning")
     return 0

@@ -7,6 +7,8 @@ Routes:
   ``end`` as offsets into the text sent, ``score``).
 * ``GET /health``, ``GET /v1/model`` (labels, base model, normaliser, stand-in warning, metrics), ``GET /``
   (the page, :mod:`parsner.serving.page`).
+* With ``--label-studio``: Label Studio's ML-backend API under ``/label-studio/``
+  (:mod:`parsner.serving.labelstudio_backend`).
 
 Concurrent requests are micro-batched (:class:`MicroBatcher`): every request waiting when the inference
 thread is free is tagged in one Tagger call (the Tagger sorts and pads all their windows together), up to
@@ -211,8 +213,8 @@ def model_info(tagger: Any, model_dir: str, opts: ServeOptions) -> dict[str, Any
     }
 
 
-def create_app(tagger: Any, model_dir: str, options: ServeOptions | None = None) -> Any:
-    """The FastAPI application serving ``tagger``."""
+def create_app(tagger: Any, model_dir: str, options: ServeOptions | None = None, label_studio: Any = None) -> Any:
+    """The FastAPI application serving ``tagger`` (and, given a ``LabelStudioBackend``, its routes)."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
@@ -231,10 +233,13 @@ def create_app(tagger: Any, model_dir: str, options: ServeOptions | None = None)
     async def lifespan(_app: Any):
         batcher.start()
         yield
+        if label_studio is not None:
+            label_studio.shutdown()
         await batcher.stop()
 
     app = FastAPI(title="ParsNER", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher = batcher
+    extra = (lambda: {"label_studio": label_studio.status()}) if label_studio is not None else dict
 
     def error(status: int, code: str, message: str) -> JSONResponse:
         return JSONResponse({"error": {"status": status, "code": code, "message": message}}, status_code=status)
@@ -258,11 +263,11 @@ def create_app(tagger: Any, model_dir: str, options: ServeOptions | None = None)
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "backend": info["backend"], "queued_texts": batcher.queued_texts,
-                **batcher.stats}
+                **batcher.stats, **extra()}
 
     @app.get("/v1/model")
     async def model() -> dict[str, Any]:
-        return info
+        return {**info, **extra()}
 
     @app.post("/v1/ner")
     async def ner(request: Request) -> JSONResponse:
@@ -276,6 +281,8 @@ def create_app(tagger: Any, model_dir: str, options: ServeOptions | None = None)
         results = [{"entities": [entity_record(e) for e in d.entities]} for d in docs]
         return JSONResponse(results[0] if single else {"results": results})
 
+    if label_studio is not None:
+        label_studio.attach(app, batcher, info)
     return app
 
 
@@ -286,5 +293,6 @@ def app_from_env() -> Any:
     from parsner.inference.tagger import Tagger
 
     cfg = json.loads(os.environ["PARSNER_SERVE"])
-    tagger = Tagger.from_pretrained(cfg["model"], device="cpu", backend=cfg.get("backend"))
+    tagger = Tagger.from_pretrained(cfg["model"], device="cpu", backend=cfg.get("backend"),
+                                    label_map=cfg.get("label_map"))
     return create_app(tagger, cfg["model"], ServeOptions(**cfg["options"]))

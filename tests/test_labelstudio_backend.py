@@ -1,0 +1,390 @@
+"""``parsner serve --label-studio``: the labeling config, type mapping, offsets, held-out split and swap rule,
+and the ``/label-studio/*`` routes (a stand-in tagger behind the real app; no model, no Label Studio)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from parsner.cli.labelstudio_retrain import decide
+from parsner.serving.labelstudio_protocol import (
+    LabelConfigError,
+    LabelingConfig,
+    TypeMapper,
+    is_held_out,
+    offsets_are_utf16,
+    parse_labeling_config,
+    project_id,
+    reader_tasks,
+    regions,
+    utf16_offset,
+)
+
+CONFIG = ('<View><Labels name="ents" toName="article"><Label value="PER"/><Label value="Location"/>'
+          '<Label value="ORG"/></Labels><Text name="article" value="$body"/></View>')
+CFG = LabelingConfig("ents", "article", "body", ("PER", "Location", "ORG"))
+EMOJI_TEXT = "😀 علی دیروز به تهران رفت."  # an astral character before the entities
+TOKEN = "0123456789abcdef0123456789abcdef01234567"
+
+
+# ------------------------------------------------------------------------------------------ the config
+
+
+def test_names_come_from_the_config() -> None:
+    assert parse_labeling_config(CONFIG) == CFG
+    two = ('<View><Header value="x"/><Text name="t1" value="$title"/><Labels name="l" toName="nope,t2">'
+           '<Label value="PER" background="red"/></Labels><Text name="t2" value="$content"/></View>')
+    assert parse_labeling_config(two) == LabelingConfig("l", "t2", "content", ("PER",))
+
+
+@pytest.mark.parametrize(
+    ("xml", "says"),
+    [
+        (None, "no labeling config"),
+        ("<View><Text", "not valid XML"),
+        ('<View><Text name="t" value="$text"/><Choices name="c" toName="t"/></View>', "no <Labels> tag"),
+        ('<View><Labels name="l" toName="x"><Label value="PER"/></Labels><Text name="t" value="$t"/></View>',
+         "names no <Text>"),
+        ('<View><Labels name="l" toName="t"><Label value="PER"/></Labels><Text name="t" value="fixed"/></View>',
+         "fixed text"),
+        ('<View><Labels name="l" toName="t"><Label value="PER"/></Labels>'
+         '<Text name="t" value="$u" valueType="url"/></View>', "URL"),
+        ('<View><Labels name="l" toName="t"></Labels><Text name="t" value="$t"/></View>', "no <Label"),
+        ('<!DOCTYPE x [<!ENTITY a "b">]><View/>', "DOCTYPE"),
+    ],
+)
+def test_unusable_configs_say_why(xml: Any, says: str) -> None:
+    with pytest.raises(LabelConfigError, match=says.replace("(", r"\(")):
+        parse_labeling_config(xml)
+
+
+def test_model_types_map_onto_the_config_labels() -> None:
+    mapper = TypeMapper(["PER", "Location", "Organization"])
+    assert mapper.target("PER") == "PER"
+    assert mapper.target("LOC") == "Location"  # same canonical type
+    assert mapper.target("ORG") == "Organization"
+    assert mapper.target("DAT") is None
+    assert mapper.missing_labels(["PER", "DAT"]) == ["Location", "Organization"]
+
+
+# ------------------------------------------------------------------------------------------ regions
+
+
+@dataclass
+class Doc:
+    text: str
+    entities: list[dict[str, Any]]
+    scores: list[float] = field(default_factory=lambda: [0.9, 0.6])
+
+
+def _entity(text: str, mention: str, label: str) -> dict[str, Any]:
+    start = text.index(mention)
+    return {"start": start, "end": start + len(mention), "label": label, "text": mention, "score": 0.91234}
+
+
+def test_regions_index_the_tasks_own_text_and_drop_unknown_types() -> None:
+    doc = Doc(EMOJI_TEXT, [_entity(EMOJI_TEXT, "تهران", "LOC"), _entity(EMOJI_TEXT, "علی", "PER"),
+                           _entity(EMOJI_TEXT, "دیروز", "DAT")])
+    dropped: Counter[str] = Counter()
+    found = regions(doc, CFG, TypeMapper(CFG.labels), dropped=dropped)
+    assert [(r["from_name"], r["to_name"], r["type"]) for r in found] == [("ents", "article", "labels")] * 2
+    assert [r["value"]["labels"] for r in found] == [["PER"], ["Location"]]
+    for r in found:
+        v = r["value"]
+        assert EMOJI_TEXT[v["start"] : v["end"]] == v["text"]  # code points, Label Studio's <Text> offsets
+        assert r["score"] == 0.9123
+    assert dropped == Counter({"DAT": 1})
+    shifted = regions(doc, CFG, TypeMapper(CFG.labels), utf16=True)
+    assert [r["value"]["start"] for r in shifted] == [r["value"]["start"] + 1 for r in found]
+    assert utf16_offset(EMOJI_TEXT, 2) == 3 and utf16_offset("علی", 2) == 2
+
+
+def test_predictions_read_back_through_the_label_studio_reader(tmp_path: Path) -> None:
+    """What the backend predicts is what `parsner data build` reads from the export, in both conventions."""
+    from parsner.data.readers.labelstudio import read_labelstudio
+
+    doc = Doc(EMOJI_TEXT, [_entity(EMOJI_TEXT, "علی", "PER"), _entity(EMOJI_TEXT, "تهران", "LOC")])
+    for utf16 in (False, True):
+        result = regions(doc, CFG, TypeMapper(CFG.labels), utf16=utf16)
+        tasks, _ = reader_tasks([{"id": 1, "data": {"body": EMOJI_TEXT}, "annotations": [{"result": result}]}], CFG)
+        path = tmp_path / f"export-{utf16}.json"
+        path.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+        read = read_labelstudio(path)
+        (sent,) = read.sentences
+        assert [t for t in sent.tags if t != "O"] == ["B-PER", "B-LOC"]
+        assert offsets_are_utf16(EMOJI_TEXT, result) is utf16
+
+
+def test_offset_convention_needs_a_character_outside_the_bmp() -> None:
+    plain = "علی به تهران رفت."
+    result = [{"from_name": "ents", "value": {"start": 0, "end": 3, "text": "علی", "labels": ["PER"]}}]
+    assert offsets_are_utf16(plain, result) is None
+    assert offsets_are_utf16(EMOJI_TEXT, [{"value": {"start": 0, "end": 1, "text": "😀"}}]) is None
+
+
+def test_reader_tasks_keep_the_configs_text_and_regions() -> None:
+    region = {"from_name": "ents", "type": "labels", "value": {"start": 0, "end": 3, "text": "علی", "labels": ["PER"]}}
+    other = {"from_name": "sentiment", "type": "choices", "value": {"choices": ["pos"]}}
+    tasks, notes = reader_tasks([
+        {"id": 1, "data": {"body": "علی آمد.", "title": "x"},
+         "annotations": [{"result": [region, other]}, {"was_cancelled": True, "result": []}]},
+        {"id": 2, "data": {"title": "no body"}, "annotations": [{"result": []}]},
+        {"id": 3, "data": {"body": "هیچ"}, "annotations": [{"was_cancelled": True}]},
+    ], CFG)
+    assert tasks == [{"id": 1, "data": {"text": "علی آمد."}, "annotations": [
+        {"id": None, "completed_by": None, "created_at": None, "updated_at": None, "result": [region]}]}]
+    assert notes == Counter({"tasks without the text field 'body'": 1, "tasks without an annotation": 1})
+
+
+def test_held_out_part_is_stable_and_about_a_fifth() -> None:
+    ids = range(1, 2001)
+    held = [i for i in ids if is_held_out(i)]
+    assert held == [i for i in ids if is_held_out(str(i))]  # ids from JSON ints or strings alike
+    assert 0.16 < len(held) / 2000 < 0.24
+
+
+def test_project_references() -> None:
+    assert project_id("3.1796284911") == "3"
+    assert project_id({"id": 7, "title": "x"}) == "7"
+    assert project_id(12) == "12"
+    assert project_id(None) is None and project_id(True) is None and project_id("abc") is None
+
+
+def test_the_swap_rule() -> None:
+    assert decide(0.50, 0.51) and decide(0.50, 0.50)  # better or tied: swap
+    assert not decide(0.50, 0.49)  # worse: keep the served model
+    assert not decide(0.5, float("nan")) and decide(float("nan"), 0.1)
+
+
+def test_a_later_session_serves_the_last_swapped_model(tmp_path: Path) -> None:
+    from parsner.serving.labelstudio_training import last_swapped
+
+    base, new, work = tmp_path / "base", tmp_path / "work" / "models" / "parsner-2", tmp_path / "work"
+    base.mkdir()
+    new.mkdir(parents=True)
+    assert last_swapped(work, base) == (base, None, 0)
+    doc = {"model": str(new), "version": "parsner-2-abcd1234", "round": 2, "base_model": str(base.resolve())}
+    (work / "current.json").write_text(json.dumps(doc), encoding="utf-8")
+    assert last_swapped(work, base) == (new, "parsner-2-abcd1234", 2)
+    assert last_swapped(work, tmp_path / "other") == (tmp_path / "other", None, 0)
+
+
+# ------------------------------------------------------------------------------------------ the routes
+
+
+class FakeTagger:
+    """Finds a fixed lexicon in the text (offsets as the Tagger gives them: code points into the text)."""
+
+    def __init__(self) -> None:
+        self.lexicon = {"علی": "PER", "تهران": "LOC", "سازمان ملل": "ORG", "دیروز": "DAT"}
+        self.labels = ["DAT", "LOC", "ORG", "PER"]
+        self.meta: dict[str, Any] = {"model": "fake"}
+        self.normalizer = None
+        self.id2label = {0: "O"}
+        self.max_length = 128
+        self.runner = SimpleNamespace(backend="fake", config=SimpleNamespace(architectures=["Fake"]))
+
+    def tag_documents(self, texts: list[str], batch_size: int = 32) -> list[Any]:
+        out = []
+        for text in texts:
+            ents = [_entity(text, m, lab) for m, lab in self.lexicon.items() if m in text]
+            out.append(SimpleNamespace(text=text, entities=ents, scores=[0.8] if text else []))
+        return out
+
+
+@pytest.fixture()
+def app_url(tmp_path: Path):
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from onnx_helpers import running_server
+    from parsner.serving.labelstudio_backend import LabelStudioBackend, LabelStudioOptions
+    from parsner.serving.server import ServeOptions, create_app
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}", encoding="utf-8")
+    backend = LabelStudioBackend(model, LabelStudioOptions())
+    with running_server(create_app(FakeTagger(), str(model), ServeOptions(), label_studio=backend)) as url:
+        yield url
+
+
+def call(url: str, path: str, body: Any = None) -> tuple[int, Any]:
+    from onnx_helpers import http
+
+    return http("GET" if body is None else "POST", f"{url}/label-studio/{path}", body)
+
+
+def test_setup_and_predict_with_non_default_names(app_url: str) -> None:
+    status, setup = call(app_url, "setup", {"project": "3.1796284911", "schema": CONFIG,
+                                            "hostname": "http://localhost:8080", "access_token": TOKEN})
+    assert status == 200 and setup["model_version"].startswith("parsner-0-")
+    tasks = [{"id": 7, "data": {"body": EMOJI_TEXT}}, {"id": 8, "data": {"text": "علی"}},
+             {"id": 9, "data": {"body": "سازمان ملل و علی"}}]
+    status, out = call(app_url, "predict", {"tasks": tasks, "project": "3.1796284911", "label_config": CONFIG})
+    assert status == 200 and len(out["results"]) == 3
+    first, missing, third = out["results"]
+    assert missing == {"result": [], "score": 0.0, "model_version": setup["model_version"]}
+    assert first["model_version"] == third["model_version"] == setup["model_version"]
+    for res, task in ((first, tasks[0]), (third, tasks[2])):
+        assert res["result"] and res["score"] == 0.8
+        for r in res["result"]:
+            assert (r["from_name"], r["to_name"], r["type"]) == ("ents", "article", "labels")
+            assert task["data"]["body"][r["value"]["start"] : r["value"]["end"]] == r["value"]["text"]
+    assert {r["value"]["labels"][0] for r in first["result"]} == {"PER", "Location"}
+    status, health = call(app_url, "health")
+    assert status == 200 and health["status"] == "UP"
+    assert health["dropped_entities"] == {"DAT": 1} and health["tasks_without_text"] == 1
+    assert health["projects"]["3"]["labels_never_predicted"] == []
+    assert TOKEN not in json.dumps(health)
+    from onnx_helpers import http
+
+    for route in ("health", "v1/model"):
+        status, doc = http("GET", f"{app_url}/{route}")
+        assert status == 200 and doc["label_studio"]["model_version"] == setup["model_version"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code"),
+    [
+        ("setup", {"project": "1.2", "schema": "<View><Text name='t' value='$t'/></View>", "access_token": TOKEN},
+         422, "bad_label_config"),
+        ("setup", {"project": "1.2", "schema": "<View", "access_token": TOKEN}, 422, "bad_label_config"),
+        ("predict", {"tasks": [], "project": "5.1"}, 422, "bad_label_config"),
+        ("predict", {"tasks": {"id": 1}, "label_config": CONFIG}, 400, "bad_shape"),
+        ("predict", "{not json", 400, "malformed_json"),
+        ("webhook", {"action": "START_TRAINING", "project": {"id": 1, "label_config": CONFIG}}, 400,
+         "training_off"),
+    ],
+)
+def test_bad_requests_get_clear_4xx(app_url: str, path: str, body: Any, status: int, code: str) -> None:
+    got, doc = call(app_url, path, body)
+    assert got == status and doc["error"]["code"] == code, doc
+    assert TOKEN not in json.dumps(doc)
+
+
+def test_events_are_answered_and_utf16_projects_get_utf16_offsets(app_url: str) -> None:
+    assert call(app_url, "webhook", {"action": "TASKS_CREATED", "project": {"id": 4}}) == (
+        200, {"status": "ignored", "action": "TASKS_CREATED"})
+    assert call(app_url, "setup", {"project": "4.1", "schema": CONFIG})[0] == 200
+    start = EMOJI_TEXT.index("علی") + 1  # a Java/JavaScript tool's count
+    ann = {"result": [{"from_name": "ents", "to_name": "article", "type": "labels",
+                       "value": {"start": start, "end": start + 3, "text": "علی", "labels": ["PER"]}}]}
+    event = {"action": "ANNOTATION_CREATED", "annotation": ann, "project": {"id": 4},
+             "task": {"id": 1, "data": {"body": EMOJI_TEXT}}}
+    assert call(app_url, "webhook", event) == (200, {"status": "ok"})
+    _, out = call(app_url, "predict", {"tasks": [{"id": 1, "data": {"body": EMOJI_TEXT}}], "project": "4.1"})
+    per = next(r for r in out["results"][0]["result"] if r["value"]["labels"] == ["PER"])
+    assert per["value"]["start"] == start
+    _, health = call(app_url, "health")
+    assert health["projects"]["4"]["offsets"] == "utf-16" and health["projects"]["4"]["new_annotations"] == 1
+    assert call(app_url, "versions")[1]["versions"] == [health["model_version"]]
+
+
+# ------------------------------------------------------------------------------------------ the command
+
+
+def test_serve_options_are_checked_before_the_model_loads(tmp_path: Path, capsys) -> None:
+    from parsner.cli import main
+    from parsner.errors import EXIT_USER_ERROR
+
+    model = tmp_path / "model"
+    model.mkdir()
+    cfg = tmp_path / "retrain.yaml"
+    cfg.write_text("model: tiny\nepochs: 2\n", encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochz: 2\n", encoding="utf-8")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine", encoding="utf-8")
+    cases = [
+        (["--train-config", str(cfg)], "--train-config needs --label-studio"),
+        (["--label-studio", "--workers", "2"], "--workers 1"),
+        (["--label-studio", "--retrain-every", "5"], "--retrain-every needs --train-config"),
+        (["--label-studio", "--train-config", str(tmp_path / "nope.yaml")], "no such file"),
+        (["--label-studio", "--train-config", str(bad)], "epochz"),
+        (["--label-studio", "--train-config", str(cfg), "--work-dir", str(mine)], "did not write"),
+        (["--label-studio", "--train-config", str(cfg), "--retrain-every", "-1"], "--retrain-every must be"),
+        (["--label-map", "no-such-preset"], "label map"),
+    ]
+    for extra, says in cases:
+        assert main(["serve", "--model", str(model), *extra]) == EXIT_USER_ERROR, extra
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, (extra, err)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_retrain_every_n_annotations_and_a_failed_export(tmp_path: Path) -> None:
+    """The N-th annotation starts a round; an export that fails says so in /health, without the token."""
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from onnx_helpers import running_server
+    from parsner.serving.labelstudio_backend import LabelStudioBackend, LabelStudioOptions
+    from parsner.serving.labelstudio_training import prepare_work_dir
+    from parsner.serving.server import ServeOptions, create_app
+
+    model, work = tmp_path / "model", tmp_path / "work"
+    model.mkdir()
+    (model / "config.json").write_text("{}", encoding="utf-8")
+    cfg = tmp_path / "retrain.yaml"
+    cfg.write_text("model: tiny\n", encoding="utf-8")
+    prepare_work_dir(work, model)
+    opts = LabelStudioOptions(train_config=cfg, retrain_every=2, work_dir=work)
+    backend = LabelStudioBackend(model, opts)
+    event = {"action": "ANNOTATION_CREATED", "project": {"id": 5, "label_config": CONFIG}, "annotation": {"result": []},
+             "task": {"id": 1, "data": {"body": "x"}}}
+    with running_server(create_app(FakeTagger(), str(model), ServeOptions(), label_studio=backend)) as url:
+        assert call(url, "webhook", event) == (200, {"status": "ok"})
+        status, out = call(url, "webhook", event)
+        assert status == 200 and out["training"]["status"] == "not started"
+        assert "no access token for project 5" in out["training"]["reason"]
+        closed = f"http://127.0.0.1:{_closed_port()}"
+        assert call(url, "setup", {"project": "5.9", "schema": CONFIG, "hostname": closed,
+                                   "access_token": TOKEN})[0] == 200
+        status, out = call(url, "webhook", event)
+        assert status == 200 and out["training"]["status"] == "started", out
+        backend.retrainer.wait(30)
+        _, health = call(url, "health")
+    last = health["training"]["last"]
+    assert last["status"] == "failed" and f"exporting project 5 from {closed} failed" in last["error"]
+    assert health["projects"]["5"]["new_annotations"] == 0
+    assert TOKEN not in json.dumps(health)
+    assert not any(TOKEN.encode() in p.read_bytes() for p in work.rglob("*") if p.is_file())
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_one_round_at_a_time_and_the_latest_request_waits(tmp_path: Path, monkeypatch) -> None:
+    import threading
+
+    from parsner.serving.labelstudio_training import Retrainer
+
+    (tmp_path / "rounds").mkdir()
+    retrainer = Retrainer(tmp_path, tmp_path / "retrain.yaml", None, swap=None, current=None)
+    gate, ran = threading.Event(), []
+
+    def fake_round(job: dict[str, Any]) -> dict[str, Any]:
+        gate.wait(10)
+        ran.append(job["n"])
+        return {"round": len(ran), "status": "kept"}
+
+    monkeypatch.setattr(retrainer, "_round", fake_round)
+    assert retrainer.request({"n": 1}) == "started"
+    assert retrainer.request({"n": 2}) == "queued"
+    assert retrainer.request({"n": 3}) == "queued"  # the newest request replaces the waiting one
+    assert retrainer.status()["pending"] and retrainer.status()["state"] == "running"
+    gate.set()
+    retrainer.wait(10)
+    assert ran == [1, 3] and retrainer.status()["state"] == "idle" and not retrainer.status()["pending"]
+    assert retrainer.request({"n": 4}) == "started"
+    retrainer.wait(10)
+    assert ran == [1, 3, 4] and retrainer.status()["last"] == {"round": 3, "status": "kept"}
