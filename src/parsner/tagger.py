@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from parsner import surrogates
 from parsner.errors import ConfigError, ModelLoadError
 from parsner.labels import load_label_map, model_labels, spans_from_tags, to_iob2
 from parsner.runmeta import DEFAULT_STRIDE  # windows overlap by this when parsner.json has no stride
@@ -48,6 +49,8 @@ class Tagger:
 
     ``tagger(text)`` -> list of entity dicts; ``tagger([t1, t2], batch_size=32)`` -> one list per text.
     ``tagger.predict_words([[w1, w2, ...], ...])`` -> one tag per given word (for evaluation).
+    A text holding a lone surrogate (``"\\ud800"``, half of a UTF-16 pair) raises ``ValueError`` naming the
+    text and the character: it is refused, not replaced (:mod:`parsner.surrogates` says why).
     """
 
     def __init__(
@@ -172,6 +175,7 @@ class Tagger:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"text {i} is {type(text).__name__}, not str")
+            _refuse_surrogate(text, f"text {i}")
         docs: list[TaggedDoc] = []
         seqs: list[list[str]] = []
         for text in texts:
@@ -220,6 +224,9 @@ class Tagger:
 
         Returns ``list[list[str]]``, or ``(tags, scores)`` with ``return_scores=True``.
         """
+        for i, sent in enumerate(sentences):
+            for j, word in enumerate(sent):
+                _refuse_surrogate(word, f"sentence {i}, word {j}")
         seqs = [[self._norm(w) for w in sent] for sent in sentences]
         results = self._run(seqs, batch_size)
         tags = [r[0] for r in results]
@@ -278,6 +285,13 @@ def segment(text: str) -> tuple[list[Word], list[tuple[int, int]]]:
         ranges.append((len(words), len(words) + len(sent)))
         words.extend(sent)
     return words, ranges
+
+
+def _refuse_surrogate(text: str, where: str) -> None:
+    """A lone surrogate is refused, not replaced: see :mod:`parsner.surrogates` for why."""
+    why = surrogates.problem(text)
+    if why is not None:
+        raise ValueError(f"{where}: {why}; replace it before tagging (e.g. with U+FFFD, which keeps offsets)")
 
 
 def _identity(word: str) -> str:

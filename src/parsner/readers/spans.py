@@ -29,7 +29,6 @@ no word, overlapping spans, an unknown label, a duplicate id, an empty file.
 
 from __future__ import annotations
 
-import json
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Mapping
@@ -38,7 +37,7 @@ from typing import Any
 
 from parsner.errors import InputError
 from parsner.labels import TagError, canonical_type
-from parsner.readers.conll import TagMapper, read_text
+from parsner.readers.conll import TagMapper, parse_json, read_text
 from parsner.records import ReadResult, Sentence
 
 #: Span formats this module reads.
@@ -132,17 +131,7 @@ def _read_records(
         if not raw.strip():
             continue
         recno += 1
-        try:
-            rec = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                path,
-                lineno,
-                f"record {recno}: invalid JSON: {exc.msg} at column {exc.colno} "
-                "(JSONL needs one complete JSON object per line)",
-            ) from None
-        except RecursionError:
-            raise InputError(path, lineno, f"record {recno}: invalid JSON: nested too deeply") from None
+        rec = parse_json(raw, path, lineno, f"record {recno}", " (JSONL needs one complete JSON object per line)")
         try:
             if not isinstance(rec, dict):
                 raise _RecordError(f"a record must be a JSON object, got {type(rec).__name__}")
