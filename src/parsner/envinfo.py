@@ -29,7 +29,7 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def _cpuinfo() -> dict[str, str]:
+def cpu_fields() -> dict[str, str]:
     """The first processor's fields of /proc/cpuinfo (Linux); empty elsewhere."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
@@ -41,7 +41,7 @@ def _cpuinfo() -> dict[str, str]:
 
 def machine() -> dict[str, Any]:
     """The CPU and OS: model, logical cores (and those this process may use), SIMD flags, platform."""
-    info = _cpuinfo()
+    info = cpu_fields()
     flags = set(info.get("flags", "").split())
     model = info.get("model name") or platform.processor() or platform.machine()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

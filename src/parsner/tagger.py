@@ -134,6 +134,9 @@ class Tagger:
         ``"onnx"`` (default: ONNX Runtime when the directory holds ``model.onnx``, see
         :mod:`parsner.backends`). Loading goes through :func:`parsner.modeling.load_for_inference`
         (safetensors preferred, pickles only through the restricted unpickler, no remote code, offline-safe).
+        On a CPU where torch's default matrix kernels leave speed unused (AMD with full-width AVX-512), the
+        fp32 Linear layers run through oneDNN instead (:func:`parsner.backends.onednn_linear_helps`; logits
+        equal to rounding, ~1e-6).
         """
         from parsner.backends import load_onnx_for_inference, resolve_backend
 
@@ -150,7 +153,11 @@ class Tagger:
         if quantize:
             model = quantize_dynamic_int8(model)
             device = "cpu"
-        return cls(model, tokenizer, normalizer, device=device, meta=meta, **kwargs)
+        from parsner.backends import TorchRunner
+
+        # The model was loaded here, so nobody else holds it: its Linear layers may move to oneDNN.
+        runner = TorchRunner(model, device, fast_linear=True)
+        return cls(runner, tokenizer, normalizer, device=device, meta=meta, **kwargs)
 
     @property
     def labels(self) -> list[str]:
