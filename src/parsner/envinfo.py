@@ -47,12 +47,21 @@ def machine() -> dict[str, Any]:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cpu": model,
+        # A VM often names only "AMD EPYC"; vendor, family and model tell the generation (AMD family 25 with
+        # AVX-512: Zen 4, 512-bit operations at half rate; family 26: Zen 5, full width).
+        "vendor": info.get("vendor_id"),
+        "cpu_family": _int(info.get("cpu family")),
+        "cpu_model": _int(info.get("model")),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable,
         "simd": [f for f in SIMD_FLAGS if f in flags] if flags else None,
         "platform": platform.platform(),
         "machine": platform.machine(),
     }
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def _torch() -> dict[str, Any]:
@@ -74,7 +83,16 @@ def _torch() -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
         "cpu_capability": _torch_cpu_capability(torch),
+        "tagger_linear": _tagger_linear(torch),
     }
+
+
+def _tagger_linear(torch: Any) -> str:
+    """Which kernels the Tagger's fp32 Linear layers use here (:func:`parsner.backends.onednn_linear_helps`)."""
+    from parsner.backends import onednn_linear_helps
+
+    mkldnn = getattr(torch.backends, "mkldnn", None)
+    return "oneDNN" if mkldnn is not None and mkldnn.is_available() and onednn_linear_helps() else "torch default"
 
 
 def _torch_cpu_capability(torch: Any) -> str | None:
@@ -144,14 +162,15 @@ def format_report(info: dict[str, Any]) -> str:
         f"- parsner: {info['parsner']}",
         f"- Python: {info['python']} ({info['python_implementation']}, {info['executable']})",
         f"- platform: {m['platform']}",
-        f"- CPU: {m['cpu']}; {m['logical_cores']} logical cores ({m['usable_cores']} usable); "
+        f"- CPU: {cpu_name(m)}; {m['logical_cores']} logical cores ({m['usable_cores']} usable); "
         f"SIMD: {', '.join(m['simd']) if m['simd'] else 'unknown'}",
     ]
     if t.get("version"):
         gpu = ", ".join(t["cuda_devices"]) if t["cuda_available"] else "no"
         lines.append(f"- torch: {t['version']} (CUDA build: {t['cuda_build'] or 'none'}; CUDA available: {gpu}; "
                      f"MPS available: {'yes' if t['mps_available'] else 'no'}; CPU kernels: "
-                     f"{t['cpu_capability'] or 'unknown'}; threads: {t['threads']}, inter-op {t['interop_threads']})")
+                     f"{t['cpu_capability'] or 'unknown'}; Tagger Linear layers: {t['tagger_linear']}; threads: "
+                     f"{t['threads']}, inter-op {t['interop_threads']})")
     else:
         lines.append(f"- torch: {t.get('import_error') or 'not installed'}")
     for name, version in info["packages"].items():
@@ -169,3 +188,38 @@ def format_report(info: dict[str, Any]) -> str:
         lines.append(f"- PARSNER_SHARED: {p['parsner_shared']} (from {p['parsner_shared_from']}; "
                      f"{'present' if p['parsner_shared_exists'] else 'absent'})")
     return "\n".join(lines)
+
+
+def cpu_name(m: dict[str, Any]) -> str:
+    """``AMD EPYC (AuthenticAMD family 26 model 2)``: the model name and what tells its generation."""
+    ids = " ".join(f"{k} {m[key]}" for k, key in (("family", "cpu_family"), ("model", "cpu_model"))
+                   if m.get(key) is not None)
+    extra = " ".join(x for x in (m.get("vendor"), ids) if x)
+    return f"{m['cpu']} ({extra})" if extra else str(m["cpu"])
+
+
+def bench_record(**threads: Any) -> dict[str, Any]:
+    """What a benchmark records beside its figures: :func:`report` without the paths, the threads it ran
+    with (``threads``, e.g. ``torch=2, onnxruntime=2``) and the load average when it was taken (a shared
+    machine's figures say how busy it was)."""
+    info = report(full=False)
+    info["bench_threads"] = {k: v for k, v in threads.items() if v is not None}
+    info["load_average_1min"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    return info
+
+
+def bench_summary(info: dict[str, Any]) -> str:
+    """One line naming the machine of a benchmark (:func:`bench_record`), for its printed output."""
+    m, t, ort = info["machine"], info["torch"], info["onnxruntime"]
+    parts = [f"machine: {cpu_name(m)}, {m['logical_cores']} logical cores ({m['usable_cores']} usable)",
+             f"SIMD {', '.join(m['simd']) if m['simd'] else 'unknown'}"]
+    if t.get("version"):
+        parts.append(f"torch {t['version']} ({t['cpu_capability'] or '?'} kernels, Tagger Linear: "
+                     f"{t['tagger_linear']}, {t['threads']} threads)")
+    parts.append(f"onnxruntime {ort['version']}" if ort and ort.get("version") else "onnxruntime not installed")
+    ran = ", ".join(f"{k} {v}" for k, v in info.get("bench_threads", {}).items())
+    env = ", ".join(f"{k}={v}" for k, v in info["threads_env"].items() if v is not None) or "no thread variables"
+    parts.append(f"threads: {ran + '; ' if ran else ''}{env}")
+    if info.get("load_average_1min") is not None:
+        parts.append(f"load average {info['load_average_1min']}")
+    return "; ".join(parts)
