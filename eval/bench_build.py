@@ -1,6 +1,6 @@
 """Time building all of PEYMA (hooshvare split) into a dataset, phase by phase.
 
-    .venv/bin/python eval/bench_build.py [--data-dir DIR] [--repeats N]
+    .venv/bin/python eval/bench_build.py [--data-dir DIR] [--repeats N] [--json FILE]
 
 The dataset keeps source tokens exactly, so normalisation is not part of the build; the script still times
 normalising every PEYMA token with the default ParsBERT normaliser, because training and inference pay that
@@ -11,6 +11,7 @@ Not a test: the numbers depend on the machine and its load.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, help="folder holding peyma/ (default: $PARSNER_SHARED/data)")
     parser.add_argument("--repeats", type=int, default=1, help="builds to time (the best is reported too)")
+    parser.add_argument("--json", type=Path, help="also write the timings and the machine here")
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -34,11 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     import_s = time.perf_counter() - t0
 
     from parsner.data.corpora import build_corpus, recipe
+    from parsner.envinfo import bench_record, bench_summary
 
     rec = recipe("peyma", args.data_dir)
     print(f"PEYMA inputs: {', '.join(str(p) for p in rec.inputs)}")
-    load = os.getloadavg()[0]
-    print(f"machine: {os.cpu_count()} CPU(s), load average {load:.2f}; import datasets {import_s:.2f}s")
+    machine = bench_record()  # before the builds: the load average is the one they start under
+    print(f"{bench_summary(machine)}; import datasets {import_s:.2f}s")
 
     runs = []
     tmp = Path(tempfile.mkdtemp(prefix="parsner-bench-"))
@@ -79,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     verdict = "OK" if best < 30 else "TOO SLOW"
     print(f"best build wall time {best:.2f}s (target well under 30 s): {verdict}")
+    if args.json:
+        record = {"runs": [{"wall_s": round(w, 3), **{k: round(v, 3) for k, v in t.items()}} for w, t in runs],
+                  "best_wall_s": round(best, 3), "import_datasets_s": round(import_s, 3),
+                  "normalise_s": round(norm_s, 3), "tokens": n_tokens, "machine": machine}
+        args.json.write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return 0 if best < 30 else 1
 
 

@@ -1,6 +1,6 @@
 """Does ``torch.compile`` speed up CPU training of the ParsBERT-shaped stand-in? (eager vs compiled, side by side)
 
-    python eval/bench_compile.py            # both modes, one after the other, same batches
+    python eval/bench_compile.py [--json FILE]   # both modes, one after the other, same batches
 
 Model: ParsBERT v1's real config (``$PARSNER_SHARED/tokenizers/bert-base-parsbert-uncased``) cut to 4 layers, random
 weights, 15 labels; AdamW (fused) on everything but the word embeddings. Batches of 16 random sequences of lengths
@@ -10,8 +10,10 @@ weights, 15 labels; AdamW (fused) on everything but the word embeddings. Batches
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -54,10 +56,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", type=Path, help="also write the results and the machine here")
     args = ap.parse_args()
+    import torch
+
+    from parsner.envinfo import bench_record, bench_summary
+
+    machine = bench_record(torch=torch.get_num_threads())
+    print(bench_summary(machine), flush=True)
+    rows = []
     for mode in ("eager", "compile"):
         warmup, sps = run(mode, args.layers, args.repeats)
+        rows.append({"mode": mode, "warmup_s": round(warmup, 2), "sequences_per_s": round(sps, 2)})
         print(f"{mode:8s} warm-up {warmup:6.1f} s   {sps:6.2f} sequences/s", flush=True)
+    if args.json:
+        record = {"layers": args.layers, "repeats": args.repeats, "rows": rows, "machine": machine}
+        args.json.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ rounds (rows in turn, so a slow spell of a shared machine hits all rows alike) a
 * with ``--latency``: single-text latency (p50/p99 over ``--latency-repeats`` calls) of a 1-sentence and a
   30-sentence article for each Tagger backend — what an interactive user waits.
 
+The output and the JSON name the machine (:func:`parsner.envinfo.bench_record`: CPU model, vendor, family and
+model numbers, cores, SIMD flags, torch and onnxruntime versions, threads, load average): the same model's
+ratios differ between CPUs (eval/RESULTS.md section 8).
+
 Without ``--model`` a stand-in is built: ParsBERT v1's real tokenizer and config with random weights and
 ``--layers`` layers (or the ``tiny`` stand-in when the shared tokenizer is missing). Speed is what it
 measures; its F1 is meaningless (random weights) and is labelled so.
@@ -219,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             onnx = onnx_parity(tagger, {k: taggers[k] for k in ONNX_ROWS}, tokens, gold, texts, sizes[0])
         latency = measure_latency(taggers, texts, tokens, args.latency_repeats) if args.latency else None
 
+    from parsner.envinfo import bench_record
+
+    threads = torch.get_num_threads()
+    machine = bench_record(torch=threads, onnxruntime=threads if args.onnx else None)
     default = rows[0]["seconds"]
     pipes = [r for r in rows if r["system"].startswith("pipeline")]
     best_pipe = min(pipes, key=lambda r: r["seconds"])
@@ -238,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "int8": quant,
         "onnx": onnx,
         "latency_ms": latency,
+        "machine": machine,
     }
     print(render_markdown(result))
     if args.json:
@@ -307,9 +316,12 @@ def measure_latency(taggers: dict[str, Any], texts: list[str], tokens: list[list
 
 
 def render_markdown(r: dict[str, Any]) -> str:
+    from parsner.envinfo import bench_summary
+
     lines = [
         f"Inference speed, CPU ({r['torch_threads']} torch threads, {r['cpu_count']} CPUs), "
         f"torch {r['torch']}",
+        bench_summary(r["machine"]),
         f"data: {r['data']} — {r['sentences']} sentences, {r['tokens']} tokens; model: {r['model']}",
         "",
         "| system | batch | seconds | sentences/s | tokens/s | × pipeline default | × pipeline best |",

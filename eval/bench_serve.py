@@ -153,10 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         r = rows[-1]
         print(f"  {mode}: {r['requests_per_s']} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
               f"errors {r['errors']}, lost {r['lost']}", file=sys.stderr, flush=True)
+    from parsner.envinfo import bench_record, bench_summary
+
+    machine = bench_record()  # the server runs with its defaults on this machine; the clients share it
     result = {"model": args.model, "texts": source, "cpu_count": os.cpu_count(),
-              "python": platform.python_version(), "rows": rows}
+              "python": platform.python_version(), "rows": rows, "machine": machine}
     lines = [f"parsner serve under load: {args.clients} clients × {args.duration:.0f} s, model {args.model}, "
-             f"{os.cpu_count()} CPUs; texts: {source}", "",
+             f"{os.cpu_count()} CPUs; texts: {source}", bench_summary(machine), "",
              "| mode | requests/s | p50 ms | p99 ms | sent | answered | errors | lost | texts per model call |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:

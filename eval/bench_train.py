@@ -239,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
         results["recipe"] = run_recipe(args, data, out)
     if args.only in (None, "ours"):
         results["ours"] = run_ours(args, data, out)
+    from parsner.envinfo import bench_record, bench_summary
+
+    results["machine"] = bench_record(torch=torch.get_num_threads())
+    print(bench_summary(results["machine"]))
     print(f"model {args.model}, {len(data[0])} training sentences x {args.epochs} epochs, "
           f"batch {args.batch_size}, {torch.get_num_threads()} threads")
     print(f"{'':8} {'seq/s':>8} {'train s':>8} {'F1 strict':>10} {'F1 default':>10} {'padding':>8}")

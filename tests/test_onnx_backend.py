@@ -229,3 +229,22 @@ def test_the_export_honours_any_attention_mask(trained: dict[str, Path]) -> None
     got = runner(ids, mask)
     real = mask.astype(bool)
     assert np.abs(ref - got)[real].max() < 1e-4
+
+
+def test_int8_sessions_leave_skip_layer_norm_unfused(trained: dict[str, Path], tmp_path: Path) -> None:
+    """The fusion OrtRunner turns off exists under that name (a renamed fusion would silently come back)."""
+    import onnx
+    import onnxruntime as ort
+
+    from parsner.inference.backends import ORT_DISABLED_OPTIMIZERS
+
+    def optimized_ops(disabled: list[str]) -> set[str]:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.optimized_model_filepath = str(tmp_path / f"opt{len(disabled)}.onnx")
+        ort.InferenceSession(str(trained["int8"] / "model.onnx"), opts, providers=["CPUExecutionProvider"],
+                             disabled_optimizers=disabled)
+        return {n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node}
+
+    assert "SkipLayerNormalization" in optimized_ops([])
+    assert "SkipLayerNormalization" not in optimized_ops(list(ORT_DISABLED_OPTIMIZERS))

@@ -86,6 +86,9 @@ def test_ner_returns_the_taggers_entities(server: str, tagger) -> None:
         ('{"texts": ["a", "b", "c", "d", "e"]}', 422, "too_many_texts"),
         ('{"text": "' + "ب" * 501 + '"}', 422, "text_too_long"),
         ('{"text": "' + "a" * 20_001 + '"}', 413, "body_too_large"),
+        ('{"text": "\\ud800 x"}', 422, "invalid_text"),  # a lone surrogate: refused, not replaced
+        ('{"texts": ["x", "\\udc00"]}', 422, "invalid_text"),
+        ('{"te\\ud800xt": "x"}', 422, "bad_shape"),  # and the error answer itself is sendable JSON
     ],
 )
 def test_bad_requests_get_clear_json_errors(server: str, body, status: int, code: str) -> None:

@@ -276,3 +276,43 @@ def test_offsets_hold_for_random_persian_text(tagger, texts: list[str]) -> None:
         assert [r[0] for r in doc.sentence_word_ranges] == sorted(r[0] for r in doc.sentence_word_ranges)
         assert sum(e - s for s, e in doc.sentence_word_ranges) == len(doc.words)
         check_entities(text, doc.entities)
+
+
+@pytest.mark.parametrize("forced", ["0", "1"])
+def test_onednn_linear_keeps_the_outputs(model_dir: Path, monkeypatch, forced: str) -> None:
+    """torch's Linear layers on oneDNN (a CPU speed path) give the same entities and scores to rounding."""
+    import torch
+
+    from parsner.envinfo import ONEDNN_ENV, onednn_linear_helps
+    from parsner.inference.tagger import Tagger
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    monkeypatch.setenv(ONEDNN_ENV, "0")
+    ref = Tagger.from_pretrained(model_dir, device="cpu")
+    monkeypatch.setenv(ONEDNN_ENV, forced)
+    assert onednn_linear_helps() is (forced == "1")
+    fast = Tagger.from_pretrained(model_dir, device="cpu")
+    assert fast.runner.fast_linear is (forced == "1") and ref.runner.fast_linear is False
+    names = {type(m).__name__ for m in fast.model.modules()}
+    assert ("OneDnnLinear" in names) is (forced == "1")
+    for text in NASTY_TEXTS:
+        a, b = fast(text), ref(text)
+        check_entities(text, a)
+        assert [(e["start"], e["end"], e["label"]) for e in a] == [(e["start"], e["end"], e["label"]) for e in b]
+        assert [e["score"] for e in a] == pytest.approx([e["score"] for e in b], abs=1e-5)
+
+
+def test_a_callers_model_is_never_changed(model_dir: Path, monkeypatch) -> None:
+    """Only a model the Tagger loaded itself moves to oneDNN: one handed in may still be trained or saved."""
+    import torch
+
+    from parsner.envinfo import ONEDNN_ENV
+    from parsner.inference.modeling import load_for_inference
+    from parsner.inference.tagger import Tagger
+
+    monkeypatch.setenv(ONEDNN_ENV, "1")
+    model, tok, norm, meta = load_for_inference(str(model_dir), device="cpu")
+    tagger = Tagger(model, tok, norm, meta=meta, device="cpu")
+    assert tagger.runner.fast_linear is False
+    assert any(type(m) is torch.nn.Linear for m in model.modules())

@@ -19,6 +19,8 @@ PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "huggingface-hub"
 #: CPU flags that decide which kernels torch and onnxruntime dispatch to (as /proc/cpuinfo names them).
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile",
               "amx_int8", "amx_bf16")
+#: Overrides :func:`onednn_linear_helps` (``1``/``0``).
+ONEDNN_ENV = "PARSNER_ONEDNN_LINEAR"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TOKENIZERS_PARALLELISM")
 
 
@@ -29,7 +31,7 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def _cpuinfo() -> dict[str, str]:
+def cpu_fields() -> dict[str, str]:
     """The first processor's fields of /proc/cpuinfo (Linux); empty elsewhere."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
@@ -41,18 +43,27 @@ def _cpuinfo() -> dict[str, str]:
 
 def machine() -> dict[str, Any]:
     """The CPU and OS: model, logical cores (and those this process may use), SIMD flags, platform."""
-    info = _cpuinfo()
+    info = cpu_fields()
     flags = set(info.get("flags", "").split())
     model = info.get("model name") or platform.processor() or platform.machine()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cpu": model,
+        # A VM often names only "AMD EPYC"; vendor, family and model tell the generation (AMD family 25 with
+        # AVX-512: Zen 4, 512-bit operations at half rate; family 26: Zen 5, full width).
+        "vendor": info.get("vendor_id"),
+        "cpu_family": _int(info.get("cpu family")),
+        "cpu_model": _int(info.get("model")),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable,
         "simd": [f for f in SIMD_FLAGS if f in flags] if flags else None,
         "platform": platform.platform(),
         "machine": platform.machine(),
     }
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def _torch() -> dict[str, Any]:
@@ -74,7 +85,14 @@ def _torch() -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
         "cpu_capability": _torch_cpu_capability(torch),
+        "tagger_linear": _tagger_linear(torch),
     }
+
+
+def _tagger_linear(torch: Any) -> str:
+    """Which kernels the Tagger's fp32 Linear layers use here (:func:`onednn_linear_helps`)."""
+    mkldnn = getattr(torch.backends, "mkldnn", None)
+    return "oneDNN" if mkldnn is not None and mkldnn.is_available() and onednn_linear_helps() else "torch default"
 
 
 def _torch_cpu_capability(torch: Any) -> str | None:
@@ -144,14 +162,15 @@ def format_report(info: dict[str, Any]) -> str:
         f"- parsner: {info['parsner']}",
         f"- Python: {info['python']} ({info['python_implementation']}, {info['executable']})",
         f"- platform: {m['platform']}",
-        f"- CPU: {m['cpu']}; {m['logical_cores']} logical cores ({m['usable_cores']} usable); "
+        f"- CPU: {cpu_name(m)}; {m['logical_cores']} logical cores ({m['usable_cores']} usable); "
         f"SIMD: {', '.join(m['simd']) if m['simd'] else 'unknown'}",
     ]
     if t.get("version"):
         gpu = ", ".join(t["cuda_devices"]) if t["cuda_available"] else "no"
         lines.append(f"- torch: {t['version']} (CUDA build: {t['cuda_build'] or 'none'}; CUDA available: {gpu}; "
                      f"MPS available: {'yes' if t['mps_available'] else 'no'}; CPU kernels: "
-                     f"{t['cpu_capability'] or 'unknown'}; threads: {t['threads']}, inter-op {t['interop_threads']})")
+                     f"{t['cpu_capability'] or 'unknown'}; Tagger Linear layers: {t['tagger_linear']}; threads: "
+                     f"{t['threads']}, inter-op {t['interop_threads']})")
     else:
         lines.append(f"- torch: {t.get('import_error') or 'not installed'}")
     for name, version in info["packages"].items():
@@ -169,3 +188,56 @@ def format_report(info: dict[str, Any]) -> str:
         lines.append(f"- PARSNER_SHARED: {p['parsner_shared']} (from {p['parsner_shared_from']}; "
                      f"{'present' if p['parsner_shared_exists'] else 'absent'})")
     return "\n".join(lines)
+
+
+def cpu_name(m: dict[str, Any]) -> str:
+    """``AMD EPYC (AuthenticAMD family 26 model 2)``: the model name and what tells its generation."""
+    ids = " ".join(f"{k} {m[key]}" for k, key in (("family", "cpu_family"), ("model", "cpu_model"))
+                   if m.get(key) is not None)
+    extra = " ".join(x for x in (m.get("vendor"), ids) if x)
+    return f"{m['cpu']} ({extra})" if extra else str(m["cpu"])
+
+
+def bench_record(**threads: Any) -> dict[str, Any]:
+    """What a benchmark records beside its figures: :func:`report` without the paths, the threads it ran
+    with (``threads``, e.g. ``torch=2, onnxruntime=2``) and the load average when it was taken (a shared
+    machine's figures say how busy it was)."""
+    info = report(full=False)
+    info["bench_threads"] = {k: v for k, v in threads.items() if v is not None}
+    info["load_average_1min"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    return info
+
+
+def bench_summary(info: dict[str, Any]) -> str:
+    """One line naming the machine of a benchmark (:func:`bench_record`), for its printed output."""
+    m, t, ort = info["machine"], info["torch"], info["onnxruntime"]
+    parts = [f"machine: {cpu_name(m)}, {m['logical_cores']} logical cores ({m['usable_cores']} usable)",
+             f"SIMD {', '.join(m['simd']) if m['simd'] else 'unknown'}"]
+    if t.get("version"):
+        parts.append(f"torch {t['version']} ({t['cpu_capability'] or '?'} kernels, Tagger Linear: "
+                     f"{t['tagger_linear']}, {t['threads']} threads)")
+    parts.append(f"onnxruntime {ort['version']}" if ort and ort.get("version") else "onnxruntime not installed")
+    ran = ", ".join(f"{k} {v}" for k, v in info.get("bench_threads", {}).items())
+    env = ", ".join(f"{k}={v}" for k, v in info["threads_env"].items() if v is not None) or "no thread variables"
+    parts.append(f"threads: {ran + '; ' if ran else ''}{env}")
+    if info.get("load_average_1min") is not None:
+        parts.append(f"load average {info['load_average_1min']}")
+    return "; ".join(parts)
+
+def onednn_linear_helps() -> bool:
+    """Whether torch's fp32 Linear layers are faster through oneDNN than through MKL on this CPU.
+
+    torch hands fp32 matrix products to MKL, which picks its kernels by CPU *vendor*: on AMD it runs AVX2 code
+    even where AVX-512 exists. oneDNN, also inside torch, picks by CPU *features*. On AMD Zen 5 (CPU family 26),
+    whose AVX-512 units are full width, a 1536 x 256 x 1024 product ran at 216 GFLOP/s through oneDNN against
+    98 through MKL on one thread (eval/RESULTS.md section 8). Elsewhere torch's default stays: Intel CPUs get
+    AVX-512 from MKL already, and Zen 4 runs 512-bit operations at half rate (not measured here).
+    ``$PARSNER_ONEDNN_LINEAR`` = ``1``/``0`` overrides the choice.
+    """
+    forced = os.environ.get(ONEDNN_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    info = cpu_fields()
+    family = info.get("cpu family", "")
+    return (info.get("vendor_id") == "AuthenticAMD" and "avx512f" in info.get("flags", "").split()
+            and family.isdigit() and int(family) >= 26)

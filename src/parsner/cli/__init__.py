@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from parsner._version import __version__
+from parsner.data import surrogates
 from parsner.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, ParsnerError
 
 #: Command modules, in the order of the pipeline.
@@ -73,9 +74,14 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 def _bad_argument(argv: Sequence[str]) -> str | None:
     """Command-line text that is not valid UTF-8 (Python keeps such bytes as lone surrogates)."""
     for i, arg in enumerate(argv, 1):
-        if any("\udc80" <= ch <= "\udcff" for ch in arg):
+        why = surrogates.problem(arg)
+        if why is None:
+            continue
+        try:
             shown = arg.encode("utf-8", "surrogateescape")[:60]
-            return f"command-line argument {i} is not valid UTF-8: {shown!r}"
+        except UnicodeEncodeError:  # not bytes kept by the decoder: a Python caller of main() passed it
+            return f"command-line argument {i} holds {why}"
+        return f"command-line argument {i} is not valid UTF-8: {shown!r}"
     return None
 
 

@@ -32,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build a dataset (HF DatasetDict + stats, audit, card) from files or a named corpus",
         description="Build a DatasetDict from annotated files (CoNLL, JSONL, doccano, Label Studio, brat, "
         "WebAnno/INCEpTION TSV, Prodigy) or a named corpus. "
-        "Splits come from file names (train/dev/test, train_foldK/test_foldK), a --splits-file, or a seeded "
-        "split by document.",
+        "Splits come from a --splits-file, else from folder or file names (a folder named train, dev or test "
+        "in any case, e.g. corpus/train/part1.txt; a file train.txt, train_foldK/test_foldK; then every input "
+        "must name one), else from a seeded split by document.",
     )
     b.add_argument("inputs", nargs="*", metavar="INPUT", help="annotated files (omit with --corpus)")
     b.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (must not exist)")
@@ -57,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--split-ratios",
         default="0.8,0.1,0.1",
-        help="train,validation,test fractions for a seeded split (default 0.8,0.1,0.1); with named files "
+        help="train,validation,test fractions for a seeded split (default 0.8,0.1,0.1); with named inputs "
         "the validation fraction is carved from train when no dev file is given",
     )
     b.add_argument("--seed", type=int, default=42, help="seed of the document split (default 42)")

@@ -9,8 +9,10 @@
 * ``README.md``   - a dataset card (HF conventions) filled from the two files above;
 * ``build.json``  - the inputs (path, sha256, format) and every build option, so a build can be replayed.
 
-Splits come from the input file names when they are named (``train``/``dev``/``test``, ARMAN ``train_foldK``
-/``test_foldK``), from a splits file mapping document ids to splits, or from a seeded split by document.
+Splits come from a splits file mapping document ids to splits; else from the inputs' folder and file names
+when they name one (a folder ``train/``, ``dev/``, ``test/``, any case; a file ``train.txt``, ARMAN's
+``train_foldK``/``test_foldK``: :func:`split_from_path`), which then every input must do; else from a seeded
+split by document. A file that names its split stays in it: test sentences never move into train.
 Sentences are never split one by one: an article must not straddle train and test. Files without document
 boundaries (most CoNLL corpora) are split by blocks of :data:`BLOCK_SIZE` consecutive sentences, and the build
 says so.
@@ -22,6 +24,7 @@ The numbers in ``stats.json``/``audit.json`` come from :mod:`parsner.data.datast
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -63,7 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "AUDIT_PAIRS", "BLOCK_SIZE", "LEAK_WARN_FRACTION", "SPLITS", "BuildReport", "build_dataset", "compute_stats",
     "dataset_features", "format_audit", "format_stats_table", "load_dataset_dir", "overlap_audit",
-    "parse_split_ratios", "read_json", "render_card", "split_from_name",
+    "parse_split_ratios", "read_json", "render_card", "split_from_name", "split_from_path",
 ]
 
 #: Consecutive sentences kept together when a file has no document boundaries (the readers' rule, one home).
@@ -133,6 +136,35 @@ def split_from_name(path: str | Path) -> str | None:
             "rename it or pass --splits-file"
         )
     return found.pop() if found else None
+
+
+def split_from_path(path: str | Path) -> tuple[str | None, str | None]:
+    """The split a file's folders and name announce, and how: ``("test", "folder test/")``, or ``(None, None)``.
+
+    A folder names a split when its whole name is a split word in any case (``train``, ``Train``, ``dev``,
+    ``valid``, ``validation``, ``test``, ...; ``train_data`` does not). Every folder of the path as given
+    counts, read from the current folder when the path lies inside it, so where you run from never matters;
+    the file name counts as in :func:`split_from_name`. Two that disagree (``test/train/x.txt``,
+    ``train/part_test.txt``) raise :class:`ConfigError` naming the file: a file is never guessed into a split.
+    """
+    p = Path(str(path))
+    if p.is_absolute():
+        with contextlib.suppress(ValueError, OSError):
+            p = p.relative_to(Path.cwd()) if p.is_relative_to(Path.cwd()) else p.resolve().relative_to(
+                Path.cwd().resolve())
+    folders = [(part, _SPLIT_WORDS[part.lower()]) for part in p.parent.parts if part.lower() in _SPLIT_WORDS]
+    by_name = split_from_name(path)
+    said = [f"folder {part}/ → {split}" for part, split in folders]
+    if by_name is not None:
+        said.append(f"file name → {by_name}")
+    splits = {split for _, split in folders} | ({by_name} if by_name else set())
+    if len(splits) > 1:
+        raise ConfigError(f"{path}: its folders and file name name different splits ({'; '.join(said)}); "
+                          "move or rename the file, or pass --splits-file")
+    if not splits:
+        return None, None
+    how = " and ".join([f"folder {part}/" for part, _ in folders] + (["file name"] if by_name else []))
+    return splits.pop(), how
 
 
 def parse_split_ratios(spec: str | Sequence[float]) -> tuple[float, float, float]:
@@ -276,19 +308,17 @@ def _split_by_names(
     ratios: tuple[float, float, float],
     seed: int,
 ) -> tuple[dict[str, list[int]], str, list[str]]:
-    """Splits from the file names; a missing validation split is carved from train by document."""
-    unnamed = [res.path for (res, _, _), n in zip(read, named, strict=True) if n is None]
-    if unnamed:
-        raise ConfigError(
-            "some inputs name their split and some do not (" + ", ".join(unnamed) + "); rename them "
-            "(train/dev/test) or pass --splits-file"
-        )
+    """Splits from the folder and file names (every input has one: :func:`_named_splits`); a missing
+    validation split is carved from train by document."""
     split_idx: dict[str, list[int]] = {s: [] for s in SPLITS if s in named}
     for i, k in enumerate(input_of):
         split_idx[named[k]].append(i)  # type: ignore[index]
+    by_folder = any(split_from_name(r.path) != n for (r, _, _), n in zip(read, named, strict=True))
+    # Folders can repeat file names (train/part1.txt, test/part1.txt): then the paths are shown.
+    shown = [r.path if by_folder else Path(r.path).name for r, _, _ in read]
     method = (
-        "file names ("
-        + ", ".join(f"{Path(r.path).name}→{n}" for (r, _, _), n in zip(read, named, strict=True))
+        ("folder and file names (" if by_folder else "file names (")
+        + ", ".join(f"{p}→{n}" for p, n in zip(shown, named, strict=True))
         + ")"
     )
     notes: list[str] = []
@@ -301,6 +331,26 @@ def _split_by_names(
             f"({ratios[1]:g} of train, seed {seed})"
         )
     return split_idx, method, notes
+
+
+def _named_splits(inputs: Sequence[Path | str | ReadResult]) -> list[tuple[str | None, str | None]]:
+    """``(split, how)`` of every input from its folders and file name (:func:`split_from_path`), before anything
+    is read. Either every input names its split or none does: an unnamed file among named ones would have to
+    be guessed into one, so that is an error (a seeded split needs no names; a splits file wins over them)."""
+    out: list[tuple[str | None, str | None]] = []
+    for item in inputs:
+        if isinstance(item, ReadResult):  # a Hub split ("hub:org/name/test"): its name only, never folders
+            split = split_from_name(item.path)
+            out.append((split, "name" if split else None))
+        else:
+            out.append(split_from_path(item))
+    unnamed = [str(getattr(item, "path", item)) for item, (split, _) in zip(inputs, out, strict=True) if not split]
+    if unnamed and len(unnamed) < len(out):
+        raise ConfigError(
+            "some inputs name their split and some do not (" + ", ".join(unnamed) + "); put them in train/, "
+            "dev/ or test/ folders, rename them (train/dev/test) or pass --splits-file"
+        )
+    return out
 
 
 def _carve_validation(
@@ -495,10 +545,10 @@ def _stat_columns(
 
 
 def _input_records(
-    read: Sequence[ReadInput], named: Sequence[str | None]
+    read: Sequence[ReadInput], assigned: Sequence[tuple[str | None, str | None]]
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """build.json's record of each input (``named``: the split its file name gives, if that decided it),
-    and the readers' notes prefixed with their file."""
+    """build.json's record of each input (``assigned``: the split its folders or file name give and how,
+    when that decided it), and the readers' notes prefixed with their file."""
     records = []
     notes: list[str] = []
     for k, (res, sha, size) in enumerate(read):
@@ -506,7 +556,8 @@ def _input_records(
             {
                 "path": res.path,
                 "format": res.format,
-                "split": named[k] or None,
+                "split": assigned[k][0] or None,
+                "split_by": assigned[k][1] or None,
                 "sentences": len(res.sentences),
                 "tokens": sum(len(s.tokens) for s in res.sentences),
                 "repaired": res.repaired,
@@ -661,8 +712,9 @@ def build_dataset(
 ) -> BuildReport:
     """Read ``inputs``, split, and write the dataset, stats, audit, card and build record to ``out``.
 
-    Splits: a ``splits_file`` (JSON ``{split: [doc ids]}``) wins; otherwise file names (all inputs must
-    then be named; a missing validation split is carved from train by document, ``split_ratios[1]`` of train);
+    Splits: a ``splits_file`` (JSON ``{split: [doc ids]}``) wins; otherwise folder and file names
+    (:func:`split_from_path`; all inputs must then be named, and that is checked before anything is read; a
+    missing validation split is carved from train by document, ``split_ratios[1]`` of train);
     otherwise a seeded split by document with ``split_ratios``. Already-read :class:`ReadResult` objects
     (e.g. from the Hub) may stand for files. ``card_info`` (licence, citation, description, warnings) fills
     the dataset card. Nothing is written unless everything succeeds.
@@ -677,6 +729,9 @@ def build_dataset(
     lmap = _resolve_label_map(label_map)
     splits_path = Path(splits_file) if splits_file is not None else None
     _check_out(out, overwrite, inputs, splits_path, label_map)
+    # A splits file decides every split; otherwise folder and file names do, checked before reading.
+    assigned = [(None, None)] * len(inputs) if splits_path is not None else _named_splits(inputs)
+    named = [split for split, _ in assigned]
 
     t0 = time.perf_counter()
     log(f"building {out} from {len(inputs)} input(s)")
@@ -685,7 +740,6 @@ def build_dataset(
 
     t0 = time.perf_counter()
     sentences, input_of = _flatten(read)
-    named = [split_from_name(res.path) for res, _, _ in read]
     split_idx, method, notes = _assign_splits(read, sentences, input_of, named, splits_path, ratios, seed)
     log(f"  splits: {method}")
     timings["split"] = time.perf_counter() - t0
@@ -694,8 +748,7 @@ def build_dataset(
     names = _label_names(sentences)
     columns = _columns(sentences, split_idx, names)
     stat_cols = _stat_columns(sentences, split_idx, columns)
-    # a file's split is recorded only when its name decided it
-    records, input_notes = _input_records(read, [None] * len(read) if splits_path is not None else named)
+    records, input_notes = _input_records(read, assigned)  # a file's split only when its names decided it
     stats = _stats_record(stat_cols, names, name or out.name, records, [*notes, *input_notes])
     audit = _audit_from_columns(stat_cols)
     timings["stats_audit"] = time.perf_counter() - t0

@@ -124,13 +124,22 @@ def _audit_section(audit: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def _assigned_by(inp: Mapping[str, Any], splits_file: str | None) -> str:
+    """How an input's sentences got their split: its folder or file name, the splits file, or the seeded split."""
+    if inp.get("split"):
+        return inp.get("split_by") or "file name"  # a build from before folders counted: names only
+    return f"splits file `{splits_file}`" if splits_file else "seeded split by document"
+
+
 def _sources_section(stats: Mapping[str, Any], build: Mapping[str, Any]) -> str:
-    out = ["\n## Source files\n\n| file | format | split | sentences | repaired tags | sha256 |\n"]
-    out.append("|---|---|---|---:|---:|---|\n")
+    out = ["\n## Source files\n\n| file | format | split | assigned by | sentences | repaired tags | sha256 |\n"]
+    out.append("|---|---|---|---|---:|---:|---|\n")
+    splits_file = (build.get("options") or {}).get("splits_file")
     for inp in build["inputs"]:
+        split = inp["split"] or ("(per document)" if splits_file else "(seeded)")
         out.append(
-            f"| `{inp['path']}` | {inp['format']} | {inp['split'] or '(seeded)'} | {inp['sentences']:,} | "
-            f"{inp['repaired']:,} | `{inp['sha256'] or '-'}` |\n"
+            f"| `{inp['path']}` | {inp['format']} | {split} | {_assigned_by(inp, splits_file)} "
+            f"| {inp['sentences']:,} | {inp['repaired']:,} | `{inp['sha256'] or '-'}` |\n"
         )
     notes = stats.get("notes", [])
     if notes:

@@ -21,7 +21,6 @@ overlaps), ``report`` (counted and kept) or ``drop`` (counted and removed).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import sys
 import typing
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from parsner.atomic import file_sha256
+from parsner.data.readers.conll import parse_json
 from parsner.errors import ConfigError, InputError
 
 TextFormat = Literal["auto", "text", "jsonl", "corpus"]
@@ -89,10 +89,7 @@ def _text_lines(path: Path, fmt: str) -> Iterable[tuple[int, list[str] | str]]:
                 if fmt == "text":
                     yield lineno, line.rstrip("\r\n")
                     continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(path, lineno, f"invalid JSON: {exc.msg}") from None
+                rec = parse_json(line, path, lineno)
                 if isinstance(rec, dict) and isinstance(rec.get("text"), str):
                     yield lineno, rec["text"]
                 elif isinstance(rec, dict) and isinstance(rec.get("tokens"), list):

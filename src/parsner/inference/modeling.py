@@ -655,7 +655,10 @@ def load_for_tagger(
     meta.setdefault("model_name", str(path_or_id))
     if quantize:
         model, device = quantize_dynamic_int8(model), "cpu"
-    return model, tokenizer, norm, meta, device
+    from parsner.inference.backends import TorchRunner
+
+    # The model was loaded here, so nobody else holds it: its Linear layers may move to oneDNN.
+    return TorchRunner(model, device, fast_linear=True), tokenizer, norm, meta, device
 
 
 def _load_config(spec: ModelSpec) -> Any:

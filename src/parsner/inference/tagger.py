@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from parsner.data import surrogates
 from parsner.data.wordtok import Word
 from parsner.errors import ModelLoadError
 from parsner.labels import load_label_map, model_labels, spans_from_tags, to_iob2
@@ -48,6 +49,8 @@ class Tagger:
 
     ``tagger(text)`` -> list of entity dicts; ``tagger([t1, t2], batch_size=32)`` -> one list per text.
     ``tagger.predict_words([[w1, w2, ...], ...])`` -> one tag per given word (for evaluation).
+    A text holding a lone surrogate (``"\\ud800"``, half of a UTF-16 pair) raises ``ValueError`` naming the
+    text and the character: it is refused, not replaced (:mod:`parsner.data.surrogates` says why).
     """
 
     def __init__(
@@ -132,6 +135,9 @@ class Tagger:
         ``"onnx"`` (default: ONNX Runtime when the directory holds ``model.onnx``, see
         :mod:`parsner.inference.backends`). Loading is :func:`parsner.inference.modeling.load_for_tagger`'s
         (safetensors preferred, pickles only through the restricted unpickler, no remote code, offline-safe).
+        On a CPU where torch's default matrix kernels leave speed unused (AMD with full-width AVX-512), the
+        fp32 Linear layers run through oneDNN instead (:func:`parsner.backends.onednn_linear_helps`; logits
+        equal to rounding, ~1e-6).
         """
         from parsner.inference.modeling import load_for_tagger
 
@@ -163,6 +169,7 @@ class Tagger:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"text {i} is {type(text).__name__}, not str")
+            _refuse_surrogate(text, f"text {i}")
         docs: list[TaggedDoc] = []
         seqs: list[list[str]] = []
         for text in texts:
@@ -211,6 +218,9 @@ class Tagger:
 
         Returns ``list[list[str]]``, or ``(tags, scores)`` with ``return_scores=True``.
         """
+        for i, sent in enumerate(sentences):
+            for j, word in enumerate(sent):
+                _refuse_surrogate(word, f"sentence {i}, word {j}")
         seqs = [[self._norm(w) for w in sent] for sent in sentences]
         results = self._run(seqs, batch_size)
         tags = [r[0] for r in results]
@@ -269,6 +279,13 @@ def segment(text: str) -> tuple[list[Word], list[tuple[int, int]]]:
         ranges.append((len(words), len(words) + len(sent)))
         words.extend(sent)
     return words, ranges
+
+
+def _refuse_surrogate(text: str, where: str) -> None:
+    """A lone surrogate is refused, not replaced: see :mod:`parsner.data.surrogates` for why."""
+    why = surrogates.problem(text)
+    if why is not None:
+        raise ValueError(f"{where}: {why}; replace it before tagging (e.g. with U+FFFD, which keeps offsets)")
 
 
 def _identity(word: str) -> str:

@@ -15,8 +15,9 @@ thread is free is tagged in one Tagger call (the Tagger sorts and pads all their
 ``max_batch_texts`` texts; ``batch_window_ms`` > 0 also waits that long for company (slower here under load:
 eval/RESULTS.md). ``max_batch_texts=1`` gives one request at a time. Every error is a JSON
 ``{"error": {"status", "code", "message"}}``: malformed JSON 400, a body over the limit 413, a wrong
-shape, too many texts or too long a text 422, a full queue 503; a failure inside the model answers 500 and
-the worker keeps serving.
+shape, too many texts, too long a text or a text holding a lone surrogate (``"\\ud800"``: refused, not
+replaced, so that offsets and entity texts stay those of the text sent) 422, a full queue 503; a failure
+inside the model answers 500 and the worker keeps serving.
 """
 
 
@@ -28,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from parsner.data import surrogates
 from parsner.serving.render import entity_record
 
 
@@ -176,6 +178,9 @@ def parse_ner_request(body: bytes, opts: ServeOptions) -> tuple[list[str], bool]
             raise ApiError(422, "bad_shape", f"{where} is {type(text).__name__}, not a string")
         if len(text) > opts.max_chars:
             raise ApiError(422, "text_too_long", f"{where} has {len(text)} characters; the limit is {opts.max_chars}")
+        why = surrogates.problem(text)  # refused, not replaced: parsner.data.surrogates says why
+        if why is not None:
+            raise ApiError(422, "invalid_text", f"{where} holds {why}; send whole characters")
     return texts, single
 
 

@@ -27,12 +27,15 @@ an empty file or one with no token lines.
 from __future__ import annotations
 
 import codecs
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from parsner.data import surrogates
 from parsner.data.records import ReadResult, Sentence
 from parsner.errors import ConfigError, InputError
 from parsner.labels import TagError, canonical_tag, canonical_type, first_invalid_transition, repair_iob2
@@ -97,6 +100,34 @@ def read_text(path: str | Path) -> str:
             f"not valid UTF-8: byte 0x{data[exc.start]:02x} at byte {col} of the line ({exc.reason}); "
             "save the file as UTF-8 (Windows-1256 is a common cause for Persian text)",
         ) from None
+
+
+def parse_json(raw: str, path: str | Path, line: int, where: str = "", hint: str = "") -> Any:
+    """``raw`` (JSON text starting at ``line`` of ``path``) parsed: the one place readers decode JSON.
+
+    Invalid JSON, nesting too deep for the parser, and a lone surrogate escape (``"\\ud800"``: valid JSON,
+    but not text; it would fail when the dataset is saved) raise an :class:`InputError` naming the line;
+    ``where`` (``"record 3"``) prefixes the message and ``hint`` follows a syntax error.
+    """
+    prefix = f"{where}: " if where else ""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            path, line + exc.lineno - 1, f"{prefix}invalid JSON: {exc.msg} at column {exc.colno}{hint}"
+        ) from None
+    except RecursionError:
+        raise InputError(path, line, f"{prefix}invalid JSON: nested too deeply") from None
+    k = surrogates.find_in_json(raw)
+    if k >= 0:
+        col = k - (raw.rfind("\n", 0, k) + 1) + 1
+        raise InputError(
+            path,
+            line + raw.count("\n", 0, k),
+            f"{prefix}the escape {raw[k:k + 6]} at column {col} is a lone surrogate: {surrogates.WHAT}; "
+            "remove it or write the whole character",
+        )
+    return data
 
 
 def is_docstart(line: str) -> bool:

@@ -18,13 +18,12 @@ one record per annotation (a task annotated twice appears twice, with the same i
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from parsner.data.readers.conll import read_text
+from parsner.data.readers.conll import parse_json, read_text
 from parsner.data.readers.docs import DocBuilder, RecordError
 from parsner.data.records import ReadResult
 from parsner.errors import InputError
@@ -35,13 +34,7 @@ ANNOTATOR_CHOICES = ("first", "last")
 
 def load_json_array(path: str | Path) -> list[Any]:
     """The file as a JSON array, or an :class:`InputError` with the line of the problem."""
-    text = read_text(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(path, exc.lineno, f"invalid JSON: {exc.msg} at column {exc.colno}") from None
-    except RecursionError:
-        raise InputError(path, 1, "invalid JSON: nested too deeply") from None
+    data = parse_json(read_text(path), path, 1)
     if isinstance(data, dict):
         data = [data]  # a single task
     if not isinstance(data, list):

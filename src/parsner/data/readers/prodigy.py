@@ -9,12 +9,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from parsner.data.readers.conll import read_text
+from parsner.data.readers.conll import parse_json, read_text
 from parsner.data.readers.docs import DocBuilder, RecordError
 from parsner.data.records import ReadResult
 from parsner.errors import InputError
@@ -56,12 +55,7 @@ def read_prodigy(path: str | Path, *, strict: bool = False, label_map: Mapping[s
             continue
         recno += 1
         where = f"record {recno}"
-        try:
-            rec = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InputError(path, lineno, f"{where}: invalid JSON: {exc.msg} at column {exc.colno}") from None
-        except RecursionError:
-            raise InputError(path, lineno, f"{where}: invalid JSON: nested too deeply") from None
+        rec = parse_json(raw, path, lineno, where)
         try:
             if not isinstance(rec, dict):
                 raise RecordError(f"a record must be a JSON object, got {type(rec).__name__}")

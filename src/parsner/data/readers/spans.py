@@ -29,14 +29,13 @@ no word, overlapping spans, an unknown label, a duplicate id, an empty file.
 
 from __future__ import annotations
 
-import json
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from parsner.data.readers.conll import TagMapper, read_text
+from parsner.data.readers.conll import TagMapper, parse_json, read_text
 from parsner.data.records import ReadResult, Sentence
 from parsner.errors import InputError
 from parsner.labels import TagError, canonical_type
@@ -132,17 +131,7 @@ def _read_records(
         if not raw.strip():
             continue
         recno += 1
-        try:
-            rec = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                path,
-                lineno,
-                f"record {recno}: invalid JSON: {exc.msg} at column {exc.colno} "
-                "(JSONL needs one complete JSON object per line)",
-            ) from None
-        except RecursionError:
-            raise InputError(path, lineno, f"record {recno}: invalid JSON: nested too deeply") from None
+        rec = parse_json(raw, path, lineno, f"record {recno}", " (JSONL needs one complete JSON object per line)")
         try:
             if not isinstance(rec, dict):
                 raise _RecordError(f"a record must be a JSON object, got {type(rec).__name__}")
