@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
+    from parsner.ray_engine import tag_dataset
     from parsner.tagger import Tagger
 
-__all__ = ["Tagger", "__version__"]
+__all__ = ["Tagger", "__version__", "tag_dataset"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,4 +22,8 @@ def __getattr__(name: str) -> Any:
         from parsner.tagger import Tagger
 
         return Tagger
+    if name == "tag_dataset":  # Ray is imported only when this is called
+        from parsner.ray_engine import tag_dataset
+
+        return tag_dataset
     raise AttributeError(f"module 'parsner' has no attribute {name!r}")
