@@ -337,7 +337,6 @@ class Progress:
                  enabled: bool = True, delay: float = 1.0, log_every: float = 30.0, scale: float = 1.0,
                  initial: int = 0) -> None:
         self.what, self.total, self.unit, self.scale = what, total, unit, scale
-        self.initial = initial  # done by an earlier run: counted, but not in the rate
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -345,26 +344,31 @@ class Progress:
         self.n = initial
         self.t0 = time.monotonic()
         self.next = self.t0 + max(delay, 0.0)
+        self.first: tuple[float, int] | None = None  # the rate counts from the first update (after any startup)
         self.drawn = False
 
     def update(self, n: int = 1) -> None:
         self.set(self.n + n)
 
     def set(self, n: int) -> None:
+        if self.first is None:
+            self.first = (time.monotonic(), self.n)
         self.n = n
         if self.enabled and time.monotonic() >= self.next:
             self._draw()
 
     def line(self) -> str:
-        elapsed = max(time.monotonic() - self.t0, 1e-9)
-        rate = (self.n - self.initial) / elapsed
+        t1, n1 = self.first or (self.t0, self.n)
+        elapsed = time.monotonic() - t1
+        rate = (self.n - n1) / elapsed if elapsed > 0.5 and self.n > n1 else 0.0
         shown = self.n / self.scale
         text = f"{self.what}: {shown:,.0f}"
         if self.total:
             text += f"/{self.total / self.scale:,.0f} {self.unit} ({100 * self.n / self.total:.0f}%)"
         else:
             text += f" {self.unit}"
-        text += f", {rate / self.scale:,.0f} {self.unit}/s"
+        if rate > 0:
+            text += f", {rate / self.scale:,.0f} {self.unit}/s"
         if self.total and rate > 0:
             text += f", ETA {_duration(max(self.total - self.n, 0) / rate)}"
         return text

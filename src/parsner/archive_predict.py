@@ -230,17 +230,19 @@ def _load_tagger(args: argparse.Namespace) -> Any:
 def run_records(args: argparse.Namespace) -> int:
     from parsner.runlock import RunLock
 
+    t0 = time.perf_counter()
+    plan = plan_run(args, progress=not args.quiet)
+    # Taken after the checks, so that a refused run leaves no trace (the lock would create OUT's folder); a second
+    # run on the same OUT then stops here, before it touches OUT.partial.
     lock = RunLock(args.output, what="a parsner predict run") if args.output is not None else contextlib.nullcontext()
     with lock:
-        return _run(args)
+        return _run(args, plan, t0)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, plan: Plan, t0: float) -> int:
     from parsner.cli import Terminated
 
-    t0 = time.perf_counter()
     show = not args.quiet
-    plan = plan_run(args, progress=show)
     check_s = time.perf_counter() - t0
     tagger = _load_tagger(args) if args.engine == "local" else None
     load_s = time.perf_counter() - t0 - check_s

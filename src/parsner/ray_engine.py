@@ -39,6 +39,8 @@ def import_ray() -> Any:
     except ImportError:
         raise ConfigError("the Ray engine needs Ray: pip install 'parsner[ray]'") from None
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-run INFO lines would bury the progress line
+    # ... and so would the notice that Ray's own bars are off (parsner draws one line for the whole run)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
     return ray
 
 
@@ -105,6 +107,9 @@ def _data_context(ray: Any) -> None:
     ctx.execution_options.preserve_order = True  # before the Dataset exists: each Dataset snapshots the context
     ctx.enable_progress_bars = False  # parsner draws its own line
     ctx.execution_no_progress_timeout_s = NO_PROGRESS_TIMEOUT_S
+    # Every batch its own block: blocks are what the actor pool hands out, and Ray would otherwise coalesce the read
+    # task's one-batch tables into 128 MiB blocks, all of which one actor would then tag alone (measured: 60 of 60).
+    ctx.target_max_block_size = 1
 
 
 def _parsner_error(exc: BaseException) -> ParsnerError | None:
@@ -181,7 +186,6 @@ def _archive_source(files: list[Path], opts: RecordOptions, start: int) -> Any:
 def tag_archive(args: argparse.Namespace, plan: Any, sink: Any, bar: Any) -> tuple[int, int]:
     """``predict --engine ray``: tag ``plan``'s records on Ray, writing each batch to ``sink`` in input order."""
     from ray.data import ActorPoolStrategy
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     workers = args.workers or 1
     gpus = args.gpus_per_worker or 0.0
@@ -189,11 +193,11 @@ def tag_archive(args: argparse.Namespace, plan: Any, sink: Any, bar: Any) -> tup
     with ray_session(args.ray_address) as ray:
         cpus = _placement(ray, workers, gpus, args.cpus_per_worker, joined=bool(args.ray_address))
         _data_context(ray)
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
         # The read task takes no CPU (actors holding every CPU would otherwise starve it) and runs where the
         # files are; the actors may run anywhere, so the model must be at the same path on every node.
         ds = ray.data.read_datasource(_archive_source(plan.files, plan.opts, plan.start), num_cpus=0,
-                                      ray_remote_args={"scheduling_strategy": here}, override_num_blocks=1)
+                                      label_selector=here, override_num_blocks=1)
         ctor = {"model": str(args.model), "device": "cuda" if gpus else "cpu", "threads": max(1, int(cpus)),
                 "tagger_kwargs": _tagger_kwargs(args), "opts": plan.opts}
         ds = ds.map_batches(ArchiveTagger, fn_constructor_kwargs=ctor, compute=ActorPoolStrategy(size=workers),

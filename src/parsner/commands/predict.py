@@ -202,7 +202,9 @@ def _check_text_options(args: argparse.Namespace) -> None:
 
     given = [opt for opt, on in (("--resume", args.resume), ("--skip-bad", args.skip_bad),
                                  ("--engine ray", args.engine != "local"), ("--text-field", args.text_field != "text"),
-                                 ("--entities-field", args.entities_field != "entities")) if on]
+                                 ("--entities-field", args.entities_field != "entities"),
+                                 ("--workers", args.workers is not None),
+                                 ("--ray-address", args.ray_address is not None)) if on]
     if given:
         what = f"--input {args.input}" if args.input else "TEXT arguments"
         raise ConfigError(f"{given[0]} reads records (--input FILE.jsonl); {what} is plain text")
