@@ -102,14 +102,25 @@ def _placement(ray: Any, workers: int, gpus: float, cpus: float | None, joined: 
     return cpus
 
 
-def _data_context(ray: Any) -> None:
+@contextlib.contextmanager
+def _data_context(ray: Any) -> Iterator[None]:
+    """Ray Data settings for one run, set before the Dataset exists (each Dataset snapshots the context) and put
+    back afterwards (a notebook's or test session's Ray keeps its own)."""
     ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True  # before the Dataset exists: each Dataset snapshots the context
+    names = ("enable_progress_bars", "execution_no_progress_timeout_s", "target_max_block_size")
+    saved = ctx.execution_options.preserve_order, {k: getattr(ctx, k) for k in names}
+    ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False  # parsner draws its own line
     ctx.execution_no_progress_timeout_s = NO_PROGRESS_TIMEOUT_S
     # Every batch its own block: blocks are what the actor pool hands out, and Ray would otherwise coalesce the read
     # task's one-batch tables into 128 MiB blocks, all of which one actor would then tag alone (measured: 60 of 60).
     ctx.target_max_block_size = 1
+    try:
+        yield
+    finally:
+        ctx.execution_options.preserve_order = saved[0]
+        for k, v in saved[1].items():
+            setattr(ctx, k, v)
 
 
 def _parsner_error(exc: BaseException) -> ParsnerError | None:
@@ -190,9 +201,8 @@ def tag_archive(args: argparse.Namespace, plan: Any, sink: Any, bar: Any) -> tup
     workers = args.workers or 1
     gpus = args.gpus_per_worker or 0.0
     n_recs = n_ents = 0
-    with ray_session(args.ray_address) as ray:
+    with ray_session(args.ray_address) as ray, _data_context(ray):
         cpus = _placement(ray, workers, gpus, args.cpus_per_worker, joined=bool(args.ray_address))
-        _data_context(ray)
         here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
         # The read task takes no CPU (actors holding every CPU would otherwise starve it) and runs where the
         # files are; the actors may run anywhere, so the model must be at the same path on every node.
