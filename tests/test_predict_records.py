@@ -282,3 +282,39 @@ def test_a_partial_file_parsner_did_not_write_is_left_alone(model: str, tmp_path
         code, _, err = predict(["--model", model, "--input", str(src), "--output", str(target), *extra], capsys)
         assert code == EXIT_USER_ERROR and "not written by parsner" in err
     assert partial.read_text(encoding="utf-8") == "mine\n" and not target.exists()
+
+
+# ----------------------------------------------------------------------------------------- Parquet
+
+
+def test_parquet_in_parquet_out_keeps_every_column(model: str, tmp_path: Path, capsys) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from parsner.tagger import Tagger
+
+    rows = make_records(25, seed=8)
+    table = pa.table({"id": pa.array(range(25), pa.int64()), "text": [r["text"] for r in rows],
+                      "meta": [{"منبع": "ایرنا", "rank": i} for i in range(25)]})
+    src = tmp_path / "news.parquet"
+    pq.write_table(table, src)
+    target = tmp_path / "out" / "tagged.parquet"
+    code, _, err = predict(["--model", model, "--input", str(src), "--output", str(target), "--batch-size", "4"],
+                           capsys)
+    assert code == 0, err
+    got = pq.read_table(target)
+    assert got.column_names == ["id", "text", "meta", "entities"]
+    assert got.select(["id", "text", "meta"]).equals(table)
+    want = Tagger.from_pretrained(model, device="cpu")([r["text"] for r in rows], batch_size=4)
+    for ents, ref in zip(got.column("entities").to_pylist(), want, strict=True):
+        assert [(e["start"], e["end"], e["label"]) for e in ents] == [(e["start"], e["end"], e["label"]) for e in ref]
+
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"id": [1, 2, 3], "text": ["علی به تهران رفت", None, "مریم"]}), bad)
+    out2 = tmp_path / "bad-out.parquet"
+    code, _, err = predict(["--model", model, "--input", str(bad), "--output", str(out2)], capsys)
+    assert code == EXIT_USER_ERROR and f"{bad}: row 2: column 'text' is null" in err and not out2.exists()
+    code, _, err = predict(["--model", model, "--input", str(bad), "--output", str(out2), "--skip-bad"], capsys)
+    assert code == 0 and pq.read_table(out2).column("id").to_pylist() == [1, 3]
+    code, _, err = predict(["--model", model, "--input", str(bad), "--output", str(tmp_path / "x.jsonl")], capsys)
+    assert code == EXIT_USER_ERROR and "--output FILE.parquet" in err

@@ -93,6 +93,13 @@ def input_kind(source: str | None, input_format: str = "auto") -> str:
     if source == "-":
         return "records" if input_format == "jsonl" else "text"
     path = Path(source)
+    parquet = path.is_dir() and any(p.name.lower().endswith((".parquet", ".pq")) for p in path.iterdir())
+    if parquet and any(p.is_file() and is_records_name(p) for p in path.iterdir()):
+        raise ConfigError(f"{path} holds both Parquet and JSON Lines files; put them in separate folders")
+    if parquet or path.name.lower().endswith((".parquet", ".pq")):
+        if input_format == "text":
+            raise ConfigError(f"{path} holds Parquet, which is never tagged as text; its --text-field column is")
+        return "records"
     if path.is_dir():
         records = any(p.is_file() and is_records_name(p) for p in path.iterdir())
         texts = any(p.is_file() and p.suffix == ".txt" for p in path.iterdir())

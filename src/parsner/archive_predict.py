@@ -25,6 +25,7 @@ from parsner.archive import (
     add_entities,
     batches,
     file_sources,
+    is_records_name,
     iter_records,
     record_files,
     survey,
@@ -152,6 +153,10 @@ def plan_run(args: argparse.Namespace, *, progress: bool) -> Plan:
         from parsner.atomic import check_output_file
 
         check_output_file(args.output, overwrite=args.overwrite, inputs=[args.input, *files])
+        folder = Path(args.input)
+        if folder.is_dir() and args.output.resolve().parent == folder.resolve() and is_records_name(args.output):
+            raise ConfigError(f"--output {args.output} is in the input folder {folder}, where the next run would read "
+                              "it as input; write it somewhere else")
         saved = _check_partial(args)
     resume_at = complete_lines(partial_path(args.output)) if saved is not None else 0
     total = sum(f.stat().st_size for f in files)
@@ -228,8 +233,14 @@ def _load_tagger(args: argparse.Namespace) -> Any:
 
 
 def run_records(args: argparse.Namespace) -> int:
+    from parsner.archive_parquet import is_parquet_name, parquet_files
     from parsner.runlock import RunLock
 
+    if args.input != "-" and (is_parquet_name(Path(args.input)) or (
+            Path(args.input).is_dir() and parquet_files(Path(args.input)))):
+        from parsner.archive_parquet import run
+
+        return run(args, parquet_files(Path(args.input)), _load_tagger)
     t0 = time.perf_counter()
     plan = plan_run(args, progress=not args.quiet)
     # Taken after the checks, so that a refused run leaves no trace (the lock would create OUT's folder); a second

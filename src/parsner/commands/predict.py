@@ -204,7 +204,9 @@ def _check_text_options(args: argparse.Namespace) -> None:
                                  ("--engine ray", args.engine != "local"), ("--text-field", args.text_field != "text"),
                                  ("--entities-field", args.entities_field != "entities"),
                                  ("--workers", args.workers is not None),
-                                 ("--ray-address", args.ray_address is not None)) if on]
+                                 ("--ray-address", args.ray_address is not None),
+                                 ("--gpus-per-worker", args.gpus_per_worker is not None),
+                                 ("--cpus-per-worker", args.cpus_per_worker is not None)) if on]
     if given:
         what = f"--input {args.input}" if args.input else "TEXT arguments"
         raise ConfigError(f"{given[0]} reads records (--input FILE.jsonl); {what} is plain text")
