@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from archive_helpers import AWKWARD_LINES, make_records, strip_entities, write_jsonl
-from parsner.archive import Progress, RecordOptions, batches, file_sources, iter_records, survey
+from parsner.archive import RecordOptions, batches, file_sources, iter_records, survey
 from parsner.cli import main
 from parsner.errors import EXIT_USER_ERROR
+from parsner.progress import Progress
 from test_tagger import build_model_dir, check_entities
 from train_helpers import assert_no_traceback
 

@@ -29,6 +29,7 @@ def ray_cluster():
     import ray
 
     started = not ray.is_initialized()
+    hook = os.environ.get("PYTHONBREAKPOINT")
     if started:
         previous = signal.getsignal(signal.SIGTERM)
         ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
@@ -39,6 +40,8 @@ def ray_cluster():
     yield ray
     if started:
         ray.shutdown()
+        if hook is None:  # ray.init points breakpoint() at Ray's debugger; later tests get theirs back
+            os.environ.pop("PYTHONBREAKPOINT", None)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from parsner.archive import Progress
 from parsner.errors import ConfigError, InputError
+from parsner.progress import Progress
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 

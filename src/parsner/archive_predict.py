@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from parsner.archive import (
-    Progress,
     RecordOptions,
     Survey,
     add_entities,
@@ -42,6 +41,7 @@ from parsner.archive_resume import (
     resume_point,
 )
 from parsner.errors import ConfigError, InputError, ParsnerError
+from parsner.progress import Progress
 
 
 class PredictInterrupted(ParsnerError):

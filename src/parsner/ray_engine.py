@@ -66,6 +66,7 @@ def ray_session(address: str | None) -> Iterator[Any]:
         return
     main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if main else None
+    breakpoint_hook = os.environ.get("PYTHONBREAKPOINT")  # ray.init points it at Ray's debugger
     opts: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}  # actor prints stay off stdout
     try:
         if address:
@@ -83,6 +84,10 @@ def ray_session(address: str | None) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()  # stops a private cluster; only disconnects from a joined one
+        if breakpoint_hook is None:
+            os.environ.pop("PYTHONBREAKPOINT", None)
+        else:
+            os.environ["PYTHONBREAKPOINT"] = breakpoint_hook
 
 
 def _placement(ray: Any, workers: int, gpus: float, cpus: float | None, joined: bool) -> float:

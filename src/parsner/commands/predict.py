@@ -39,12 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Tag raw text with a trained model. Entity offsets index the ORIGINAL text (before any "
             "normalisation). --input FILE: one text per line; --input DIR: each *.txt file is one text; "
-            "--input -: stdin, one text per line."
+            "--input -: stdin, one text per line. --input FILE.jsonl[.gz] (or a folder of them, or .parquet): "
+            "records, each written back whole with its entities (resumable; --engine ray for a cluster)."
         ),
     )
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to tag")
     p.add_argument("--model", required=True, help="trained run directory (parsner train --out) or hub id")
-    p.add_argument("--input", metavar="FILE|DIR|-", help="read texts from a file, a directory or stdin")
+    p.add_argument("--input", metavar="FILE|DIR|-",
+                   help="read texts from a file, a directory or stdin; *.jsonl, *.jsonl.gz, *.parquet and folders "
+                        "of them are records")
     p.add_argument(
         "--format",
         choices=(*FORMATS, *TOOL_FORMATS),
