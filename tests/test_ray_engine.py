@@ -148,7 +148,7 @@ def test_tag_dataset_adds_entities_and_keeps_the_other_columns(ray_cluster, mode
 def test_tag_dataset_with_an_onnx_export(ray_cluster, model: str, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime", reason="the ONNX extra is not installed (pip install 'parsner[onnx]')")
     from parsner.export import export_onnx
-    from parsner.ray_engine import tag_dataset
+    from parsner.ray_dataset import tag_dataset
     from parsner.tagger import Tagger
 
     onnx_dir = tmp_path / "onnx"
@@ -158,3 +158,22 @@ def test_tag_dataset_with_an_onnx_export(ray_cluster, model: str, tmp_path: Path
                       batch_size=16).take_all()
     ref = Tagger.from_pretrained(model, device="cpu")([r["text"] for r in rows], batch_size=16)
     assert [_spans(r["entities"]) for r in out] == [_spans(e) for e in ref]
+
+
+def test_model_errors_are_one_line_before_and_inside_ray(model: str, archive: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    from parsner.ray_engine import _parsner_error
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model, broken)
+    (broken / "config.json").write_text('{"model_type": "nonsense"}', encoding="utf-8")
+    code, err = _predict(["--model", str(broken), "--input", str(archive), "--engine", "ray"], capsys)
+    assert code == EXIT_USER_ERROR and "unknown architecture" in err and "Traceback" not in err
+
+    class ActorDied(Exception):  # what Ray keeps of an actor whose constructor raised: the text only
+        error_msg = "ray::MapWorker.__init__() ...\nparsner.errors.ModelLoadError: model 'm': no tokenizer\n  more"
+
+    found = _parsner_error(ActorDied())
+    assert found is not None and str(found) == "a Ray worker stopped: model 'm': no tokenizer"
+    assert _parsner_error(RuntimeError("a bug")) is None

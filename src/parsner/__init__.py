@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    from parsner.ray_engine import tag_dataset
+    from parsner.ray_dataset import tag_dataset
     from parsner.tagger import Tagger
 
 __all__ = ["Tagger", "__version__", "tag_dataset"]
@@ -23,7 +23,7 @@ def __getattr__(name: str) -> Any:
 
         return Tagger
     if name == "tag_dataset":  # Ray is imported only when this is called
-        from parsner.ray_engine import tag_dataset
+        from parsner.ray_dataset import tag_dataset
 
         return tag_dataset
     raise AttributeError(f"module 'parsner' has no attribute {name!r}")

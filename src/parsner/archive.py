@@ -317,3 +317,11 @@ def survey(files: Sequence[Path], opts: RecordOptions, *, resume_at: int = 0,
     if n_batch and done + n_batch <= resume_at:
         out.boundary, out.boundary_json = done + n_batch, last_json
     return out
+
+
+def entity_arrow_type() -> Any:
+    """The Arrow type of the ``entities`` column (explicit: a batch without entities would infer list<null>)."""
+    import pyarrow as pa
+
+    return pa.list_(pa.struct([("text", pa.string()), ("label", pa.string()), ("start", pa.int64()),
+                               ("end", pa.int64()), ("score", pa.float64())]))

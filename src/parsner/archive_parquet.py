@@ -96,7 +96,7 @@ def survey(files: Sequence[Path], field: str, entities_field: str, skip_bad: boo
 def _tag(tagger: Any, table: Any, field: str, entities_field: str, batch_size: int) -> tuple[Any, int]:
     import pyarrow as pa
 
-    from parsner.ray_engine import entity_type
+    from parsner.archive import entity_arrow_type
     from parsner.render import entity_record
 
     texts = table.column(field).to_pylist()
@@ -106,15 +106,15 @@ def _tag(tagger: Any, table: Any, field: str, entities_field: str, batch_size: i
         texts = [t for t, k in zip(texts, keep, strict=True) if k]
     docs = tagger.tag_documents(texts, batch_size=batch_size)
     ents = [[entity_record(e) for e in d.entities] for d in docs]
-    return table.append_column(entities_field, pa.array(ents, type=entity_type())), sum(map(len, ents))
+    return table.append_column(entities_field, pa.array(ents, type=entity_arrow_type())), sum(map(len, ents))
 
 
 def run(args: argparse.Namespace, files: list[Path], load_tagger: Any) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from parsner.archive import entity_arrow_type
     from parsner.atomic import check_output_file, publish_file, record_output_file
-    from parsner.ray_engine import entity_type
 
     t0 = time.perf_counter()
     check_options(args)
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace, files: list[Path], load_tagger: Any) -> int:
     bar = Progress("tagging", total, "rows", enabled=not args.quiet)
     n_ents = 0
     try:
-        with pq.ParquetWriter(tmp, schema.append(pa.field(args.entities_field, entity_type()))) as writer:
+        with pq.ParquetWriter(tmp, schema.append(pa.field(args.entities_field, entity_arrow_type()))) as writer:
             for path in files:
                 for batch in _open(path).iter_batches(batch_size=args.batch_size):
                     table, n = _tag(tagger, pa.Table.from_batches([batch]), args.text_field, args.entities_field,

@@ -5,8 +5,8 @@
   every score equal the local run's), an actor pool (``map_batches`` with ``compute=ActorPoolStrategy(size=N)``)
   tags each batch, and the driver writes the lines back in input order as they arrive. Records travel as their own
   JSON text, never as Arrow columns (Arrow would unify the schema: ints become floats, missing keys become nulls).
-* :func:`tag_dataset`: a ``ray.data.Dataset`` in, the same Dataset with an ``entities`` column out (torch or ONNX
-  model directories alike: :meth:`parsner.tagger.Tagger.from_pretrained` picks the backend).
+* :func:`parsner.ray_dataset.tag_dataset`: a ``ray.data.Dataset`` in, the same Dataset with an ``entities`` column
+  out.
 
 Ray is optional (``pip install 'parsner[ray]'``) and imported only here.
 """
@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -55,6 +56,7 @@ def check_options(args: argparse.Namespace) -> None:
     if args.device is not None:
         raise ConfigError("--engine ray places each actor itself: use --gpus-per-worker instead of --device")
     import_ray()
+    _check_model(str(args.model))
 
 
 @contextlib.contextmanager
@@ -128,22 +130,45 @@ def _data_context(ray: Any) -> Iterator[None]:
             setattr(ctx, k, v)
 
 
+class RayWorkerError(ParsnerError):
+    """A user error (bad model, bad input) raised inside a Ray actor or task, reported in one line."""
+
+
 def _parsner_error(exc: BaseException) -> ParsnerError | None:
-    """A user error raised inside a Ray task or actor, found in the exception's causes."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, ParsnerError):
-            return exc
-        exc = getattr(exc, "cause", None) or exc.__cause__  # type: ignore[assignment]
-        seen += 1
-    return None
+    """A user error raised inside a Ray task or actor: the exception itself when Ray kept it, else its message.
+
+    Ray keeps the exception of a failed task (``RayTaskError.cause``) but only the text of one that killed an actor
+    in its constructor (``ActorDiedError``: a model that does not load), so the text is searched too.
+    """
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, ParsnerError):
+            return seen
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    found = re.findall(r"parsner\.(?:errors|runlock)\.\w+: ([^\n]+)", str(getattr(exc, "error_msg", "")) or str(exc))
+    return RayWorkerError(f"a Ray worker stopped: {found[-1].strip()}") if found else None
+
+
+def _check_model(model: str) -> None:
+    """A model folder without its config, weights or tokenizer, or with an unknown architecture, fails here, before
+    Ray starts (in an actor it would fail once per actor, under Ray's own log lines)."""
+    from parsner.backends import resolve_backend
+    from parsner.modeling import check_model_files, existing_label_names, parse_spec
+
+    if resolve_backend(model, None) == "torch":
+        spec = parse_spec(model)
+        check_model_files(spec)
+        with contextlib.suppress(ConfigError):  # reads config.json; a head the Tagger maps itself is not an error here
+            existing_label_names(spec)
 
 
 def _tagger_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"quantize": bool(args.quantize), "normalizer": args.normalizer, "label_map": args.label_map}
 
 
-class _Loaded:
+class LoadedTagger:
     """The model of one actor, loaded once when the actor starts."""
 
     def __init__(self, model: str, device: str, threads: int, tagger_kwargs: dict[str, Any]) -> None:
@@ -157,7 +182,7 @@ class _Loaded:
             torch.set_num_threads(threads)
 
 
-class ArchiveTagger(_Loaded):
+class ArchiveTagger(LoadedTagger):
     """Actor for ``predict --engine ray``: one row is one batch of record lines, tagged as the local engine does."""
 
     def __init__(self, model: str, device: str, threads: int, tagger_kwargs: dict[str, Any],
@@ -235,75 +260,3 @@ def tag_archive(args: argparse.Namespace, plan: Any, sink: Any, bar: Any) -> tup
                 raise user from None
             raise
     return n_recs, n_ents
-
-
-# ----------------------------------------------------------------------------------------- Python API
-
-
-def entity_type() -> Any:
-    """The Arrow type of the ``entities`` column (explicit: a batch without entities would infer list<null>)."""
-    import pyarrow as pa
-
-    return pa.list_(pa.struct([("text", pa.string()), ("label", pa.string()), ("start", pa.int64()),
-                               ("end", pa.int64()), ("score", pa.float64())]))
-
-
-class DatasetTagger(_Loaded):
-    """Actor for :func:`tag_dataset`: appends the entities column to an Arrow batch, leaving the others as they are."""
-
-    def __init__(self, model: str, device: str, threads: int, tagger_kwargs: dict[str, Any], text_field: str,
-                 entities_field: str, batch_size: int) -> None:
-        super().__init__(model, device, threads, tagger_kwargs)
-        self.text_field, self.entities_field, self.batch_size = text_field, entities_field, batch_size
-
-    def __call__(self, table: Any) -> Any:
-        import pyarrow as pa
-
-        from parsner.render import entity_record
-
-        if self.entities_field in table.column_names:
-            raise ValueError(f"the dataset already has a column {self.entities_field!r}; pass another entities_field")
-        if self.text_field not in table.column_names:
-            raise ValueError(f"the dataset has no column {self.text_field!r} (columns: {table.column_names})")
-        texts = table.column(self.text_field).to_pylist()
-        for text in texts:
-            if not isinstance(text, str):
-                raise ValueError(f"column {self.text_field!r} holds {type(text).__name__}, not text: {text!r}")
-        docs = self.tagger.tag_documents(texts, batch_size=self.batch_size)
-        ents = [[entity_record(e) for e in d.entities] for d in docs]
-        return table.append_column(self.entities_field, pa.array(ents, type=entity_type()))
-
-
-def tag_dataset(ds: Any, model: str | os.PathLike[str], *, text_field: str = "text", entities_field: str = "entities",
-                workers: int = 1, num_gpus: float = 0, num_cpus: float | None = None, batch_size: int = 32,
-                preserve_order: bool = True, **tagger_kwargs: Any) -> Any:
-    """``ds`` with an ``entities_field`` column: the entities of each row's ``text_field`` (lazy, like any map).
-
-    ``workers`` actors each load ``model`` once (a trained run or an ``parsner export --onnx`` folder; it must be at
-    the same path on every node). ``num_gpus``: GPUs per actor (refused when the cluster has fewer). ``num_cpus``:
-    CPUs per actor, default ``min(1, cluster CPUs / workers)`` so that a lazy read still gets a CPU. Other columns
-    pass through Arrow untouched. Extra keyword arguments go to ``Tagger.from_pretrained`` (``normalizer``,
-    ``label_map``, ``quantize``).
-    """
-    ray = import_ray()
-    from ray.data import ActorPoolStrategy
-
-    if workers < 1 or batch_size < 1:
-        raise ConfigError("workers and batch_size must be >= 1")
-    if ray.is_initialized():
-        have = ray.cluster_resources()
-        if num_gpus and float(have.get("GPU", 0)) < workers * num_gpus:
-            raise ConfigError(f"{workers} worker(s) x {num_gpus:g} GPU(s) need {workers * num_gpus:g} GPUs; the Ray "
-                              f"cluster has {float(have.get('GPU', 0)):g}")
-        if num_cpus is None:
-            num_cpus = min(1.0, float(have.get("CPU", 1)) / workers)
-    num_cpus = 1.0 if num_cpus is None else num_cpus
-    ctor = {"model": str(model), "device": "cuda" if num_gpus else "cpu", "threads": max(1, int(num_cpus)),
-            "tagger_kwargs": tagger_kwargs, "text_field": text_field, "entities_field": entities_field,
-            "batch_size": batch_size}
-    out = ds.map_batches(DatasetTagger, fn_constructor_kwargs=ctor, compute=ActorPoolStrategy(size=workers),
-                         batch_size=batch_size, batch_format="pyarrow", num_cpus=num_cpus,
-                         num_gpus=num_gpus or None)
-    if preserve_order:
-        out.context.execution_options.preserve_order = True
-    return out
