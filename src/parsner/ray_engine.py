@@ -212,6 +212,10 @@ def _archive_source(files: list[Path], opts: RecordOptions, start: int) -> Any:
             yield pa.table({"idx": [k], "lines": ["\n".join(r.json for r in batch)]})
 
     class ArchiveSource(Datasource):
+        @property
+        def supports_distributed_reads(self) -> bool:
+            return False  # the read task runs on the driver's node: the files are there
+
         def estimate_inmemory_data_size(self) -> int | None:
             return None
 
@@ -233,11 +237,10 @@ def tag_archive(args: argparse.Namespace, plan: Any, sink: Any, bar: Any) -> tup
     n_recs = n_ents = 0
     with ray_session(args.ray_address) as ray, _data_context(ray):
         cpus = _placement(ray, workers, gpus, args.cpus_per_worker, joined=bool(args.ray_address))
-        here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
         # The read task takes no CPU (actors holding every CPU would otherwise starve it) and runs where the
         # files are; the actors may run anywhere, so the model must be at the same path on every node.
         ds = ray.data.read_datasource(_archive_source(plan.files, plan.opts, plan.start), num_cpus=0,
-                                      label_selector=here, override_num_blocks=1)
+                                      override_num_blocks=1)
         ctor = {"model": str(args.model), "device": "cuda" if gpus else "cpu", "threads": max(1, int(cpus)),
                 "tagger_kwargs": _tagger_kwargs(args), "opts": plan.opts}
         ds = ds.map_batches(ArchiveTagger, fn_constructor_kwargs=ctor, compute=ActorPoolStrategy(size=workers),
