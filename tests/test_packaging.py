@@ -53,6 +53,9 @@ def test_metadata_admits_the_pythons_and_torches_users_have(wheel):
         assert core["torch"].specifier.contains(torch_version), torch_version
     for numpy_version in ("1.24.3", "2.2.4"):
         assert core["numpy"].specifier.contains(numpy_version), numpy_version
+    ray = [r for r in reqs if r.name == "ray"]
+    assert ray and all(r.marker is not None and "extra" in str(r.marker) for r in ray), "ray must be optional"
+    assert ray[0].specifier.contains("2.51.0") and not ray[0].specifier.contains("2.50.0"), ray[0].specifier
     hazm = [r for r in reqs if r.name == "hazm"]
     assert hazm and all(r.marker is not None and "extra" in str(r.marker) for r in hazm), "hazm must be optional"
     for python_version, expected in (("3.11", "0.10.0"), ("3.13", "0.12.1"), ("3.14", None)):

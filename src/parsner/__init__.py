@@ -21,8 +21,9 @@ from parsner._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from parsner.inference.tagger import Tagger
+    from parsner.serving.ray_dataset import tag_dataset
 
-__all__ = ["MOVED", "Tagger", "__version__"]
+__all__ = ["MOVED", "Tagger", "__version__", "tag_dataset"]
 
 #: Old module path (below ``parsner.``) -> the module's home since the layout by stage.
 MOVED: dict[str, str] = {
@@ -79,4 +80,8 @@ def __getattr__(name: str) -> Any:
         from parsner.inference.tagger import Tagger
 
         return Tagger
+    if name == "tag_dataset":  # Ray is imported only when this is called
+        from parsner.serving.ray_dataset import tag_dataset
+
+        return tag_dataset
     raise AttributeError(f"module 'parsner' has no attribute {name!r}")

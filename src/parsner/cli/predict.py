@@ -5,6 +5,10 @@ file is one text) or ``--input -`` (stdin, one text per line). Every input line 
 too, so output records line up with input lines. Results are written as they are produced (in groups of
 ``--batch-size`` texts); ``--output FILE`` is written through a temporary file and renamed at the end, so a
 failed run leaves no half-written file.
+
+Records (``--input FILE.jsonl``, ``.jsonl.gz``, a folder of them, or ``--input-format jsonl``) go to
+:mod:`parsner.cli.predict_records`: each record comes back whole with its entities added, streamed, resumable, on
+this machine or on Ray (``--engine ray``). JSON is never tagged as text.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -35,12 +40,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Tag raw text with a trained model. Entity offsets index the ORIGINAL text (before any "
             "normalisation). --input FILE: one text per line; --input DIR: each *.txt file is one text; "
-            "--input -: stdin, one text per line."
+            "--input -: stdin, one text per line. --input FILE.jsonl[.gz] (or a folder of them, or .parquet): "
+            "records, each written back whole with its entities (resumable; --engine ray for a cluster)."
         ),
     )
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to tag")
     p.add_argument("--model", required=True, help="trained run directory (parsner train --out) or hub id")
-    p.add_argument("--input", metavar="FILE|DIR|-", help="read texts from a file, a directory or stdin")
+    p.add_argument("--input", metavar="FILE|DIR|-",
+                   help="read texts from a file, a directory or stdin; *.jsonl, *.jsonl.gz, *.parquet and folders "
+                        "of them are records")
     p.add_argument(
         "--format",
         choices=(*FORMATS, *TOOL_FORMATS),
@@ -66,11 +74,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="text preprocessing before the tokenizer (default auto: the model's normalizer.json, "
                         "else parsbert for HooshvareLab ParsBERT ids, parsbert-zwnj for bert-fa-zwnj-*, else none)")
     p.add_argument("--title", default="ParsNER", help="page title for --format html")
+    _register_records(p)
     p.set_defaults(func=run)
 
 
-def iter_inputs(texts: list[str], source: str | None) -> Iterator[tuple[str, str]]:
-    """``(id, text)`` pairs: ``arg:N``, ``FILE:LINE``, ``<stdin>:LINE`` or the path of a ``*.txt`` file."""
+def _register_records(p: argparse.ArgumentParser) -> None:
+    """Options for JSON Lines records (archives) and the engines that tag them."""
+    g = p.add_argument_group("records (--input FILE.jsonl, FILE.jsonl.gz or a folder of them)")
+    g.add_argument("--input-format", choices=("auto", "jsonl", "text"), default="auto",
+                   help="auto (default): *.jsonl[.gz] and folders of them are records, other files text; jsonl: "
+                        "read --input (also stdin) as records; text: tag lines of a non-JSON file even if they "
+                        "look like JSON")
+    g.add_argument("--text-field", default="text", metavar="FIELD", help="the field of each record to tag")
+    g.add_argument("--entities-field", default="entities", metavar="FIELD",
+                   help="the field added to each record (default entities; a record that has it is refused)")
+    g.add_argument("--skip-bad", action="store_true",
+                   help="skip and count records that cannot be tagged (no text field, not a string, invalid JSON) "
+                        "instead of stopping on the first, with its file:line")
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its --output FILE.partial (same input, model, options)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default): this process; ray: an actor pool on Ray (pip install 'parsner[ray]'), "
+                        "same output")
+    g.add_argument("--workers", type=int, default=None, help="--engine ray: actors, each holding one model (default 1)")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="--engine ray: join this cluster (auto, or HOST:PORT; with Ray's token authentication, "
+                        "the default since Ray 2.60, set RAY_AUTH_MODE=token and the cluster's token for HOST:PORT); "
+                        "default: start a private Ray on this machine")
+    g.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
+                   help="--engine ray: GPUs per actor (e.g. 1; refused when the cluster has fewer)")
+    g.add_argument("--cpus-per-worker", type=float, default=None, metavar="C",
+                   help="--engine ray: CPUs per actor (default: the cluster's CPUs / --workers, at most 1 on a "
+                        "joined cluster); also each actor's torch threads")
+
+
+def iter_inputs(texts: list[str], source: str | None, *, sniff: bool = False) -> Iterator[tuple[str, str]]:
+    """``(id, text)`` pairs: ``arg:N``, ``FILE:LINE``, ``<stdin>:LINE`` or the path of a ``*.txt`` file.
+
+    ``sniff``: refuse stdin whose first line is a JSON record (files are checked before the model loads).
+    """
     for i, text in enumerate(texts, 1):
         yield f"arg:{i}", text
     if source is None:
@@ -78,7 +121,8 @@ def iter_inputs(texts: list[str], source: str | None) -> Iterator[tuple[str, str
     if source == "-":
         if sys.stdin is None or getattr(sys.stdin, "closed", False):
             raise InputError("<stdin>", None, "standard input is closed; pipe the texts in or use --input FILE")
-        yield from _lines(sys.stdin.buffer, "<stdin>")
+        lines = _lines(sys.stdin.buffer, "<stdin>")
+        yield from _refuse_records(lines) if sniff else lines
         return
     path = Path(source)
     if path.is_dir():
@@ -138,6 +182,18 @@ def _lines(fh, name: str) -> Iterator[tuple[str, str]]:
         yield f"{name}:{n}", text
 
 
+def _refuse_records(items: Iterator[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    from parsner.serving.archive import looks_like_record
+
+    checked = False
+    for doc_id, text in items:
+        if not checked and text.strip():
+            checked = True
+            if looks_like_record(text):
+                raise InputError("<stdin>", int(doc_id.rsplit(":", 1)[1]), _RECORD_AS_TEXT)
+        yield doc_id, text
+
+
 def _batches(items: Iterator[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
     batch: list[tuple[str, str]] = []
     chars = 0
@@ -151,12 +207,43 @@ def _batches(items: Iterator[tuple[str, str]], size: int) -> Iterator[list[tuple
         yield batch
 
 
+def _check_text_options(args: argparse.Namespace) -> None:
+    """Plain-text input: refuse the options that only records have, and JSON passed where text is expected."""
+    from parsner.serving.archive import looks_like_record
+
+    given = [opt for opt, on in (("--resume", args.resume), ("--skip-bad", args.skip_bad),
+                                 ("--engine ray", args.engine != "local"), ("--text-field", args.text_field != "text"),
+                                 ("--entities-field", args.entities_field != "entities"),
+                                 ("--workers", args.workers is not None),
+                                 ("--ray-address", args.ray_address is not None),
+                                 ("--gpus-per-worker", args.gpus_per_worker is not None),
+                                 ("--cpus-per-worker", args.cpus_per_worker is not None)) if on]
+    if given:
+        what = f"--input {args.input}" if args.input else "TEXT arguments"
+        raise ConfigError(f"{given[0]} reads records (--input FILE.jsonl); {what} is plain text")
+    for i, text in enumerate(args.texts, 1):
+        if re.fullmatch(r"\S+\.(jsonl?|jsonl\.gz|ndjson|txt)", text.strip()):
+            raise ConfigError(f"TEXT {i} {text!r} is a file name, not text to tag: read it with --input {text}")
+    if args.input_format == "auto" and args.input not in (None, "-") and Path(args.input).is_file():
+        with _open_input(Path(args.input)) as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    if looks_like_record(line):
+                        raise InputError(args.input, n, _RECORD_AS_TEXT)
+                    break
+
+
+_RECORD_AS_TEXT = ("this line is a JSON record, not text: name the file .jsonl, or pass --input-format jsonl to "
+                   "tag its records (--input-format text tags the lines as they are)")
+
+
 def _check_inputs(args: argparse.Namespace) -> None:
     """Fail on a missing input before the (slow) model load."""
     if not args.texts and args.input is None:
         raise ConfigError("nothing to tag: give TEXT arguments or --input FILE|DIR|-")
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
+    _check_text_options(args)
     if args.format == "brat":
         if args.output is None:
             raise ConfigError("--format brat writes a folder of .txt/.ann pairs: give --output DIR (a new folder)")
@@ -171,15 +258,21 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
         check_output_file(args.output, overwrite=args.overwrite,
                           inputs=[None if args.input in (None, "-") else args.input])
-    from parsner.cli import check_device
-
-    check_device(args.device)
     if args.input not in (None, "-"):
         path = Path(args.input)
         if not path.exists():
             raise InputError(path, None, "input not found")
         if path.is_dir():
             _txt_files(path)
+    _check_model(args)
+
+
+def _check_model(args: argparse.Namespace) -> None:
+    """Device, label map and model path, checked before the model load (text and records alike)."""
+    if args.engine == "local":
+        from parsner.cli import check_device
+
+        check_device(args.device)
     if args.label_map is not None:
         from parsner.labels import load_label_map
 
@@ -192,6 +285,17 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from parsner.serving.archive import input_kind
+
+    if args.input not in (None, "-") and not Path(args.input).exists():
+        raise InputError(args.input, None, "input not found")
+    if input_kind(args.input, args.input_format) == "records":
+        if args.batch_size < 1:
+            raise ConfigError("--batch-size must be >= 1")
+        _check_model(args)
+        from parsner.cli.predict_records import run_records
+
+        return run_records(args)
     _check_inputs(args)
     from parsner.inference.tagger import Tagger
 
@@ -205,7 +309,8 @@ def run(args: argparse.Namespace) -> int:
         n_docs = n_ents = 0
         interactive = args.input == "-" and sys.stdin.isatty() and args.order == "input"
         held = []  # --order uncertainty: every document is needed before the first is written
-        for batch in _batches(iter_inputs(args.texts, args.input), 1 if interactive else args.batch_size):
+        inputs = iter_inputs(args.texts, args.input, sniff=args.input_format == "auto")
+        for batch in _batches(inputs, 1 if interactive else args.batch_size):
             docs = tagger.tag_documents([t for _, t in batch], batch_size=args.batch_size)
             for (doc_id, _), doc in zip(batch, docs, strict=True):
                 if args.order == "uncertainty":
