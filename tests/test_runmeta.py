@@ -1,4 +1,4 @@
-"""parsner.json has one owner (parsner.runmeta): versioned, type-checked, lossless for keys it does not know."""
+"""parsner.json has one owner (parsner.inference.runmeta): versioned, type-checked, lossless for unknown keys."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from parsner.errors import ModelLoadError
-from parsner.runmeta import VERSION, RunMeta
+from parsner.inference.runmeta import VERSION, RunMeta
 
 
 def test_round_trip_keeps_unknown_keys(tmp_path) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from parsner import surrogates
 from parsner.cli import main
-from parsner.data import surrogates
 from parsner.errors import EXIT_USER_ERROR, InputError
 from test_tagger import build_model_dir, check_entities
 
@@ -298,3 +298,15 @@ def test_serve_accepts_whole_characters() -> None:
 
     texts, single = parse_ner_request(b'{"text": "\\ud83d\\ude00 ok"}', ServeOptions())
     assert texts == ["😀 ok"] and single
+
+
+@pytest.mark.parametrize("name", ["map.json", "map.yaml"])
+def test_a_label_map_holding_one_is_refused(tmp_path: Path, capsys, name: str) -> None:
+    label_map = tmp_path / name
+    label_map.write_text('{"PE\\ud800RS": "PER"}\n', encoding="utf-8")  # JSON and YAML read the escape alike
+    src = tmp_path / "data.jsonl"
+    src.write_text(_jsonl(TEXT, 7, 12) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    code, err = build([src], out, capsys, "--label-map", str(label_map))
+    assert code == EXIT_USER_ERROR and f"{label_map}: the entry 'PE\\ud800RS'" in err and "lone surrogate" in err
+    assert "Traceback" not in err and not out.exists()

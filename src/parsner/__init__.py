@@ -36,7 +36,7 @@ MOVED: dict[str, str] = {
     "metrics": "evaluation.metrics", "evaluate": "evaluation.evaluate", "analysis": "evaluation.analysis",
     "plots": "evaluation.plots", "benchmarks": "evaluation.benchmarks",
     "modeling": "inference.modeling", "backends": "inference.backends", "export": "inference.export",
-    "tagger": "inference.tagger", "decoding": "inference.decoding",
+    "tagger": "inference.tagger", "decoding": "inference.decoding", "runmeta": "inference.runmeta",
     "serve": "serving.server", "serve_page": "serving.page", "render": "serving.render",
     "preannotate": "serving.preannotate",
     "commands": "cli",

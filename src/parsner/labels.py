@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from parsner import surrogates
 from parsner.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -203,6 +204,10 @@ def load_label_map(spec: str | Path | None) -> dict[str, str] | None:
         raise ConfigError(f"{path}: cannot parse label map: {exc}") from exc
     if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
         raise ConfigError(f"{path}: a label map must be a mapping of type names to type names")
+    for k, v in raw.items():
+        why = surrogates.problem(k) or surrogates.problem(v)  # it would end up in build.json, which is UTF-8
+        if why is not None:
+            raise ConfigError(f"{path}: the entry {k!r}: {v!r} holds {why}")
     return {k.strip().upper() if _is_whole_label(k) else canonical_type(k): _map_value(path, k, v)
             for k, v in raw.items()}
 

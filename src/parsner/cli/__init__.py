@@ -20,8 +20,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from parsner import surrogates
 from parsner._version import __version__
-from parsner.data import surrogates
 from parsner.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, ParsnerError
 
 #: Command modules, in the order of the pipeline.

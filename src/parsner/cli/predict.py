@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from parsner.data import surrogates
+from parsner import surrogates
 from parsner.errors import ConfigError, InputError, ModelLoadError
 from parsner.serving.preannotate import TOOL_FORMATS
 from parsner.serving.render import FORMATS, OutputWriter
@@ -163,7 +163,7 @@ def _decode(data: bytes, path: str | Path, line: int | None) -> str:
 def _refuse_nul(text: str, path: str | Path, line: int | None) -> None:
     """NUL is not text (a binary file, or a corrupt one): refused, as `parsner data build` does.
 
-    So is a lone surrogate (refused, not replaced: :mod:`parsner.data.surrogates`). Strictly decoded UTF-8 cannot
+    So is a lone surrogate (refused, not replaced: :mod:`parsner.surrogates`). Strictly decoded UTF-8 cannot
     hold one, so only text handed to :func:`run` from Python (``main([...])``) meets this check.
     """
     k = text.find("\0")

@@ -729,8 +729,7 @@ def build_dataset(
     lmap = _resolve_label_map(label_map)
     splits_path = Path(splits_file) if splits_file is not None else None
     _check_out(out, overwrite, inputs, splits_path, label_map)
-    # A splits file decides every split; otherwise folder and file names do, checked before reading.
-    assigned = [(None, None)] * len(inputs) if splits_path is not None else _named_splits(inputs)
+    assigned = _named_splits(inputs) if splits_path is None else [(None, None)] * len(inputs)  # before reading
     named = [split for split, _ in assigned]
 
     t0 = time.perf_counter()

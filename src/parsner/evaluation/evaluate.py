@@ -354,7 +354,7 @@ def evaluate_predictions_file(path: str | Path, out: str | Path | None = None, *
 
 def read_model_meta(model_dir: str | Path) -> dict[str, Any]:
     """``parsner.json`` of a run directory as a dict ({} for a plain HF model or a hub id without one)."""
-    from parsner.runmeta import RunMeta
+    from parsner.inference.runmeta import RunMeta
 
     p = Path(model_dir) / "parsner.json"
     return RunMeta.read(p).to_dict() if p.is_file() else {}
@@ -362,7 +362,7 @@ def read_model_meta(model_dir: str | Path) -> dict[str, Any]:
 
 def stand_in_description(meta: dict[str, Any]) -> str | None:
     """A human description when the model is a stand-in (random weights), else None."""
-    from parsner.runmeta import RunMeta
+    from parsner.inference.runmeta import RunMeta
 
     return RunMeta.from_dict(meta).stand_in_text if meta else None
 

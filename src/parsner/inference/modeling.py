@@ -68,10 +68,10 @@ from parsner.data.normalize import (  # noqa: F401
 )
 from parsner.errors import ConfigError, ModelLoadError
 from parsner.inference.backends import ONNX_FILE, OrtRunner, resolve_backend
-from parsner.paths import parsbert_v1_tokenizer_dir
 
 # The window defaults have one home (runmeta); used and re-exported here.
-from parsner.runmeta import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE
+from parsner.inference.runmeta import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE
+from parsner.paths import parsbert_v1_tokenizer_dir
 
 #: Written next to every stand-in (parsner.json, model card, logs).
 STAND_IN_WARNING = "stand-in, random init, scores are NOT ParsBERT's"
@@ -672,7 +672,7 @@ def _load_config(spec: ModelSpec) -> Any:
 
 def _read_meta(spec: ModelSpec) -> dict[str, Any]:
     """parsner.json of a run (local or hub) as a dict; {} for a model without one."""
-    from parsner.runmeta import RunMeta
+    from parsner.inference.runmeta import RunMeta
 
     path = _fetch_optional(spec, "parsner.json")
     if path is None:

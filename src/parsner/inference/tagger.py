@@ -22,11 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from parsner.data import surrogates
+from parsner import surrogates
 from parsner.data.wordtok import Word
 from parsner.errors import ModelLoadError
+from parsner.inference.runmeta import DEFAULT_STRIDE  # windows overlap by this when parsner.json has no stride
 from parsner.labels import load_label_map, model_labels, spans_from_tags, to_iob2
-from parsner.runmeta import DEFAULT_STRIDE  # windows overlap by this when parsner.json has no stride
 
 #: Default cap on padded sub-tokens per forward pass (see ``Tagger.max_batch_tokens``).
 DEFAULT_MAX_BATCH_TOKENS = 2048
@@ -50,7 +50,7 @@ class Tagger:
     ``tagger(text)`` -> list of entity dicts; ``tagger([t1, t2], batch_size=32)`` -> one list per text.
     ``tagger.predict_words([[w1, w2, ...], ...])`` -> one tag per given word (for evaluation).
     A text holding a lone surrogate (``"\\ud800"``, half of a UTF-16 pair) raises ``ValueError`` naming the
-    text and the character: it is refused, not replaced (:mod:`parsner.data.surrogates` says why).
+    text and the character: it is refused, not replaced (:mod:`parsner.surrogates` says why).
     """
 
     def __init__(
@@ -282,7 +282,7 @@ def segment(text: str) -> tuple[list[Word], list[tuple[int, int]]]:
 
 
 def _refuse_surrogate(text: str, where: str) -> None:
-    """A lone surrogate is refused, not replaced: see :mod:`parsner.data.surrogates` for why."""
+    """A lone surrogate is refused, not replaced: see :mod:`parsner.surrogates` for why."""
     why = surrogates.problem(text)
     if why is not None:
         raise ValueError(f"{where}: {why}; replace it before tagging (e.g. with U+FFFD, which keeps offsets)")

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from parsner.data import surrogates
+from parsner import surrogates
 from parsner.serving.render import entity_record
 
 
@@ -178,7 +178,7 @@ def parse_ner_request(body: bytes, opts: ServeOptions) -> tuple[list[str], bool]
             raise ApiError(422, "bad_shape", f"{where} is {type(text).__name__}, not a string")
         if len(text) > opts.max_chars:
             raise ApiError(422, "text_too_long", f"{where} has {len(text)} characters; the limit is {opts.max_chars}")
-        why = surrogates.problem(text)  # refused, not replaced: parsner.data.surrogates says why
+        why = surrogates.problem(text)  # refused, not replaced: parsner.surrogates says why
         if why is not None:
             raise ApiError(422, "invalid_text", f"{where} holds {why}; send whole characters")
     return texts, single

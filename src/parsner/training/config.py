@@ -27,8 +27,8 @@ from typing import Any, Literal, TypeVar
 
 from parsner.errors import ConfigError
 from parsner.inference.modeling import TINY_DEFAULTS  # the tiny stand-in's sizes (re-exported)
+from parsner.inference.runmeta import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE
 from parsner.paths import shipped_recipe_for
-from parsner.runmeta import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE
 
 T = TypeVar("T")
 

@@ -507,7 +507,7 @@ def _write_run(cfg: RunConfig, spec: Any, trainer: Any, tokenizer: Any, data: Tr
                result: RunResult, dirs: RunDirs, *, overwrite: bool) -> None:
     """The finished run directory, written in a temporary folder and renamed into place; then the work folder goes."""
     from parsner.atomic import atomic_dir
-    from parsner.runmeta import RunMeta
+    from parsner.inference.runmeta import RunMeta
     from parsner.training.model_card import render_model_card
 
     model = trainer.accelerator.unwrap_model(trainer.model)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parsner.data import surrogates
+from parsner import surrogates
 from parsner.data.records import ReadResult, Sentence
 from parsner.errors import ConfigError, InputError
 from parsner.labels import TagError, canonical_tag, canonical_type, first_invalid_transition, repair_iob2
