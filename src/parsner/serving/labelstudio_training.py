@@ -15,7 +15,6 @@ The token Label Studio sends in ``/setup`` stays in this process's memory: it is
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -27,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from parsner.atomic import MARKER, atomic_write_text, output_kind, write_marker
+from parsner.atomic import MARKER, atomic_write_text, file_sha256, output_kind, write_marker
 from parsner.errors import ConfigError
 from parsner.serving.labelstudio_protocol import HOLDOUT_FRACTION, LabelingConfig
 
@@ -45,11 +44,7 @@ def model_fingerprint(model_dir: str | Path) -> str:
     for name in WEIGHT_FILES:
         path = Path(model_dir) / name
         if path.is_file():
-            h = hashlib.sha256()
-            with path.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            return h.hexdigest()[:8]
+            return file_sha256(path)[:8]
     return "00000000"
 
 

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import shutil
 import time
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from parsner.atomic import file_sha256
 from parsner.data.pretext import OverlapMode, TextFormat
 from parsner.errors import ConfigError
 from parsner.training.config import JobRuntime, LrScheduler, SelectionMetric, TinySizes, option
@@ -261,11 +261,7 @@ def _sha_of_model(path: str) -> str | None:
     p = Path(path)
     for name in ("model.safetensors", "pytorch_model.bin"):
         if (p / name).is_file():
-            h = hashlib.sha256()
-            with (p / name).open("rb") as f:
-                for block in iter(lambda: f.read(1 << 22), b""):
-                    h.update(block)
-            return h.hexdigest()
+            return file_sha256(p / name)
     return None
 
 
