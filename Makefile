@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 # The development set is exact (LOCK: what is tested here); the package itself declares ranges (pyproject.toml).
 LOCK := requirements/py311-dev.txt
-EXTRAS := dev,hazm,onnx,serve,browser,ray
+EXTRAS := dev,hazm,onnx,serve,browser,ray,crf
 
 $(BIN)/parsner: pyproject.toml setup.py $(LOCK)
 	$(PYTHON) -m venv $(VENV)

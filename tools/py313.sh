@@ -10,7 +10,7 @@
 #
 # Environment:
 #   PARSNER_PY313_ROOT    the root; default ${XDG_CACHE_HOME:-$HOME/.cache}/parsner/debian-trixie-py313
-#   PARSNER_PY313_EXTRAS  extras installed with the project; default dev,hazm,onnx,serve
+#   PARSNER_PY313_EXTRAS  extras installed with the project; default dev,hazm,onnx,serve,crf
 #   PARSNER_PY313_MIRROR  Debian mirror for debootstrap; default http://deb.debian.org/debian
 #   PARSNER_SHARED        the shared folder (corpora, tokenizers); default ../shared beside the checkout if present
 #
@@ -26,7 +26,7 @@ set -euo pipefail
 
 RECIPE=1   # bump when the venv recipe below changes, to rebuild existing venvs
 ROOT=${PARSNER_PY313_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/parsner/debian-trixie-py313}
-EXTRAS=${PARSNER_PY313_EXTRAS:-dev,hazm,onnx,serve}
+EXTRAS=${PARSNER_PY313_EXTRAS:-dev,hazm,onnx,serve,crf}
 MIRROR=${PARSNER_PY313_MIRROR:-http://deb.debian.org/debian}
 PKGS=python3,python3-venv,python3-pip,python3-dev,python3-torch,python3-numpy,ca-certificates,make,git,gcc,g++,mount
 VENV=/opt/parsner-venv

@@ -35,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
     model = Path(args.model)
     if not model.is_dir():
         raise ModelLoadError(f"{args.model}: model directory not found")
+    from parsner.inference.crf import is_crf_dir
+
+    if is_crf_dir(model):
+        raise ConfigError(f"{args.model} is a feature CRF (model.crfsuite), not a network: there is nothing to "
+                          "export. predict, serve, eval and Tagger.from_pretrained load the run directory as it is")
     if not (model / "config.json").is_file():
         raise ModelLoadError(f"{args.model}: no config.json; give a trained run directory")
     if args.out.exists() and not args.overwrite:

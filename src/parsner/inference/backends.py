@@ -10,8 +10,9 @@ so both backends give the same words, windows and spans.
 * :class:`OrtRunner` runs ``model.onnx`` (written by ``parsner export DIR --onnx``) with onnxruntime on
   CPU; torch is not imported on this path.
 
-A directory holding ``model.onnx`` loads with ONNX Runtime; one holding ``model.safetensors`` with torch
-(:func:`resolve_backend`); the loading itself is :mod:`parsner.inference.modeling`'s.
+A directory holding ``model.onnx`` loads with ONNX Runtime; one holding ``model.safetensors`` with torch; one
+holding ``model.crfsuite`` (a feature CRF, :mod:`parsner.inference.crf`: it tags words, not sub-words) with
+python-crfsuite (:func:`resolve_backend`); the loading itself is :mod:`parsner.inference.modeling`'s.
 ``pip install parsner[onnx]`` installs onnxruntime.
 """
 
@@ -25,7 +26,7 @@ from typing import Any
 from parsner.envinfo import onednn_linear_helps
 from parsner.errors import ConfigError, ModelLoadError
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "crf")
 ONNX_FILE = "model.onnx"
 ONNX_EXTRA_HINT = "install the ONNX extra: pip install 'parsner[onnx]'"
 
@@ -165,10 +166,20 @@ def import_onnxruntime() -> Any:
 
 
 def resolve_backend(path_or_id: str | os.PathLike[str], backend: str | None) -> str:
-    """``"onnx"`` or ``"torch"`` for this model: as asked, or ONNX when the directory holds ``model.onnx``."""
+    """``"onnx"``, ``"torch"`` or ``"crf"`` for this model: as asked, or ONNX when the directory holds
+    ``model.onnx``, the CRF when it holds ``model.crfsuite``."""
+    from parsner.inference.crf import is_crf_dir
+
     if backend is not None and backend not in BACKENDS:
         raise ConfigError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     path = Path(path_or_id)
+    if is_crf_dir(path):
+        if backend not in (None, "crf"):
+            raise ModelLoadError(f"{path_or_id} is a feature CRF (model.crfsuite): it runs only as itself, "
+                                 f"not with backend {backend!r}")
+        return "crf"
+    if backend == "crf":
+        raise ModelLoadError(f"{path_or_id}: no model.crfsuite here (train one with `model: crf`)")
     has_onnx = (path / ONNX_FILE).is_file()
     if backend == "onnx" and not has_onnx:
         raise ModelLoadError(

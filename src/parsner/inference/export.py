@@ -50,11 +50,14 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: str | None 
     runtimes other than onnxruntime; it is slower in onnxruntime.
     """
     from parsner.atomic import atomic_dir
+    from parsner.inference.crf import is_crf_dir
     from parsner.inference.modeling import load_for_inference
 
     if quantize not in (None, *QUANTIZE_CHOICES):
         raise ConfigError(f"--quantize {quantize!r}: choose one of {', '.join(QUANTIZE_CHOICES)}")
     model_dir, out = Path(model_dir), Path(out)
+    if is_crf_dir(model_dir):
+        raise ConfigError(f"{model_dir} is a feature CRF (model.crfsuite), not a network: there is nothing to export")
     if (model_dir / ONNX_FILE).is_file() and not (model_dir / "model.safetensors").is_file():
         raise ConfigError(f"{model_dir} is already an ONNX export; give the trained run directory")
     if out.resolve() == model_dir.resolve():

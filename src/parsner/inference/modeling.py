@@ -84,7 +84,7 @@ _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    kind: str  # "local" | "hub" | "tiny" | "parsbert-standin"
+    kind: str  # "local" | "hub" | "tiny" | "parsbert-standin" | "crf" (a feature CRF, trained from words)
     name: str  # the path, hub id, or stand-in name as given
     layers: int | None = None  # stand-ins: number of layers (None = default)
 
@@ -106,6 +106,8 @@ def parse_spec(spec: str | Path) -> ModelSpec:
     text = str(spec).strip()
     if not text:
         raise ConfigError("model spec is empty (use a local path, a hub id, 'tiny' or 'parsbert-standin')")
+    if text == "crf":
+        return ModelSpec("crf", text)
     for stand_in in ("tiny", "parsbert-standin"):
         if text == stand_in or text.startswith(stand_in + ":"):
             layers = None
@@ -645,7 +647,16 @@ def load_for_tagger(
     anything else through :func:`load_for_inference`, then int8 on the CPU with ``quantize``. ``meta["model_name"]``
     defaults to ``path_or_id``.
     """
-    if resolve_backend(path_or_id, backend) == "onnx":  # a directory written by `parsner export --onnx`
+    chosen = resolve_backend(path_or_id, backend)
+    if chosen == "crf":  # a feature CRF run: word-level, no tokenizer
+        if quantize:
+            raise ConfigError("a feature CRF has no layers to quantise; drop --quantize")
+        from parsner.inference.crf import load_crf_for_inference
+
+        runner, tokenizer, norm, meta = load_crf_for_inference(path_or_id, normalizer=normalizer)
+        meta.setdefault("model_name", str(path_or_id))
+        return runner, tokenizer, norm, meta, "cpu"
+    if chosen == "onnx":  # a directory written by `parsner export --onnx`
         if quantize:
             raise ConfigError("an ONNX model is quantised when exported: parsner export DIR --onnx --quantize int8")
         runner, tokenizer, norm, meta = load_onnx_for_inference(path_or_id, normalizer=normalizer)

@@ -70,7 +70,10 @@ class Tagger:
     ) -> None:
         from parsner.inference.backends import as_runner
 
-        if not getattr(tokenizer, "is_fast", False):
+        #: A word-level runner (the feature CRF, :mod:`parsner.inference.crf`) tags words itself: no tokenizer,
+        #: no windows.
+        self.word_level = bool(getattr(model, "word_level", False))
+        if not self.word_level and not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError("the Tagger needs a fast tokenizer (tokenizer.json) for word_ids()")
         if score_reduce not in ("mean", "min"):
             raise ValueError("score_reduce must be 'mean' or 'min'")
@@ -90,6 +93,19 @@ class Tagger:
         #: Cap on padded sub-tokens per forward pass: batches of long windows get fewer rows, so the
         #: activations stay cache-sized on CPU (None: only batch_size limits a batch).
         self.max_batch_tokens = max_batch_tokens
+        self.model_labels = model_labels(
+            model.config.id2label, _as_label_map(label_map), model=str(self.meta.get("model_name") or "the model")
+        )
+        self.id2label = dict(enumerate(self.model_labels.tags))
+        # normalize_token is cached inside the normaliser; a word that would vanish comes back unchanged.
+        self._norm = normalizer.normalize_token if normalizer is not None else _identity
+        if self.word_level:
+            self.max_length, self.stride = None, 0  # whole sentences, however long
+        else:
+            self._set_windows(model, tokenizer, max_length, stride)
+
+    def _set_windows(self, model: Any, tokenizer: Any, max_length: int | None, stride: int | None) -> None:
+        """Sub-words per window (the smallest of the asked, the model's and the tokenizer's limits) and overlap."""
         limits = [
             max_length or self.meta.get("max_length") or 512,
             getattr(model.config, "max_position_embeddings", None) or 512,
@@ -103,14 +119,6 @@ class Tagger:
             raise ValueError(f"max_length {self.max_length} leaves no room for words")
         stride = stride if stride is not None else self.meta.get("stride", DEFAULT_STRIDE)
         self.stride = max(0, min(int(stride), budget // 2))
-        #: The head's labels, canonicalised once here (``B_DAT``, ``B-pers``, ``S-loc`` ...; see
-        #: :func:`parsner.labels.model_labels`); decoding runs in their scheme, everything after it sees IOB2.
-        self.model_labels = model_labels(
-            model.config.id2label, _as_label_map(label_map), model=str(self.meta.get("model_name") or "the model")
-        )
-        self.id2label = dict(enumerate(self.model_labels.tags))
-        # normalize_token is cached inside the normaliser; a word that would vanish comes back unchanged.
-        self._norm = normalizer.normalize_token if normalizer is not None else _identity
 
     # ------------------------------------------------------------------ loading
 
@@ -239,6 +247,8 @@ class Tagger:
 
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if self.word_level:
+            return [(self._word_tags(tags), scores) for tags, scores in self.runner.tag_words(sentences)]
         enc = encode_words(sentences, self.tokenizer, max_length=self.max_length, stride=self.stride)
         windows = enc.windows
         # Longest first: similar lengths share a batch, so dynamic padding wastes little.
@@ -264,6 +274,13 @@ class Tagger:
                 preds[k] = logits[r]
         decoded = decode_words(windows, preds, enc.word_counts, self.id2label, constrained=self.constrained)
         return [(to_iob2(d.tags or []), d.scores) for d in decoded]
+
+
+    def _word_tags(self, tags: list[str]) -> list[str]:
+        """A word-level runner's tags in IOB2 (the head's scheme converted; an orphan I- begins an entity)."""
+        from parsner.labels import repair_iob2
+
+        return repair_iob2(to_iob2([self.id2label[self.runner.config.label2id[t]] for t in tags]))[0]
 
 
 # ---------------------------------------------------------------------- helpers

@@ -12,12 +12,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-from parsner.errors import ConfigError
+from parsner.errors import ConfigError, ParsnerError
 
 
 def _log(msg: str) -> None:
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"parsner train: {msg}", file=sys.stderr, flush=True)
+
+
+class TrainingInterrupted(ParsnerError):
+    """A run stopped by a signal after saving a checkpoint (resume with --resume)."""
+
+    def __init__(self, signum: int, work_dir: Path, checkpoint: str | None) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum
+        self.checkpoint = checkpoint
+        name = signal.Signals(signum).name
+        where = f"checkpoint saved in {checkpoint}" if checkpoint else f"no checkpoint yet in {work_dir}"
+        super().__init__(f"training stopped by {name}; {where}. Continue with the same command and --resume")
 
 
 class SignalStopper:

@@ -68,6 +68,27 @@ class TinySizes:
 
 
 @dataclass
+class CrfOptions:
+    """The feature CRF's settings (``model: crf``; :mod:`parsner.training.crf`); other models ignore them."""
+
+    crf_c1: float = option(0.05, help="feature CRF: L1 regularisation (drops useless features)", ge=0)
+    crf_c2: float = option(0.01, help="feature CRF: L2 regularisation", ge=0)
+    crf_max_iterations: int = option(150, help="feature CRF: L-BFGS iterations at most", gt=0)
+    crf_window: int = option(2, help="feature CRF: neighbouring words on each side that give features", ge=0, le=5)
+    crf_affix: int = option(4, help="feature CRF: longest prefix and suffix feature, in characters", ge=0, le=8)
+    cluster_sizes: list[int] = option(
+        default_factory=lambda: [32, 128, 512],
+        help="feature CRF: word-cluster granularities, coarse to fine ([] for no cluster features)")
+    cluster_text: list[str] = option(
+        default_factory=list, help="feature CRF: unlabelled text for the word clusters besides the run's own train "
+                                   "and validation words (files or built datasets); sentences holding a test "
+                                   "sentence of the dataset are dropped")
+    cluster_min_count: int = option(3, help="feature CRF: occurrences a word needs to get a cluster", gt=0)
+    cluster_overlap_min_words: int = option(
+        6, help="feature CRF: words a test sentence needs to count as found in cluster_text", gt=0)
+
+
+@dataclass
 class JobRuntime:
     """How a training job runs and reports, the same for train, pretrain and distill."""
 
@@ -79,13 +100,14 @@ class JobRuntime:
 
 
 @dataclass
-class RunConfig(JobRuntime, TinySizes):
+class RunConfig(JobRuntime, CrfOptions, TinySizes):
     """Everything that defines a training run. Defaults are the ParsBERT fine-tuning recipe."""
 
     # what to train on what
     data: str | None = option(None, help="dataset directory from `parsner data build`", flag=True)
-    model: str = option("tiny", help="local dir, hub id (e.g. HooshvareLab/bert-fa-base-uncased), 'tiny[:LAYERS]' "
-                                     "or 'parsbert-standin[:LAYERS]' (stand-ins: random weights)", flag=True)
+    model: str = option("tiny", help="local dir, hub id (e.g. HooshvareLab/bert-fa-base-uncased), 'tiny[:LAYERS]', "
+                                     "'parsbert-standin[:LAYERS]' (stand-ins: random weights) or 'crf' (a feature "
+                                     "CRF: no download, needs parsner[crf])", flag=True)
     run_name: str | None = option(None, help="default: the config file's stem, else 'run'")
     out: str | None = option(None, help="run directory (default: models/<run_name>)", flag=True)
     seed: int = option(42, help="seed of everything random in the run", ge=0, lt=2**32, flag=True)
@@ -148,6 +170,8 @@ class RunConfig(JobRuntime, TinySizes):
                               f"({self.max_length})")
         if self.eval_strategy == "steps" and not self.eval_steps:
             raise ConfigError(f"{source}: eval_strategy: steps needs eval_steps")
+        if any(k < 2 for k in self.cluster_sizes):
+            raise ConfigError(f"{source}: cluster_sizes must each be at least 2, got {self.cluster_sizes}")
         if self.run_name is not None and (not re.fullmatch(r"[\w.-]+", self.run_name) or set(self.run_name) == {"."}):
             raise ConfigError(f"{source}: run_name may only hold letters, digits, '.', '_' and '-'")
 
@@ -201,8 +225,9 @@ def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
             return value
         raise ConfigError(f"{source}: {name} must be one of {', '.join(map(str, allowed))}, got {value!r}")
     if typing.get_origin(base) is list:
-        items = [value] if isinstance(value, str) else value
-        if isinstance(items, list) and all(isinstance(v, str) for v in items):
+        item_type = typing.get_args(base)[0]
+        items = [value] if isinstance(value, item_type) and not isinstance(value, bool) else value
+        if isinstance(items, list) and all(isinstance(v, item_type) and not isinstance(v, bool) for v in items):
             return list(items)
     elif base is bool:
         if isinstance(value, bool):
@@ -223,7 +248,8 @@ def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
     elif base is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-    what = "a list of strings" if typing.get_origin(base) is list else getattr(base, "__name__", str(base))
+    what = (f"a list of {'strings' if typing.get_args(base)[0] is str else 'integers'}"
+            if typing.get_origin(base) is list else getattr(base, "__name__", str(base)))
     raise ConfigError(f"{source}: {name} must be {what}, got {value!r} ({type(value).__name__})")
 
 
@@ -317,7 +343,7 @@ def dump_yaml(cfg: Any) -> str:
     import yaml
 
     data = dataclasses.asdict(cfg)
-    shared = [f.name for base in (JobRuntime, TinySizes) if isinstance(cfg, base) for f in fields(base)]
+    shared = [f.name for base in (JobRuntime, CrfOptions, TinySizes) if isinstance(cfg, base) for f in fields(base)]
     ordered = {k: v for k, v in data.items() if k not in shared} | {k: data[k] for k in shared}
     return yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True)
 

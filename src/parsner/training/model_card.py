@@ -68,13 +68,13 @@ def _front_matter(cfg: RunConfig, meta: dict[str, Any], m: dict[str, Any], datas
         tags.append("stand-in")
     front: dict[str, Any] = {
         "language": ["fa"],
-        "library_name": "transformers",
+        "library_name": "python-crfsuite" if _is_crf(meta) else "transformers",
         "pipeline_tag": "token-classification",
         "tags": tags,
         "datasets": [dataset_id],
         "metrics": ["seqeval"],
     }
-    if not stand_in and meta.get("base_model"):
+    if not stand_in and meta.get("base_model") and not _is_crf(meta):
         front["base_model"] = meta["base_model"]
     front["model-index"] = _model_index(cfg, m, dataset_name, dataset_id)
     return ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", ""]
@@ -118,6 +118,35 @@ def _usage(cfg: RunConfig, meta: dict[str, Any], dataset_name: str) -> list[str]
     ]
 
 
+#: The settings of a feature-CRF run (``model: crf``) listed in its card.
+CRF_CARD_SETTINGS = ("model", "data", "crf_c1", "crf_c2", "crf_max_iterations", "crf_window", "crf_affix",
+                     "cluster_sizes", "cluster_text", "cluster_min_count", "seed", "normalizer", "max_train_samples")
+
+
+def _is_crf(meta: dict[str, Any]) -> bool:
+    return meta.get("model_type") == "feature-crf"
+
+
+def _crf_sections(cfg: RunConfig, meta: dict[str, Any], metrics: dict[str, Any], dataset_name: str) -> list[str]:
+    """Usage and training of a feature CRF: no transformers, no sub-words."""
+    types = sorted({lab[2:] for lab in meta.get("labels", []) if lab != "O"})
+    clusters = metrics.get("word_clusters", {})
+    lines = [
+        f"A linear-chain CRF over word, shape, affix, context and word-cluster features (python-crfsuite), trained "
+        f"with [ParsNER](https://github.com/) on `{dataset_name}`; no pretrained weights. Entity types: "
+        f"{', '.join(types) or 'none'} (IOB2 tags).", "",
+        "## Usage", "", "```python", "from parsner import Tagger  # pip install 'parsner[crf]'", "",
+        f'tagger = Tagger.from_pretrained("models/{cfg.name}")', 'print(tagger("حمید رحمانی دیروز به تهران رفت."))',
+        "```", "",
+        "## Training", "", "| setting | value |", "|---|---|",
+        *[f"| {key} | `{getattr(cfg, key)}` |" for key in CRF_CARD_SETTINGS], "",
+        f"{metrics.get('iterations')} L-BFGS iterations in {float(metrics.get('train_runtime_s') or 0):.0f} s; word "
+        f"clusters for {clusters.get('clustered_words', 0):,} words, learnt from {clusters.get('words', 0):,} words "
+        "of text.", "",
+    ]
+    return lines
+
+
 def _training(cfg: RunConfig, metrics: dict[str, Any]) -> list[str]:
     lines = ["## Training", "", "| setting | value |", "|---|---|"]
     lines += [f"| {key} | `{getattr(cfg, key)}` |" for key in CARD_SETTINGS]
@@ -144,8 +173,9 @@ def _results(m: dict[str, Any], meta: dict[str, Any]) -> list[str]:
         f"| default (conlleval-like) | {_pct(m.get('precision_default'))} | {_pct(m.get('recall_default'))} | "
         f"{_pct(m.get('f1_default'))} |",
         "",
-        f"The checkpoint was selected by validation `{meta.get('selection_metric')}`; these are validation "
-        "scores, not test scores (run `parsner eval` for the test split).",
+        (f"The checkpoint was selected by validation `{meta.get('selection_metric')}`; these" if
+         meta.get("selection_metric") else "These") + " are validation scores, not test scores (run `parsner eval` "
+        "for the test split).",
         "",
     ]
 
@@ -159,9 +189,10 @@ def _limitations(meta: dict[str, Any], stand_in: str | None) -> list[str]:
         "the `Tagger` does this.",
         "- The training corpora are licensed for research use; check the dataset's licence before any "
         "other use.",
-        f"- Windows of {meta.get('max_length')} sub-words with a stride of {meta.get('stride')}: words near a "
-        "window edge see less context.",
     ]
+    if not _is_crf(meta):
+        lines.append(f"- Windows of {meta.get('max_length')} sub-words with a stride of {meta.get('stride')}: words "
+                     "near a window edge see less context.")
     if stand_in:
         lines.append(f"- **{stand_in}.**")
     return lines
@@ -173,11 +204,14 @@ def render_model_card(
     """README.md of a run: front matter, title (and stand-in warning), usage, training, results, limitations."""
     m = metrics.get("metrics", {})
     stand_in = meta.get("stand_in_description")
+    if _is_crf(meta):
+        body = _crf_sections(cfg, meta, metrics, dataset_name)
+    else:
+        body = [*_usage(cfg, meta, dataset_name), *_training(cfg, metrics)]
     lines = [
         *_front_matter(cfg, meta, m, dataset_name),
         *_title(cfg, stand_in),
-        *_usage(cfg, meta, dataset_name),
-        *_training(cfg, metrics),
+        *body,
         *_results(m, meta),
         *_limitations(meta, stand_in),
     ]

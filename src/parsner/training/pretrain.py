@@ -491,8 +491,8 @@ def _make_trainer(cfg: PretrainConfig, model: Any, tokenizer: Any, train_w: list
 
 def run_trainer(trainer: Any, stopper: Any, resume_from: str | None, work: Path) -> Any:
     """``trainer.train`` with parsner's signal handling: a signal saves a checkpoint, then TrainingInterrupted."""
+    from parsner.training.callbacks import TrainingInterrupted
     from parsner.training.checkpoints import last_checkpoint
-    from parsner.training.train import TrainingInterrupted
 
     if resume_from:
         with (work / "train_log.jsonl").open("a", encoding="utf-8") as f:

@@ -35,7 +35,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from typing import Any
 from parsner._version import __version__
 from parsner.errors import ConfigError, InputError, ParsnerError
 from parsner.training.batching import PadCollator
-from parsner.training.callbacks import FAULT_ENV, SignalStopper, make_callbacks
+from parsner.training.callbacks import FAULT_ENV, SignalStopper, TrainingInterrupted, make_callbacks
 from parsner.training.checkpoints import (
     CHECKPOINT_COMPLETE,
     FINGERPRINT_FILE,
@@ -67,18 +66,6 @@ __all__ = [
 
 class TrainingDiverged(ParsnerError):
     """The loss, the gradients or the weights became NaN/inf: the run is not saved as complete."""
-
-
-class TrainingInterrupted(ParsnerError):
-    """A run stopped by a signal after saving a checkpoint (resume with --resume)."""
-
-    def __init__(self, signum: int, work_dir: Path, checkpoint: str | None) -> None:
-        self.signum = signum
-        self.exit_code = 128 + signum
-        self.checkpoint = checkpoint
-        name = signal.Signals(signum).name
-        where = f"checkpoint saved in {checkpoint}" if checkpoint else f"no checkpoint yet in {work_dir}"
-        super().__init__(f"training stopped by {name}; {where}. Continue with the same command and --resume")
 
 
 @dataclass
@@ -324,7 +311,22 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(cfg, resume=resume, overwrite=overwrite)
     with RunLock(cfg.out_dir, what="a training run"):
+        if cfg.model.strip() == "crf":
+            return _train_crf(cfg, resume=resume, overwrite=overwrite)
         return _train(cfg, resume=resume, overwrite=overwrite)
+
+
+def _train_crf(cfg: RunConfig, *, resume: bool, overwrite: bool) -> RunResult:
+    """A feature CRF (:mod:`parsner.training.crf`): same folders, data checks and normalisation as a network."""
+    from parsner.training.crf import train_crf
+
+    dirs = prepare_run(cfg, resume=resume, overwrite=overwrite)
+    if resume:
+        _log("--resume: a CRF's optimisation cannot continue mid-way; it starts over (word clusters are reused)")
+    data = load_training_data(cfg, None, dirs.work)
+    doc = train_crf(cfg, data, dirs.work, dirs.final, overwrite=overwrite)
+    return RunResult(out_dir=dirs.final, metrics=doc["metrics"], stand_in=None, resumed_from=None,
+                     train_seconds=doc["train_runtime_s"], steps=doc["iterations"])
 
 
 @dataclass

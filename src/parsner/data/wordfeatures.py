@@ -1,0 +1,103 @@
+"""Word features for the feature CRF (``model: crf``): one string-valued feature dict per normalised word.
+
+The same function serves training and inference, so a run tags with exactly the features it was trained on;
+the settings and the word-cluster table are saved in the run directory (``crf.json``).
+
+Per word: the word itself, its shape (letter classes, runs collapsed: ``a`` Persian/Arabic letter, ``L`` other
+letter, ``0`` digit of any script, ``z`` ZWNJ, punctuation as itself), prefixes and suffixes up to
+``affix`` characters (Persian marks case, number and possession with suffixes: ``ها``, ``های``, ``ی``), the parts of a
+ZWNJ-joined word, and its word clusters (learnt from unlabelled text; words too rare to cluster get ``none``).
+Neighbours within ``window`` words contribute their word, shape and clusters; the nearest ones their affixes too;
+word bigrams with both neighbours tie a word to its context. Features of a neighbour carry its offset as a prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ZWNJ = "\u200c"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What :func:`sentence_features` computes; saved with a CRF run."""
+
+    window: int = 2  # neighbours on each side that contribute features
+    affix: int = 4  # longest prefix/suffix, in characters
+    #: word -> its cluster ids, coarse to fine (empty: no cluster features)
+    clusters: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["clusters"] = {w: list(c) for w, c in self.clusters.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        return cls(window=int(data["window"]), affix=int(data["affix"]),
+                   clusters={str(w): [str(c) for c in cs] for w, cs in dict(data.get("clusters") or {}).items()})
+
+
+def shape(word: str) -> str:
+    """Letter classes of ``word``, runs collapsed: ``"۱۳۹۸"`` -> ``0``, ``"می‌شود"`` -> ``aza``, ``"G8"`` -> ``L0``."""
+    out: list[str] = []
+    for ch in word:
+        if ch.isdigit():
+            c = "0"
+        elif "\u0600" <= ch <= "\u06ff" or "\ufb50" <= ch <= "\ufeff":
+            c = "a"
+        elif ch.isalpha():
+            c = "L"
+        elif ch == ZWNJ:
+            c = "z"
+        else:
+            c = ch
+        if not out or out[-1] != c:
+            out.append(c)
+    return "".join(out)
+
+
+def _word(word: str, prefix: str, spec: FeatureSpec, affixes: bool, out: dict[str, str]) -> None:
+    out[prefix + "w"] = word
+    out[prefix + "sh"] = shape(word)
+    if affixes:
+        for k in range(1, spec.affix + 1):
+            if len(word) > k:
+                out[f"{prefix}p{k}"] = word[:k]
+                out[f"{prefix}s{k}"] = word[-k:]
+        if ZWNJ in word:
+            parts = word.split(ZWNJ)
+            out[prefix + "z0"] = parts[0]
+            out[prefix + "z1"] = parts[-1]
+    if spec.clusters:
+        ids = spec.clusters.get(word)
+        if ids is None:
+            out[prefix + "c"] = "none"
+        else:
+            for k, c in enumerate(ids):
+                out[f"{prefix}c{k}"] = c
+
+
+def sentence_features(words: Sequence[str], spec: FeatureSpec) -> list[dict[str, str]]:
+    """One feature dict per word of a sentence (words already normalised as at training)."""
+    n = len(words)
+    feats: list[dict[str, str]] = []
+    for i, word in enumerate(words):
+        f: dict[str, str] = {"bias": ""}
+        _word(word, "", spec, True, f)
+        for off in range(-spec.window, spec.window + 1):
+            j = i + off
+            if off == 0:
+                continue
+            if 0 <= j < n:
+                _word(words[j], f"{off}:", spec, abs(off) == 1, f)
+            else:
+                f[f"{off}:pad"] = ""
+        if i > 0:
+            f["bg-"] = words[i - 1] + "|" + word
+        if i < n - 1:
+            f["bg+"] = word + "|" + words[i + 1]
+        feats.append(f)
+    return feats
