@@ -36,7 +36,7 @@ EXPORT_TIMEOUT_S = 120
 WORKER_MODULE = "parsner.cli.labelstudio_retrain"
 
 #: Weight files whose hash names a model version, in order of preference.
-WEIGHT_FILES = ("model.safetensors", "model.onnx", "pytorch_model.bin", "config.json")
+WEIGHT_FILES = ("model.safetensors", "model.onnx", "pytorch_model.bin", "model.crfsuite", "config.json")
 
 
 def model_fingerprint(model_dir: str | Path) -> str:
