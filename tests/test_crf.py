@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from parsner.data.wordfeatures import FeatureSpec, sentence_features, shape
+from parsner.training.gazetteer import build_gazetteer
 from parsner.training.wordclusters import build_clusters
 from train_helpers import make_sentences, run_cli, save_dataset
 
@@ -55,6 +56,28 @@ def test_word_clusters_group_words_by_context_and_are_seeded() -> None:
     assert build_clusters(sentences, sizes=(2, 4), dim=8, seed=3) == table
 
 
+def test_gazetteer_features_mark_names_and_their_words() -> None:
+    spec = FeatureSpec(window=1, affix=2, gazetteer={"بانک مرکزی": ["ORG"], "ناصر تقوی": ["PER"], "تقوی": ["LOC"]})
+    feats = sentence_features(["رئیس", "بانک", "مرکزی", "و", "مهدی", "تقوی"], spec)
+    assert "gB:ORG" in feats[1] and "gI:ORG" in feats[2] and "gB:ORG" not in feats[2]
+    assert "gw:PER" in feats[5] and "gw:LOC" in feats[5] and "gB:LOC" in feats[5] and "gB:PER" not in feats[5]
+    assert "gw:PER" not in feats[4] and not any(k.startswith("g") for k in feats[0] if k != "-1:pad")
+    assert FeatureSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+
+
+def test_gazetteer_takes_names_from_other_corpora_and_drops_test_sentences(tmp_path: Path) -> None:
+    src = tmp_path / "other.txt"  # ARMAN-style lower-case types: canonicalised by the reader
+    src.write_text("ناصر B-pers\nتقوی I-pers\nبه O\nشیراز B-loc\nرفت O\n\n"
+                   "سازمان B-org\nملل I-org\nمتحد I-org\n\n"  # equals a short test sentence: dropped
+                   "دیروز O\nالف B-loc\nب O\nپ O\nت O\nگفت O\n\n", encoding="utf-8")  # holds one: dropped
+    tests = [(["سازمان", "ملل", "متحد"], "test:1"), (["الف", "ب", "پ", "ت"], "test:2")]
+    table, report = build_gazetteer([str(src)], None, tests, min_words=4)
+    assert table == {"ناصر تقوی": ["PER"], "شیراز": ["LOC"]}
+    assert report["sources"][0]["dropped_holding_test"] == 2 and report["names"] == 2
+    assert build_gazetteer([str(src)], None, [], min_words=4, max_words=1)[0] == {
+        "شیراز": ["LOC"], "الف": ["LOC"]}
+
+
 @pytest.fixture(scope="module")
 def crf_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("crf")
@@ -69,10 +92,12 @@ def crf_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     lines = [" ".join(t) for t, _ in make_sentences(150, 9)]
     lines.append(" ".join(["پیش", "از", "آن", *test[0][0], "بود"]))  # holds a test sentence: dropped
     text.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    names = root / "names.txt"  # another corpus's annotations: the gazetteer
+    names.write_text("ناصر B-pers\nتقوی I-pers\nدر O\nسازمان B-org\nملل I-org\nبود O\n\n", encoding="utf-8")
     cfg = root / "crf.yaml"
     cfg.write_text(f"data: {data}\nmodel: crf\nseed: 5\ncrf_max_iterations: 40\ncluster_sizes: [4, 8]\n"
                    f"cluster_text: [{text}]\ncluster_min_count: 2\ncluster_overlap_min_words: 4\n"
-                   "logging_steps: 10\n", encoding="utf-8")
+                   f"gazetteer_data: [{names}]\nlogging_steps: 10\n", encoding="utf-8")
     out = root / "run"
     res = run_cli(["train", "--config", str(cfg), "--out", str(out)])
     assert res.returncode == 0, res.stderr
@@ -93,7 +118,9 @@ def test_training_writes_a_complete_run(crf_setup: dict[str, Path]) -> None:
     assert doc["word_clusters"]["sentences"] == 120 + 30 + 150  # train + validation + the text less one
     meta = json.loads((run / "parsner.json").read_text(encoding="utf-8"))
     assert meta["model_type"] == "feature-crf" and meta["labels"][0] == "O"
-    assert json.loads((run / "crf.json").read_text(encoding="utf-8"))["clusters"]
+    saved = json.loads((run / "crf.json").read_text(encoding="utf-8"))
+    assert saved["clusters"] and saved["gazetteer"] == {"ناصر تقوی": ["PER"], "سازمان ملل": ["ORG"]}
+    assert doc["gazetteer"]["names"] == 2 and doc["validation_seen_in_training"] is False
     card = (run / "README.md").read_text(encoding="utf-8")
     assert "library_name: python-crfsuite" in card and "crf_c1" in card and "sub-words" not in card
     assert not Path(f"{run}.incomplete").exists()
@@ -164,3 +191,26 @@ def test_sigterm_stops_the_optimiser_and_resume_reuses_the_clusters(crf_setup: d
     assert not Path(f"{out}.incomplete").exists()
     first = json.loads((crf_setup["run"] / "metrics.json").read_text(encoding="utf-8"))["metrics"]
     assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"] == first  # same run
+
+
+def test_training_on_validation_says_its_validation_scores_are_seen(crf_setup: dict[str, Path]) -> None:
+    out = crf_setup["root"] / "tv"
+    res = run_cli(["train", "--config", str(crf_setup["cfg"]), "--out", str(out), "--set", "cluster_sizes=[]",
+                   "--set", "crf_max_iterations=15", "--set", "crf_train_on_validation=true"])
+    assert res.returncode == 0, res.stderr
+    assert "150 training sentences (train+validation)" in res.stderr and "on sentences it trained on" in res.stderr
+    doc = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert doc["validation_seen_in_training"] is True and doc["train_sentences"] == 150
+    assert "trained on**" in (out / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("recipe", "own_corpus"), [("peyma-cpu.yaml", "peyma"), ("arman-cpu.yaml", "arman")])
+def test_the_cpu_recipes_take_names_and_text_only_from_other_corpora(recipe: str, own_corpus: str) -> None:
+    from parsner.paths import REPO_ROOT
+    from parsner.training.config import RunConfig, load
+
+    cfg = load(RunConfig, REPO_ROOT / "training" / recipe)
+    assert cfg.model == "crf" and cfg.crf_train_on_validation and cfg.gazetteer_data and cfg.cluster_text
+    assert own_corpus in str(cfg.data)
+    # the run's own corpus reaches the clusters only through its train+validation words, never its files
+    assert not [p for p in [*cfg.gazetteer_data, *cfg.cluster_text] if f"/{own_corpus}/" in p]

@@ -9,12 +9,16 @@ letter, ``0`` digit of any script, ``z`` ZWNJ, punctuation as itself), prefixes 
 ZWNJ-joined word, and its word clusters (learnt from unlabelled text; words too rare to cluster get ``none``).
 Neighbours within ``window`` words contribute their word, shape and clusters; the nearest ones their affixes too;
 word bigrams with both neighbours tie a word to its context. Features of a neighbour carry its offset as a prefix.
+With a gazetteer (names from other annotated corpora, :mod:`parsner.training.gazetteer`), every run of words that
+is a name marks its first word ``gB:TYPE`` and the rest ``gI:TYPE``, and a word that occurs in some name of a type
+gets ``gw:TYPE`` (surnames and first names recombine).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 ZWNJ = "\u200c"
@@ -28,16 +32,33 @@ class FeatureSpec:
     affix: int = 4  # longest prefix/suffix, in characters
     #: word -> its cluster ids, coarse to fine (empty: no cluster features)
     clusters: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    #: "space-separated name words" -> the entity types it had in its sources (empty: no gazetteer features)
+    gazetteer: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["clusters"] = {w: list(c) for w, c in self.clusters.items()}
+        out["gazetteer"] = {n: list(t) for n, t in self.gazetteer.items()}
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
-        return cls(window=int(data["window"]), affix=int(data["affix"]),
-                   clusters={str(w): [str(c) for c in cs] for w, cs in dict(data.get("clusters") or {}).items()})
+        def table(key: str) -> dict[str, list[str]]:
+            return {str(k): [str(v) for v in vs] for k, vs in dict(data.get(key) or {}).items()}
+
+        return cls(window=int(data["window"]), affix=int(data["affix"]), clusters=table("clusters"),
+                   gazetteer=table("gazetteer"))
+
+    @cached_property
+    def _names(self) -> tuple[int, dict[str, set[str]]]:
+        """(words in the longest name, word -> types of the names it occurs in)."""
+        longest, words = 0, {}
+        for name, types in self.gazetteer.items():
+            parts = name.split(" ")
+            longest = max(longest, len(parts))
+            for w in parts:
+                words.setdefault(w, set()).update(types)
+        return longest, words
 
 
 def shape(word: str) -> str:
@@ -100,4 +121,18 @@ def sentence_features(words: Sequence[str], spec: FeatureSpec) -> list[dict[str,
         if i < n - 1:
             f["bg+"] = word + "|" + words[i + 1]
         feats.append(f)
+    if spec.gazetteer:
+        _gazetteer(words, spec, feats)
     return feats
+
+
+def _gazetteer(words: Sequence[str], spec: FeatureSpec, feats: list[dict[str, str]]) -> None:
+    longest, name_words = spec._names
+    for i, word in enumerate(words):
+        for t in name_words.get(word, ()):
+            feats[i]["gw:" + t] = ""
+        for n in range(1, min(longest, len(words) - i) + 1):
+            for t in spec.gazetteer.get(" ".join(words[i : i + n]), ()):
+                feats[i]["gB:" + t] = ""
+                for j in range(i + 1, i + n):
+                    feats[j]["gI:" + t] = ""

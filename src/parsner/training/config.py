@@ -72,7 +72,7 @@ class CrfOptions:
     """The feature CRF's settings (``model: crf``; :mod:`parsner.training.crf`); other models ignore them."""
 
     crf_c1: float = option(0.05, help="feature CRF: L1 regularisation (drops useless features)", ge=0)
-    crf_c2: float = option(0.01, help="feature CRF: L2 regularisation", ge=0)
+    crf_c2: float = option(0.05, help="feature CRF: L2 regularisation", ge=0)
     crf_max_iterations: int = option(150, help="feature CRF: L-BFGS iterations at most", gt=0)
     crf_window: int = option(2, help="feature CRF: neighbouring words on each side that give features", ge=0, le=5)
     crf_affix: int = option(4, help="feature CRF: longest prefix and suffix feature, in characters", ge=0, le=8)
@@ -85,7 +85,15 @@ class CrfOptions:
                                    "sentence of the dataset are dropped")
     cluster_min_count: int = option(3, help="feature CRF: occurrences a word needs to get a cluster", gt=0)
     cluster_overlap_min_words: int = option(
-        6, help="feature CRF: words a test sentence needs to count as found in cluster_text", gt=0)
+        6, help="feature CRF: words a test sentence needs to count as found in cluster_text or gazetteer_data", gt=0)
+    gazetteer_data: list[str] = option(
+        default_factory=list, help="feature CRF: annotated files of OTHER corpora (any format `parsner data build` "
+                                   "reads) whose entity names become gazetteer features; sentences holding a test "
+                                   "sentence of the dataset are dropped")
+    gazetteer_max_words: int = option(6, help="feature CRF: longest gazetteer name, in words", gt=0, le=20)
+    crf_train_on_validation: bool = option(
+        False, help="feature CRF: train on train+validation (the CRF has no epochs to select; its validation "
+                    "scores are then on seen sentences and say so)")
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Stages, like :mod:`parsner.training.train`'s: prepare the run folders -> load and normalise the splits -> word
 clusters from the run's own training words plus ``cluster_text`` (sentences that contain a test sentence of the
-dataset are dropped first: :mod:`parsner.data.pretext`'s guard) -> features (:mod:`parsner.data.wordfeatures`) ->
+dataset are dropped first: :mod:`parsner.data.pretext`'s guard) -> a gazetteer from other corpora's names
+(``gazetteer_data``, guarded the same way) -> features (:mod:`parsner.data.wordfeatures`) ->
 L-BFGS training of a linear-chain CRF with python-crfsuite, L1 + L2 regularised (``crf_c1``, ``crf_c2``) ->
 validation scores through the same :class:`~parsner.inference.tagger.Tagger` path as inference -> the run
 directory, written atomically (``model.crfsuite``, ``crf.json``, ``normalizer.json``, ``parsner.json``, ...).
@@ -65,6 +66,22 @@ def word_clusters(cfg: RunConfig, train_words: list[list[str]], valid_words: lis
          f"({guard.get('overlapping_sentences', 0)} sentence(s) holding a test sentence dropped) "
          f"in {report['seconds']:.0f}s")
     atomic_write_text(cache, json.dumps({"key": key, "table": table, "report": report}, ensure_ascii=False))
+    return table, report
+
+
+def gazetteer(cfg: RunConfig, normalizer: Any) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Names from ``gazetteer_data`` (:mod:`parsner.training.gazetteer`), the dataset's test split guarded out."""
+    from parsner.data.pretext import guard_sentences
+    from parsner.training.gazetteer import build_gazetteer
+
+    if not cfg.gazetteer_data:
+        return {}, {"names": 0}
+    norm = normalizer.normalize_token if normalizer is not None else None
+    table, report = build_gazetteer(list(cfg.gazetteer_data), norm, guard_sentences([str(cfg.data)], norm),
+                                    min_words=cfg.cluster_overlap_min_words, max_words=cfg.gazetteer_max_words)
+    dropped = sum(src["dropped_holding_test"] for src in report["sources"])
+    _log(f"gazetteer: {len(table):,} names from {len(report['sources'])} file(s) "
+         f"({dropped} sentence(s) holding a test sentence dropped)")
     return table, report
 
 
@@ -195,24 +212,31 @@ def train_crf(cfg: RunConfig, data: Any, work: Path, final: Path, *, overwrite: 
     (work / "run_config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
     (work / "train_log.jsonl").write_text("", encoding="utf-8")
     clusters, cluster_report = word_clusters(cfg, data.train_words, data.valid_words, data.normalizer, work)
-    spec = FeatureSpec(window=cfg.crf_window, affix=cfg.crf_affix, clusters=clusters)
+    names_table, gazetteer_report = gazetteer(cfg, data.normalizer)
+    spec = FeatureSpec(window=cfg.crf_window, affix=cfg.crf_affix, clusters=clusters, gazetteer=names_table)
     (work / FEATURES_FILE).write_text(json.dumps(spec.to_dict(), ensure_ascii=False), encoding="utf-8")
     names = data.names
     tags = [[names[i] for i in row] for row in data.train["ner_tags"]]
-    _log(f"CRF: {len(tags):,} training sentences, {cfg.crf_max_iterations} L-BFGS iterations at most "
-         f"(c1={cfg.crf_c1:g}, c2={cfg.crf_c2:g}, window {cfg.crf_window}, affixes up to {cfg.crf_affix})")
-    t_fit = time.time()
-    fit_crf(cfg, data.train_words, tags, spec, work)
-    fit_seconds = time.time() - t_fit
     gold = [[names[i] for i in row] for row in data.valid["ner_tags"]]
+    words = list(data.train_words)
+    if cfg.crf_train_on_validation:
+        words, tags = words + list(data.valid_words), tags + gold
+    _log(f"CRF: {len(tags):,} training sentences{' (train+validation)' * cfg.crf_train_on_validation}, "
+         f"{cfg.crf_max_iterations} L-BFGS iterations at most (c1={cfg.crf_c1:g}, c2={cfg.crf_c2:g}, "
+         f"window {cfg.crf_window}, affixes up to {cfg.crf_affix}, {len(names_table):,} gazetteer names)")
+    t_fit = time.time()
+    fit_crf(cfg, words, tags, spec, work)
+    fit_seconds = time.time() - t_fit
     scores = validation_metrics(work, data.valid_words, gold)
     iterations = _iterations(work / "train_log.jsonl")
     doc = {"split": "validation", "dataset": str(cfg.data), "selection_metric": None, "metrics": scores,
            "model_type": "feature-crf", "train_runtime_s": round(fit_seconds, 1),
            "total_runtime_s": round(time.time() - t0, 1), "iterations": iterations,
-           "train_sentences": len(tags), "word_clusters": cluster_report, "stand_in": None}
+           "train_sentences": len(tags), "validation_seen_in_training": cfg.crf_train_on_validation,
+           "word_clusters": cluster_report, "gazetteer": gazetteer_report, "stand_in": None}
     _publish(cfg, data, work, final, doc, overwrite=overwrite)
-    _log(f"done in {time.time() - t0:.0f}s: {final} (validation f1_strict={scores['f1_strict']:.4f}, "
+    seen = " on sentences it trained on" if cfg.crf_train_on_validation else ""
+    _log(f"done in {time.time() - t0:.0f}s: {final} (validation{seen} f1_strict={scores['f1_strict']:.4f}, "
          f"f1_default={scores['f1_default']:.4f})")
     return doc
 

@@ -120,7 +120,8 @@ def _usage(cfg: RunConfig, meta: dict[str, Any], dataset_name: str) -> list[str]
 
 #: The settings of a feature-CRF run (``model: crf``) listed in its card.
 CRF_CARD_SETTINGS = ("model", "data", "crf_c1", "crf_c2", "crf_max_iterations", "crf_window", "crf_affix",
-                     "cluster_sizes", "cluster_text", "cluster_min_count", "seed", "normalizer", "max_train_samples")
+                     "cluster_sizes", "cluster_text", "cluster_min_count", "gazetteer_data", "gazetteer_max_words",
+                     "crf_train_on_validation", "seed", "normalizer", "max_train_samples")
 
 
 def _is_crf(meta: dict[str, Any]) -> bool:
@@ -131,8 +132,12 @@ def _crf_sections(cfg: RunConfig, meta: dict[str, Any], metrics: dict[str, Any],
     """Usage and training of a feature CRF: no transformers, no sub-words."""
     types = sorted({lab[2:] for lab in meta.get("labels", []) if lab != "O"})
     clusters = metrics.get("word_clusters", {})
+    names = int(metrics.get("gazetteer", {}).get("names", 0))
+    seen = (" **The validation scores below are on sentences the CRF trained on** (`crf_train_on_validation`); "
+            "only a test split says how good it is." if metrics.get("validation_seen_in_training") else "")
     lines = [
-        f"A linear-chain CRF over word, shape, affix, context and word-cluster features (python-crfsuite), trained "
+        f"A linear-chain CRF over word, shape, affix, context, word-cluster and gazetteer features (python-crfsuite), "
+        "trained "
         f"with [ParsNER](https://github.com/) on `{dataset_name}`; no pretrained weights. Entity types: "
         f"{', '.join(types) or 'none'} (IOB2 tags).", "",
         "## Usage", "", "```python", "from parsner import Tagger  # pip install 'parsner[crf]'", "",
@@ -142,7 +147,7 @@ def _crf_sections(cfg: RunConfig, meta: dict[str, Any], metrics: dict[str, Any],
         *[f"| {key} | `{getattr(cfg, key)}` |" for key in CRF_CARD_SETTINGS], "",
         f"{metrics.get('iterations')} L-BFGS iterations in {float(metrics.get('train_runtime_s') or 0):.0f} s; word "
         f"clusters for {clusters.get('clustered_words', 0):,} words, learnt from {clusters.get('words', 0):,} words "
-        "of text.", "",
+        f"of text; {names:,} gazetteer names from other corpora.{seen}", "",
     ]
     return lines
 
