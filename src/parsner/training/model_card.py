@@ -76,7 +76,8 @@ def _front_matter(cfg: RunConfig, meta: dict[str, Any], m: dict[str, Any], datas
     }
     if not stand_in and meta.get("base_model") and not _is_crf(meta):
         front["base_model"] = meta["base_model"]
-    front["model-index"] = _model_index(cfg, m, dataset_name, dataset_id)
+    if m:  # empty when the validation scores are on training sentences: no figure to publish
+        front["model-index"] = _model_index(cfg, m, dataset_name, dataset_id)
     return ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", ""]
 
 
@@ -133,8 +134,8 @@ def _crf_sections(cfg: RunConfig, meta: dict[str, Any], metrics: dict[str, Any],
     types = sorted({lab[2:] for lab in meta.get("labels", []) if lab != "O"})
     clusters = metrics.get("word_clusters", {})
     names = int(metrics.get("gazetteer", {}).get("names", 0))
-    seen = (" **The validation scores below are on sentences the CRF trained on** (`crf_train_on_validation`); "
-            "only a test split says how good it is." if metrics.get("validation_seen_in_training") else "")
+    seen = (" It was trained on the train and validation splits (`crf_train_on_validation`)."
+            if metrics.get("validation_seen_in_training") else "")
     lines = [
         f"A linear-chain CRF over word, shape, affix, context, word-cluster and gazetteer features (python-crfsuite), "
         "trained "
@@ -167,7 +168,11 @@ def _training(cfg: RunConfig, metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _results(m: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+def _results(m: dict[str, Any], meta: dict[str, Any], seen: bool = False) -> list[str]:
+    if seen:
+        return ["## Results", "", "The validation split was part of the training data (`crf_train_on_validation`), "
+                f"so its F1 ({_pct(m.get('f1_default'))}) says nothing about quality on new text: run `parsner eval` "
+                "on a test split.", ""]
     return [
         "## Results (validation split of this run)",
         "",
@@ -208,16 +213,17 @@ def render_model_card(
 ) -> str:
     """README.md of a run: front matter, title (and stand-in warning), usage, training, results, limitations."""
     m = metrics.get("metrics", {})
+    seen = bool(metrics.get("validation_seen_in_training"))
     stand_in = meta.get("stand_in_description")
     if _is_crf(meta):
         body = _crf_sections(cfg, meta, metrics, dataset_name)
     else:
         body = [*_usage(cfg, meta, dataset_name), *_training(cfg, metrics)]
     lines = [
-        *_front_matter(cfg, meta, m, dataset_name),
+        *_front_matter(cfg, meta, {} if seen else m, dataset_name),
         *_title(cfg, stand_in),
         *body,
-        *_results(m, meta),
+        *_results(m, meta, seen),
         *_limitations(meta, stand_in),
     ]
     return "\n".join(lines) + "\n"
