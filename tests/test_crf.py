@@ -205,6 +205,15 @@ def test_training_on_validation_says_its_validation_scores_are_seen(crf_setup: d
     assert "says nothing about quality" in card and "model-index" not in card  # no seen-data figure published
 
 
+def test_a_missing_gazetteer_or_text_file_is_said_before_any_work(crf_setup: dict[str, Path]) -> None:
+    out = crf_setup["root"] / "missing"
+    for key in ("gazetteer_data", "cluster_text"):
+        res = run_cli(["train", "--config", str(crf_setup["cfg"]), "--out", str(out), "--set", f"{key}=[/no/such.txt]"])
+        assert res.returncode == 2 and f"/no/such.txt: no such file (in {key})" in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr and "word clusters" not in res.stderr
+        assert not out.exists() and not Path(f"{out}.incomplete").exists()
+
+
 @pytest.mark.parametrize(("recipe", "own_corpus"), [("peyma-cpu.yaml", "peyma"), ("arman-cpu.yaml", "arman")])
 def test_the_cpu_recipes_take_names_and_text_only_from_other_corpora(recipe: str, own_corpus: str) -> None:
     from parsner.paths import REPO_ROOT

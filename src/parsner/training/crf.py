@@ -69,6 +69,16 @@ def word_clusters(cfg: RunConfig, train_words: list[list[str]], valid_words: lis
     return table, report
 
 
+def check_inputs(cfg: RunConfig) -> None:
+    """Every file the CRF will read besides the dataset, before any work starts."""
+    from parsner.errors import InputError
+
+    for key in ("cluster_text", "gazetteer_data"):
+        for path in getattr(cfg, key):
+            if not Path(path).exists():
+                raise InputError(path, None, f"no such file (in {key})")
+
+
 def gazetteer(cfg: RunConfig, normalizer: Any) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Names from ``gazetteer_data`` (:mod:`parsner.training.gazetteer`), the dataset's test split guarded out."""
     from parsner.data.pretext import guard_sentences

@@ -318,8 +318,9 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
 
 def _train_crf(cfg: RunConfig, *, resume: bool, overwrite: bool) -> RunResult:
     """A feature CRF (:mod:`parsner.training.crf`): same folders, data checks and normalisation as a network."""
-    from parsner.training.crf import train_crf
+    from parsner.training.crf import check_inputs, train_crf
 
+    check_inputs(cfg)
     dirs = prepare_run(cfg, resume=resume, overwrite=overwrite)
     if resume:
         _log("--resume: a CRF's optimisation cannot continue mid-way; it starts over (word clusters are reused)")
