@@ -209,7 +209,7 @@ def test_a_missing_gazetteer_or_text_file_is_said_before_any_work(crf_setup: dic
     out = crf_setup["root"] / "missing"
     for key in ("gazetteer_data", "cluster_text"):
         res = run_cli(["train", "--config", str(crf_setup["cfg"]), "--out", str(out), "--set", f"{key}=[/no/such.txt]"])
-        assert res.returncode == 2 and f"/no/such.txt: no such file (in {key})" in res.stderr, res.stderr
+        assert res.returncode == 2 and f"/no/such.txt: no such file (in {key}: " in res.stderr, res.stderr
         assert "Traceback" not in res.stderr and "word clusters" not in res.stderr
         assert not out.exists() and not Path(f"{out}.incomplete").exists()
 

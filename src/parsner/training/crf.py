@@ -76,7 +76,8 @@ def check_inputs(cfg: RunConfig) -> None:
     for key in ("cluster_text", "gazetteer_data"):
         for path in getattr(cfg, key):
             if not Path(path).exists():
-                raise InputError(path, None, f"no such file (in {key})")
+                raise InputError(path, None, f"no such file (in {key}: give your copy's path with "
+                                             f"--set {key}=[PATH,...], or --set {key}=[] to go without)")
 
 
 def gazetteer(cfg: RunConfig, normalizer: Any) -> tuple[dict[str, list[str]], dict[str, Any]]:
