@@ -50,15 +50,16 @@ class FeatureSpec:
                    gazetteer=table("gazetteer"))
 
     @cached_property
-    def _names(self) -> tuple[int, dict[str, set[str]]]:
-        """(words in the longest name, word -> types of the names it occurs in)."""
+    def name_index(self) -> tuple[int, dict[str, list[str]]]:
+        """(words in the longest gazetteer name, word -> the sorted types of the names it occurs in)."""
         longest, words = 0, {}
         for name, types in self.gazetteer.items():
             parts = name.split(" ")
             longest = max(longest, len(parts))
             for w in parts:
                 words.setdefault(w, set()).update(types)
-        return longest, words
+        # sorted, so every process emits features in one order (crfsuite numbers them as it meets them)
+        return longest, {w: sorted(ts) for w, ts in words.items()}
 
 
 def shape(word: str) -> str:
@@ -127,7 +128,7 @@ def sentence_features(words: Sequence[str], spec: FeatureSpec) -> list[dict[str,
 
 
 def _gazetteer(words: Sequence[str], spec: FeatureSpec, feats: list[dict[str, str]]) -> None:
-    longest, name_words = spec._names
+    longest, name_words = spec.name_index
     for i, word in enumerate(words):
         for t in name_words.get(word, ()):
             feats[i]["gw:" + t] = ""
