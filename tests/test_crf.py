@@ -47,13 +47,15 @@ def test_word_clusters_group_words_by_context_and_are_seeded() -> None:
         sentences.append(["دیروز", names[k % 4], "گفت", "که", "می‌آید"])
         sentences.append(["او", "به", cities[k % 4], "رفت", "و", "برگشت"])
     sentences.append(["یکبار"])
-    table = build_clusters(sentences, sizes=(2, 4), dim=8, seed=3)
+    table = build_clusters(sentences, sizes=(4, 8), dim=8, seed=3)
     assert "یکبار" not in table  # seen once: no cluster
-    coarse = {w: table[w][0] for w in names + cities}
-    assert len({coarse[w] for w in names}) == 1 and len({coarse[w] for w in cities}) == 1
-    assert coarse[names[0]] != coarse[cities[0]]
-    assert all(len(v) == 2 and v[0].startswith("2_") and v[1].startswith("4_") for v in table.values())
-    assert build_clusters(sentences, sizes=(2, 4), dim=8, seed=3) == table
+    for level in (0, 1):  # words of one context share a cluster at every granularity
+        assert len({table[w][level] for w in names}) == 1 and len({table[w][level] for w in cities}) == 1
+    # at the finer one the two kinds part (at 2-4 clusters k-means' seeding may merge them with numpy 1 or 2;
+    # at 8 they parted for each of 40 seeds under both)
+    assert table[names[0]][1] != table[cities[0]][1]
+    assert all(len(v) == 2 and v[0].startswith("4_") and v[1].startswith("8_") for v in table.values())
+    assert build_clusters(sentences, sizes=(4, 8), dim=8, seed=3) == table
 
 
 def test_gazetteer_features_mark_names_and_their_words() -> None:
