@@ -22,13 +22,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from parsner.data.dataset import load_dataset_dir
-from parsner.data.pretext import TextCorpus, find_overlaps, guard_sentences
+from parsner.data.pretext import TextCorpus, find_overlaps
 from parsner.data.readers import read_file
 from parsner.data.wordfeatures import FeatureSpec, sentence_features
 from parsner.evaluation import metrics
 from parsner.labels import spans_from_tags
 from parsner.training.config import RunConfig, load
-from parsner.training.crf import word_clusters
+from parsner.training.crf import test_sentences, word_clusters
 from parsner.training.train import load_training_data
 
 FOLDS = 5  # jackknife folds of the own-split gazetteer
@@ -54,11 +54,10 @@ def parse_args() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def external_gazetteer(a: argparse.Namespace, norm) -> tuple[dict, dict]:
+def external_gazetteer(a: argparse.Namespace, norm, tests: list) -> tuple[dict, dict]:
     """(names -> {type}, word -> {type}); types are SOURCE_FOLDER:TYPE; test sentences guarded out."""
     names: dict[tuple[str, ...], set[str]] = {}
     words: dict[str, set[str]] = {}
-    tests = guard_sentences([a.data], norm)
     for path in a.gaz:
         src = Path(path).parent.name
         sents = read_file(path).sentences
@@ -109,7 +108,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="crf-ablation-"))
     data = load_training_data(cfg, None, work)
     norm = data.normalizer.normalize_token
-    clusters, _ = word_clusters(cfg, data.train_words, data.valid_words, data.normalizer, work)
+    tests = test_sentences(cfg, data.normalizer)
+    clusters, _ = word_clusters(cfg, data.train_words, data.valid_words, data.normalizer, work, tests)
     spec = FeatureSpec(window=cfg.crf_window, affix=cfg.crf_affix, clusters=clusters)
     names = data.names
     test = load_dataset_dir(Path(a.data))["test"]
@@ -117,7 +117,7 @@ def main() -> None:
     test_gold = [[names[i] for i in r] for r in test["ner_tags"]]
     train_tags = [[names[i] for i in r] for r in data.train["ner_tags"]]
     valid_tags = [[names[i] for i in r] for r in data.valid["ner_tags"]]
-    gaz, gaz_words = external_gazetteer(a, norm) if a.gaz else ({}, {})
+    gaz, gaz_words = external_gazetteer(a, norm, tests) if a.gaz else ({}, {})
     own_all, own_folds = own_gazetteers(data.train_words, train_tags, a.gazmax) if a.owngaz else ({}, [])
 
     def feats(words: list[str], own: dict | None = None) -> list[dict]:

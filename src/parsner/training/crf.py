@@ -37,18 +37,26 @@ def _log(msg: str) -> None:
     print(f"parsner train: {msg}", file=sys.stderr, flush=True)
 
 
+def test_sentences(cfg: RunConfig, normalizer: Any) -> list[tuple[list[str], str]]:
+    """The dataset's test sentences, normalised: what ``cluster_text`` and ``gazetteer_data`` are guarded against."""
+    from parsner.data.pretext import guard_sentences
+
+    return guard_sentences([str(cfg.data)], normalizer.normalize_token if normalizer is not None else None)
+
+
 def word_clusters(cfg: RunConfig, train_words: list[list[str]], valid_words: list[list[str]], normalizer: Any,
-                  work: Path) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """The cluster table and a report of the text it was learnt from (cached in ``work`` for --resume)."""
+                  work: Path, tests: list[tuple[list[str], str]]) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """The cluster table and a report of the text it was learnt from (cached in ``work`` for --resume);
+    ``cluster_text`` sentences holding one of ``tests`` (:func:`test_sentences`) are dropped."""
     from parsner.atomic import atomic_write_text
-    from parsner.data.pretext import TextCorpus, apply_guard, guard_sentences, read_texts
+    from parsner.data.pretext import TextCorpus, apply_guard, read_texts
     from parsner.training.wordclusters import build_clusters
 
     if not cfg.cluster_sizes:
         return {}, {"sentences": 0}
     norm = normalizer.normalize_token if normalizer is not None else None
     extra = read_texts(list(cfg.cluster_text), norm) if cfg.cluster_text else TextCorpus()
-    guard = apply_guard(extra, guard_sentences([str(cfg.data)], norm), "drop", cfg.cluster_overlap_min_words)
+    guard = apply_guard(extra, tests, "drop", cfg.cluster_overlap_min_words)
     sentences = [*train_words, *valid_words, *extra.sentences]
     key = {"fingerprint": TextCorpus(sentences).fingerprint(), "sizes": list(cfg.cluster_sizes), "seed": cfg.seed,
            "min_count": cfg.cluster_min_count}
@@ -80,15 +88,15 @@ def check_inputs(cfg: RunConfig) -> None:
                                              f"--set {key}=[PATH,...], or --set {key}=[] to go without)")
 
 
-def gazetteer(cfg: RunConfig, normalizer: Any) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """Names from ``gazetteer_data`` (:mod:`parsner.training.gazetteer`), the dataset's test split guarded out."""
-    from parsner.data.pretext import guard_sentences
+def gazetteer(cfg: RunConfig, normalizer: Any,
+              tests: list[tuple[list[str], str]]) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Names from ``gazetteer_data`` (:mod:`parsner.training.gazetteer`), sentences holding one of ``tests`` dropped."""
     from parsner.training.gazetteer import build_gazetteer
 
     if not cfg.gazetteer_data:
         return {}, {"names": 0}
     norm = normalizer.normalize_token if normalizer is not None else None
-    table, report = build_gazetteer(list(cfg.gazetteer_data), norm, guard_sentences([str(cfg.data)], norm),
+    table, report = build_gazetteer(list(cfg.gazetteer_data), norm, tests,
                                     min_words=cfg.cluster_overlap_min_words, max_words=cfg.gazetteer_max_words)
     dropped = sum(src["dropped_holding_test"] for src in report["sources"])
     _log(f"gazetteer: {len(table):,} names from {len(report['sources'])} file(s) "
@@ -222,8 +230,9 @@ def train_crf(cfg: RunConfig, data: Any, work: Path, final: Path, *, overwrite: 
     work.mkdir(parents=True, exist_ok=True)
     (work / "run_config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
     (work / "train_log.jsonl").write_text("", encoding="utf-8")
-    clusters, cluster_report = word_clusters(cfg, data.train_words, data.valid_words, data.normalizer, work)
-    names_table, gazetteer_report = gazetteer(cfg, data.normalizer)
+    tests = test_sentences(cfg, data.normalizer)
+    clusters, cluster_report = word_clusters(cfg, data.train_words, data.valid_words, data.normalizer, work, tests)
+    names_table, gazetteer_report = gazetteer(cfg, data.normalizer, tests)
     spec = FeatureSpec(window=cfg.crf_window, affix=cfg.crf_affix, clusters=clusters, gazetteer=names_table)
     (work / FEATURES_FILE).write_text(json.dumps(spec.to_dict(), ensure_ascii=False), encoding="utf-8")
     names = data.names

@@ -60,7 +60,8 @@ def _model_index(cfg: RunConfig, m: dict[str, Any], dataset_name: str, dataset_i
     }]
 
 
-def _front_matter(cfg: RunConfig, meta: dict[str, Any], m: dict[str, Any], dataset_name: str) -> list[str]:
+def _front_matter(cfg: RunConfig, meta: dict[str, Any], m: dict[str, Any], dataset_name: str,
+                  publish_scores: bool = True) -> list[str]:
     stand_in = meta.get("stand_in_description")
     dataset_id = _dataset_id(dataset_name)
     tags = ["token-classification", "ner", "persian", "parsner"]
@@ -76,7 +77,7 @@ def _front_matter(cfg: RunConfig, meta: dict[str, Any], m: dict[str, Any], datas
     }
     if not stand_in and meta.get("base_model") and not _is_crf(meta):
         front["base_model"] = meta["base_model"]
-    if m:  # empty when the validation scores are on training sentences: no figure to publish
+    if publish_scores:  # not when the validation scores are on training sentences
         front["model-index"] = _model_index(cfg, m, dataset_name, dataset_id)
     return ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", ""]
 
@@ -137,9 +138,8 @@ def _crf_sections(cfg: RunConfig, meta: dict[str, Any], metrics: dict[str, Any],
     seen = (" It was trained on the train and validation splits (`crf_train_on_validation`)."
             if metrics.get("validation_seen_in_training") else "")
     lines = [
-        f"A linear-chain CRF over word, shape, affix, context, word-cluster and gazetteer features (python-crfsuite), "
-        "trained "
-        f"with [ParsNER](https://github.com/) on `{dataset_name}`; no pretrained weights. Entity types: "
+        "A linear-chain CRF over word, shape, affix, context, word-cluster and gazetteer features (python-crfsuite), "
+        f"trained with [ParsNER](https://github.com/) on `{dataset_name}`; no pretrained weights. Entity types: "
         f"{', '.join(types) or 'none'} (IOB2 tags).", "",
         "## Usage", "", "```python", "from parsner import Tagger  # pip install 'parsner[crf]'", "",
         f'tagger = Tagger.from_pretrained("models/{cfg.name}")', 'print(tagger("حمید رحمانی دیروز به تهران رفت."))',
@@ -220,7 +220,7 @@ def render_model_card(
     else:
         body = [*_usage(cfg, meta, dataset_name), *_training(cfg, metrics)]
     lines = [
-        *_front_matter(cfg, meta, {} if seen else m, dataset_name),
+        *_front_matter(cfg, meta, m, dataset_name, publish_scores=not seen),
         *_title(cfg, stand_in),
         *body,
         *_results(m, meta, seen),
