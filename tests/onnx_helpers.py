@@ -39,6 +39,10 @@ def export(run: Path, out: Path, quantize: str | None = None) -> Path:
     return out
 
 
+#: The credentials of each server :func:`running_server` started, by base URL, for :func:`http` to send.
+_TOKENS: dict[str, str | None] = {}
+
+
 @contextlib.contextmanager
 def running_server(app: Any) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yields the base URL."""
@@ -55,24 +59,44 @@ def running_server(app: Any) -> Iterator[str]:
             break
         time.sleep(0.05)
     assert server.started, "server did not start"
+    base = f"http://127.0.0.1:{port}"
+    auth = getattr(app.state, "auth", None)
+    _TOKENS[base] = auth.token if auth is not None else None
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield base
     finally:
+        _TOKENS.pop(base, None)
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
 
 
+def bearer(url: str) -> dict[str, str]:
+    """The ``Authorization`` header of the :func:`running_server` serving ``url``."""
+    token = next(t for base, t in _TOKENS.items() if url == base or url.startswith(base + "/"))
+    return {"Authorization": f"Bearer {token}"}
+
+
 def http(method: str, url: str, body: bytes | str | dict | None = None, timeout: float = 30,
-         headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    """``(status, parsed JSON or text)`` of one request; HTTP errors are returned, not raised."""
+         headers: dict[str, str] | None = None, auth: bool = True) -> tuple[int, Any]:
+    """``(status, parsed JSON or text)`` of one request; HTTP errors are returned, not raised.
+
+    A body goes as ``application/json`` and, with ``auth``, a server from :func:`running_server` gets its
+    bearer token, unless ``headers`` set those themselves.
+    """
     import urllib.error
     import urllib.request
 
     if isinstance(body, dict):
         body = json.dumps(body, ensure_ascii=False)
     data = body.encode("utf-8") if isinstance(body, str) else body
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    sent = {k.lower(): v for k, v in (headers or {}).items()}
+    if data is not None:
+        sent.setdefault("content-type", "application/json")
+    token = next((t for base, t in _TOKENS.items() if url.startswith(base + "/")), None)
+    if auth and token is not None:
+        sent.setdefault("authorization", f"Bearer {token}")
+    req = urllib.request.Request(url, data=data, method=method, headers=sent)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             status, raw, ctype = resp.status, resp.read(), resp.headers.get("content-type", "")

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'parsner[serve]')")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'parsner[serve]')")
 
-from onnx_helpers import TEXTS, http, running_server, train_tiny_run
+from onnx_helpers import TEXTS, bearer, http, running_server, train_tiny_run
 from parsner.cli import main
 from parsner.errors import EXIT_USER_ERROR
 from parsner.serving.render import entity_record
@@ -105,6 +105,7 @@ def test_chunked_body_over_the_limit_is_refused(server: str) -> None:
     conn.putrequest("POST", "/v1/ner")
     conn.putheader("Transfer-Encoding", "chunked")
     conn.putheader("Content-Type", "application/json")
+    conn.putheader("Authorization", bearer(server)["Authorization"])
     conn.endheaders()
     try:
         for _ in range(4):  # 32 KiB > 20,000 bytes, no Content-Length to go by
@@ -203,7 +204,9 @@ def test_serve_command_runs_an_onnx_export_on_localhost(run_dir: Path, tmp_path:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    token = "t" * 24
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PARSNER_TOKEN": token}
+    auth = {"Authorization": f"Bearer {token}"}
     proc = subprocess.Popen([sys.executable, "-m", "parsner", "serve", "--model", str(onnx_dir), "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -214,11 +217,13 @@ def test_serve_command_runs_an_onnx_export_on_localhost(run_dir: Path, tmp_path:
                     break
             except OSError:
                 time.sleep(0.1)
-        status, info = http("GET", f"{url}/v1/model")
+        assert http("GET", f"{url}/v1/model")[0] == 401
+        status, info = http("GET", f"{url}/v1/model", headers=auth)
         assert status == 200 and info["backend"] == "onnx"
-        status, body = http("POST", f"{url}/v1/ner", {"text": TEXTS[0]})
+        status, body = http("POST", f"{url}/v1/ner", {"text": TEXTS[0]}, headers=auth)
         assert status == 200 and ("تهران", "LOC") in {(e["text"], e["label"]) for e in body["entities"]}
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert f"127.0.0.1:{port}" in err  # it says where it listens: localhost by default
+    assert token not in err  # a token the operator set is not echoed to the terminal

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'parsner[serve]')")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 
-from onnx_helpers import http, running_server, train_tiny_run  # noqa: E402
+from onnx_helpers import bearer, http, running_server, train_tiny_run  # noqa: E402
 from parsner.serving.server import create_app  # noqa: E402
 
 #: Written for this test: ZWNJ (خبرگزاری‌ها, می‌رود), Persian and ASCII digits, an emoji (a code point
@@ -56,7 +56,9 @@ def test_page_highlights_exactly_the_api_entities(browser, tmp_path_factory: pyt
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
-        page.goto(f"{url}/")
+        token = bearer(url)["Authorization"].split()[1]
+        page.goto(f"{url}/?token={token}")  # the URL parsner serve prints: sets the cookie, lands on /
+        assert page.url == f"{url}/"
         box = page.locator("#text")
         assert box.get_attribute("dir") == "rtl"
         box.press_sequentially(TEXT)
@@ -86,3 +88,46 @@ def test_page_highlights_exactly_the_api_entities(browser, tmp_path_factory: pyt
         page.screenshot(path=str(shot), full_page=True)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         page.close()
+
+
+def test_a_page_from_another_site_cannot_use_the_server(browser, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A logged-in annotator opens a hostile page: its cross-site POSTs (text/plain, no preflight, and JSON
+    with credentials) never reach a route, although the browser holds the server's cookie."""
+    import http.server
+    import threading
+
+    from parsner.inference.tagger import Tagger
+
+    run = train_tiny_run(tmp_path_factory.mktemp("csrf"))
+    app = create_app(Tagger.from_pretrained(run, device="cpu"), str(run))
+    with running_server(app) as url:
+        evil = ("<script>window.done = Promise.allSettled(["
+                f"fetch('{url}/v1/ner', {{method: 'POST', mode: 'no-cors', credentials: 'include', "
+                "headers: {'Content-Type': 'text/plain'}, body: JSON.stringify({text: 'علی به تهران رفت'})}),"
+                f"fetch('{url}/v1/ner', {{method: 'POST', credentials: 'include', "
+                "headers: {'Content-Type': 'application/json'}, body: JSON.stringify({text: 'علی'})})"
+                "]).then(r => r.map(x => x.status));</script>").encode()
+
+        class Evil(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write(evil)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+        threading.Thread(target=site.serve_forever, daemon=True).start()
+        try:
+            page = browser.new_page()
+            token = bearer(url)["Authorization"].split()[1]
+            page.goto(f"{url}/?token={token}")  # the annotator is logged in: the browser holds the cookie
+            before = app.state.batcher.stats["requests"]
+            page.goto(f"http://127.0.0.1:{site.server_address[1]}/")
+            page.evaluate("window.done")
+            assert app.state.batcher.stats["requests"] == before  # nothing was tagged for the other site
+            page.close()
+        finally:
+            site.shutdown()

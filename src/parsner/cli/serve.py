@@ -7,9 +7,12 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from parsner.errors import ConfigError, ModelLoadError
+from parsner.serving.auth import DEFAULT_USER, ServerAuth
 
 SERVE_EXTRA_HINT = "install the serve extra: pip install 'parsner[serve]'"
 
@@ -42,10 +45,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--label-map", metavar="FILE|PRESET", default=None,
                    help="map the model's types (a preset or a YAML/JSON file of TYPE: TYPE, TYPE: O drops one), "
                         "as parsner predict --label-map does")
+    g = p.add_argument_group("access (every route but GET /health needs credentials unless --no-auth)")
+    g.add_argument("--token-file", type=Path, metavar="FILE",
+                   help="read the server's token from FILE (its first line); else $PARSNER_TOKEN; else a new "
+                        "token is made at start and printed. Callers send 'Authorization: Bearer TOKEN', basic "
+                        "auth (user --auth-user, password TOKEN: Label Studio's Connect model form), or open "
+                        "/?token=TOKEN once in a browser")
+    g.add_argument("--auth-user", default=DEFAULT_USER, metavar="NAME",
+                   help=f"the user name basic auth expects (default {DEFAULT_USER})")
+    g.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="also accept requests from pages of this origin (scheme://host[:port]; repeatable); "
+                        "requests from other sites' pages are refused")
+    g.add_argument("--no-auth", action="store_true",
+                   help="serve without credentials: anyone who can reach the port can tag, and with "
+                        "--label-studio set up projects and retrain (said on stderr at start)")
     from parsner.cli.labelstudio_options import add_arguments
 
     add_arguments(p)
     p.set_defaults(func=run)
+
+
+def _origin(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") \
+            or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ConfigError(f"--allow-origin {value}: give an origin, scheme://host[:port], as a browser sends it")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def server_auth(args: argparse.Namespace) -> ServerAuth:
+    """The server's credentials from --token-file, $PARSNER_TOKEN or a new token (ConfigError: exit 2)."""
+    origins = tuple(_origin(o) for o in args.allow_origin)
+    if args.no_auth:
+        if args.token_file is not None:
+            raise ConfigError("--no-auth and --token-file contradict each other; give one")
+        return ServerAuth.off(origins)
+    token, where = os.environ.get("PARSNER_TOKEN"), "$PARSNER_TOKEN"
+    if args.token_file is not None:
+        where = f"--token-file {args.token_file}"
+        try:
+            token = args.token_file.read_text(encoding="utf-8").splitlines()[0].strip()
+        except (OSError, UnicodeDecodeError, IndexError) as exc:
+            why = "it is empty" if isinstance(exc, IndexError) else getattr(exc, "strerror", None) or exc
+            raise ConfigError(f"{where}: cannot read a token: {why}") from None
+    try:
+        return ServerAuth(token, args.auth_user, origins) if token is not None else \
+            ServerAuth.generate(args.auth_user, origins)
+    except ValueError as exc:
+        raise ConfigError(f"{where if token is not None else '--auth-user'}: {exc}") from None
 
 
 def _options(args: argparse.Namespace) -> dict:
@@ -62,6 +109,7 @@ def _options(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     options = _options(args)
+    auth = server_auth(args)
     if not Path(args.model).is_dir():
         raise ModelLoadError(f"{args.model}: model directory not found")
     if args.label_map is not None:
@@ -94,13 +142,29 @@ def run(args: argparse.Namespace) -> int:
         ls = LabelStudioBackend(model, ls_options, version=version, base_model=args.model)
         print(f"parsner serve: Label Studio model URL {where}label-studio (model version {ls.version}; "
               f"retraining {'on' if ls.retrainer else 'off'})", file=sys.stderr, flush=True)
+    _say_access(auth, where, args)
     if args.workers == 1:
-        app = create_app(tagger, str(model), ServeOptions(**options), label_studio=ls)
+        app = create_app(tagger, str(model), ServeOptions(**options), label_studio=ls, auth=auth)
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
         return 0
     del tagger
     os.environ["PARSNER_SERVE"] = json.dumps({"model": args.model, "backend": args.backend, "options": options,
-                                              "label_map": args.label_map})
+                                              "label_map": args.label_map, "auth": asdict(auth)})
     uvicorn.run("parsner.serving.server:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="warning")
     return 0
+
+
+def _say_access(auth: ServerAuth, where: str, args: argparse.Namespace) -> None:
+    """Tell the operator how to get in (the token only when it was made here: they set any other themselves)."""
+    if not auth.enabled:
+        exposed = "" if args.host in ("127.0.0.1", "localhost", "::1") else f" on {args.host}, beyond this machine"
+        print(f"parsner serve: WARNING: authentication is OFF (--no-auth){exposed}: anyone who can reach the "
+              "port can use every route", file=sys.stderr, flush=True)
+    elif auth.generated:
+        print(f"parsner serve: no token given (--token-file, $PARSNER_TOKEN); this run's token:\n  "
+              f"{auth.usage(where)}", file=sys.stderr, flush=True)
+    else:
+        source = "--token-file" if args.token_file else "$PARSNER_TOKEN"
+        print(f"parsner serve: credentials required (token from {source}; basic-auth user {auth.user})",
+              file=sys.stderr, flush=True)

@@ -10,14 +10,17 @@ Routes:
 * With ``--label-studio``: Label Studio's ML-backend API under ``/label-studio/``
   (:mod:`parsner.serving.labelstudio_backend`).
 
+Every route but ``GET /health`` needs credentials, and cross-site requests are refused
+(:mod:`parsner.serving.auth`: 401, 403, and 415 for a body not declared ``application/json``).
+
 Concurrent requests are micro-batched (:class:`MicroBatcher`): every request waiting when the inference
 thread is free is tagged in one Tagger call (the Tagger sorts and pads all their windows together), up to
 ``max_batch_texts`` texts; ``batch_window_ms`` > 0 also waits that long for company (slower here under load:
 eval/RESULTS.md). ``max_batch_texts=1`` gives one request at a time. Every error is a JSON
-``{"error": {"status", "code", "message"}}``: malformed JSON 400, a body over the limit 413, a wrong
-shape, too many texts, too long a text or a text holding a lone surrogate (``"\\ud800"``: refused, not
-replaced, so that offsets and entity texts stay those of the text sent) 422, a full queue 503; a failure
-inside the model answers 500 and the worker keeps serving.
+``{"error": {"status", "code", "message"}}``: malformed JSON (or nested past 64 levels, or a key twice) 400, a
+body over the limit 413, a wrong shape, too many texts, too long a text or a text holding a lone surrogate
+(``"\\ud800"``: refused, not replaced, so that offsets and entity texts stay those of the text sent) 422, a full
+queue 503; a failure inside the model answers 500 and the worker keeps serving.
 """
 
 
@@ -30,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from parsner import surrogates
+from parsner.data.strictjson import JSONRefused, loads
+from parsner.serving.auth import AuthMiddleware, ServerAuth, is_authenticated
 from parsner.serving.render import entity_record
 
 
@@ -155,12 +160,9 @@ async def read_body(request: Any, limit: int) -> bytes:
 def parse_ner_request(body: bytes, opts: ServeOptions) -> tuple[list[str], bool]:
     """``(texts, single)`` from a ``{"text"}`` or ``{"texts"}`` body, or an :class:`ApiError`."""
     try:
-        doc = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, "malformed_json", f"body is not UTF-8 (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno}"
-        raise ApiError(400, "malformed_json", f"malformed JSON: {exc.msg} at {where}") from None
+        doc = loads(body)
+    except JSONRefused as exc:
+        raise ApiError(400, "malformed_json", f"body refused: {exc}") from None
     if not isinstance(doc, dict):
         raise ApiError(422, "bad_shape", 'send a JSON object: {"text": "..."} or {"texts": ["...", ...]}')
     keys = set(doc)
@@ -218,8 +220,13 @@ def model_info(tagger: Any, model_dir: str, opts: ServeOptions) -> dict[str, Any
     }
 
 
-def create_app(tagger: Any, model_dir: str, options: ServeOptions | None = None, label_studio: Any = None) -> Any:
-    """The FastAPI application serving ``tagger`` (and, given a ``LabelStudioBackend``, its routes)."""
+def create_app(tagger: Any, model_dir: str, options: ServeOptions | None = None, label_studio: Any = None,
+               auth: ServerAuth | None = None) -> Any:
+    """The FastAPI application serving ``tagger`` (and, given a ``LabelStudioBackend``, its routes).
+
+    ``auth`` says who may use it (:mod:`parsner.serving.auth`); by default a new random token that only
+    ``app.state.auth`` knows, so an app built without one refuses every caller rather than trusting all.
+    """
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
@@ -244,6 +251,8 @@ def create_app(tagger: Any, model_dir: str, options: ServeOptions | None = None,
 
     app = FastAPI(title="ParsNER", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher = batcher
+    app.state.auth = auth or ServerAuth.generate()
+    app.add_middleware(AuthMiddleware, auth=app.state.auth)
     extra = (lambda: {"label_studio": label_studio.status()}) if label_studio is not None else dict
 
     def error(status: int, code: str, message: str) -> JSONResponse:
@@ -266,8 +275,12 @@ def create_app(tagger: Any, model_dir: str, options: ServeOptions | None = None,
         return HTMLResponse(page)
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "backend": info["backend"], "queued_texts": batcher.queued_texts,
+    async def health(request: Request) -> dict[str, Any]:
+        # Open to any caller, so without credentials it says only up/down and the model version.
+        version = {"model_version": label_studio.version} if label_studio is not None else {}
+        if not is_authenticated(request):
+            return {"status": "ok", **version}
+        return {"status": "ok", **version, "backend": info["backend"], "queued_texts": batcher.queued_texts,
                 **batcher.stats, **extra()}
 
     @app.get("/v1/model")
@@ -300,4 +313,5 @@ def app_from_env() -> Any:
     cfg = json.loads(os.environ["PARSNER_SERVE"])
     tagger = Tagger.from_pretrained(cfg["model"], device="cpu", backend=cfg.get("backend"),
                                     label_map=cfg.get("label_map"))
-    return create_app(tagger, cfg["model"], ServeOptions(**cfg["options"]))
+    auth = ServerAuth(**{**cfg["auth"], "allowed_origins": tuple(cfg["auth"]["allowed_origins"])})
+    return create_app(tagger, cfg["model"], ServeOptions(**cfg["options"]), auth=auth)
