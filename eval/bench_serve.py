@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import random
+import secrets
 import socket
 import subprocess
 import sys
@@ -59,16 +60,22 @@ def free_port() -> int:
 def get_json(port: int, path: str) -> Any:
     conn = HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=HEADERS)
         return json.loads(conn.getresponse().read())
     finally:
         conn.close()
 
 
+#: The server's token for this benchmark (the clients send it as a bearer token, as any API caller must).
+TOKEN = secrets.token_urlsafe(24)
+HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+
+
 def start_server(model: str, mode: str, extra: list[str]) -> tuple[subprocess.Popen, int]:
     port = free_port()
     cmd = [sys.executable, "-m", "parsner", "serve", "--model", model, "--port", str(port), *MODES[mode], *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PARSNER_TOKEN": TOKEN})
     for _ in range(600):  # bounded: 60 s for the model to load
         if proc.poll() is not None:
             raise SystemExit(f"server exited: {proc.stderr.read()}")
@@ -89,7 +96,7 @@ def client(port: int, texts: list[str], seed: int, deadline: float, out: dict[st
         out["sent"] += 1
         t0 = time.perf_counter()
         try:
-            conn.request("POST", "/v1/ner", body, {"Content-Type": "application/json"})
+            conn.request("POST", "/v1/ner", body, HEADERS)
             resp = conn.getresponse()
             data = json.loads(resp.read())
         except (OSError, ValueError) as exc:

@@ -41,10 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     from parsner.serving.server import create_app
 
     tagger = Tagger.from_pretrained(args.model, device="cpu")
-    with running_server(create_app(tagger, args.model)) as url, sync_playwright() as pw:
+    app = create_app(tagger, args.model)  # a new token; the page is opened with it, as parsner serve prints
+    with running_server(app) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1000, "height": 900}, device_scale_factor=1)
-        page.goto(f"{url}/")
+        page.goto(f"{url}/?token={app.state.auth.token}")
         page.fill("#text", TEXT)
         page.click("#go")
         page.wait_for_selector("body[data-state=done]", timeout=60_000)
