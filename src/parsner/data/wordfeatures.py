@@ -23,6 +23,21 @@ from typing import Any
 
 ZWNJ = "\u200c"
 
+#: Bounds of the settings, shared by training's config (``crf_window``, ``crf_affix``, ``gazetteer_max_words``)
+#: and by the check of a saved ``crf.json``: a run holds only what training could have written.
+MAX_WINDOW = 5
+MAX_AFFIX = 8
+MAX_NAME_WORDS = 20
+SPEC_KEYS = ("window", "affix", "clusters", "gazetteer")
+
+
+class FeatureSpecError(ValueError):
+    """Saved feature settings that :func:`sentence_features` must not run with; ``key`` names the culprit."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(f"key {key!r}: {message}")
+
 
 @dataclass(frozen=True)
 class FeatureSpec:
@@ -42,12 +57,19 @@ class FeatureSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
-        def table(key: str) -> dict[str, list[str]]:
-            return {str(k): [str(v) for v in vs] for k, vs in dict(data.get(key) or {}).items()}
-
-        return cls(window=int(data["window"]), affix=int(data["affix"]), clusters=table("clusters"),
-                   gazetteer=table("gazetteer"))
+    def from_dict(cls, data: Any) -> FeatureSpec:
+        """The settings saved by :meth:`to_dict`, checked (:class:`FeatureSpecError` naming the key): nothing is
+        coerced, since a coerced value (``"4_1"`` read as the ids ``4``, ``_``, ``1``) silently changes the features."""
+        if not isinstance(data, Mapping):
+            raise FeatureSpecError("(top level)", f"expected an object with {', '.join(SPEC_KEYS)}")
+        for key in SPEC_KEYS:
+            if key not in data:
+                raise FeatureSpecError(key, "missing")
+        unknown = sorted(set(data) - set(SPEC_KEYS))
+        if unknown:  # a key of a newer parsner would change the features without this one knowing
+            raise FeatureSpecError(str(unknown[0]), f"unknown (this parsner reads {', '.join(SPEC_KEYS)})")
+        return cls(window=_bounded(data, "window", MAX_WINDOW), affix=_bounded(data, "affix", MAX_AFFIX),
+                   clusters=_cluster_table(data["clusters"]), gazetteer=_name_table(data["gazetteer"]))
 
     @cached_property
     def name_index(self) -> tuple[int, dict[str, list[str]]]:
@@ -60,6 +82,50 @@ class FeatureSpec:
                 words.setdefault(w, set()).update(types)
         # sorted, so every process emits features in one order (crfsuite numbers them as it meets them)
         return longest, {w: sorted(ts) for w, ts in words.items()}
+
+
+def _bounded(data: Mapping[str, Any], key: str, most: int) -> int:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        raise FeatureSpecError(key, f"{value!r:.40} is not a whole number from 0 to {most}")
+    return value
+
+
+def _strings(key: str, owner: str, values: Any) -> list[str]:
+    """A JSON array of non-empty strings (a lone string would be read as its characters)."""
+    if not isinstance(values, list) or not values:
+        raise FeatureSpecError(key, f"{owner!r:.60}: expected a non-empty list of strings, not {values!r:.40}")
+    for v in values:
+        if not isinstance(v, str) or not v:
+            raise FeatureSpecError(key, f"{owner!r:.60}: {v!r:.40} is not a non-empty string")
+    return list(values)
+
+
+def _cluster_table(table: Any) -> dict[str, list[str]]:
+    """word -> cluster ids, one id per granularity: every word has as many (what build_clusters writes)."""
+    if not isinstance(table, dict):
+        raise FeatureSpecError("clusters", f"expected an object (word -> cluster ids), not {table!r:.40}")
+    out: dict[str, list[str]] = {}
+    levels = None
+    for word, ids in table.items():
+        out[word] = _strings("clusters", word, ids)
+        if levels is None:
+            levels = len(ids)
+        elif len(ids) != levels:
+            raise FeatureSpecError("clusters", f"{word!r:.60} has {len(ids)} cluster ids, other words {levels}")
+    return out
+
+
+def _name_table(table: Any) -> dict[str, list[str]]:
+    """"space-separated name words" -> entity types, names of 1 to MAX_NAME_WORDS words."""
+    if not isinstance(table, dict):
+        raise FeatureSpecError("gazetteer", f"expected an object (name -> entity types), not {table!r:.40}")
+    out: dict[str, list[str]] = {}
+    for name, types in table.items():
+        if not name or not 1 <= len(name.split(" ")) <= MAX_NAME_WORDS:
+            raise FeatureSpecError("gazetteer", f"{name!r:.60} is not a name of 1 to {MAX_NAME_WORDS} words")
+        out[name] = _strings("gazetteer", name, types)
+    return out
 
 
 def shape(word: str) -> str:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from parsner.data.wordfeatures import MAX_AFFIX, MAX_NAME_WORDS, MAX_WINDOW
 from parsner.errors import ConfigError
 from parsner.inference.modeling import TINY_DEFAULTS  # the tiny stand-in's sizes (re-exported)
 from parsner.inference.runmeta import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE
@@ -74,8 +75,10 @@ class CrfOptions:
     crf_c1: float = option(0.05, help="feature CRF: L1 regularisation (drops useless features)", ge=0)
     crf_c2: float = option(0.05, help="feature CRF: L2 regularisation", ge=0)
     crf_max_iterations: int = option(150, help="feature CRF: L-BFGS iterations at most", gt=0)
-    crf_window: int = option(2, help="feature CRF: neighbouring words on each side that give features", ge=0, le=5)
-    crf_affix: int = option(4, help="feature CRF: longest prefix and suffix feature, in characters", ge=0, le=8)
+    crf_window: int = option(2, help="feature CRF: neighbouring words on each side that give features", ge=0,
+                             le=MAX_WINDOW)
+    crf_affix: int = option(4, help="feature CRF: longest prefix and suffix feature, in characters", ge=0,
+                            le=MAX_AFFIX)
     cluster_sizes: list[int] = option(
         default_factory=lambda: [32, 128, 512],
         help="feature CRF: word-cluster granularities, coarse to fine ([] for no cluster features)")
@@ -90,7 +93,8 @@ class CrfOptions:
         default_factory=list, help="feature CRF: annotated files of OTHER corpora (any format `parsner data build` "
                                    "reads) whose entity names become gazetteer features; sentences holding a test "
                                    "sentence of the dataset are dropped")
-    gazetteer_max_words: int = option(6, help="feature CRF: longest gazetteer name, in words", gt=0, le=20)
+    gazetteer_max_words: int = option(6, help="feature CRF: longest gazetteer name, in words", gt=0,
+                                      le=MAX_NAME_WORDS)
     crf_train_on_validation: bool = option(
         False, help="feature CRF: train on train+validation (the CRF has no epochs to select; its validation "
                     "scores are then on seen sentences and say so)")
