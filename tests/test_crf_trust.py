@@ -286,3 +286,21 @@ def test_a_sentence_without_end_is_tagged_in_pieces_as_if_whole(crf_run: Path) -
     assert tags == list(runner._tagger.tag()) and len(scores) == len(words)
     assert all(0 < s <= 1 for s in scores)
     assert runner.tag_words([[], ["تهران"]])[0] == ([], [])
+
+
+def test_a_changed_weight_is_caught_by_the_digest_training_recorded(crf_run: Path, tmp_path: Path) -> None:
+    """A change the layout check cannot see (one weight, still finite) is refused through parsner.json's sha256;
+    a run from before the digest was recorded still loads."""
+    meta = json.loads((crf_run / "parsner.json").read_text(encoding="utf-8"))
+    model = bytearray((crf_run / "model.crfsuite").read_bytes())
+    assert len(meta["crfsuite_sha256"]) == 64
+    off = _header_fields(bytes(model))["off_features"] + 12  # the chunk header, then the first feature's weight
+    weight = struct.unpack_from("<d", model, off + 12)[0]
+    struct.pack_into("<d", model, off + 12, weight + 1.0)
+    changed = _variant(crf_run, tmp_path / "changed", model=bytes(model))
+    older = _variant(crf_run, tmp_path / "older")
+    del meta["crfsuite_sha256"]
+    (older / "parsner.json").write_text(json.dumps(meta), encoding="utf-8")
+    rows = _load_in_child([changed, older])
+    assert "sha256 differs" in rows[str(changed)]["error"] and rows[str(changed)]["error"].startswith(str(changed))
+    assert "entities" in rows[str(older)]

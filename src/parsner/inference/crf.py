@@ -18,6 +18,7 @@ anything crfsuite would read outside the file or loop on. crfsuite is then hande
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,6 +27,8 @@ from typing import Any
 from parsner.errors import ModelLoadError
 
 CRF_FILE = "model.crfsuite"
+#: The key of parsner.json holding the sha256 of model.crfsuite as training wrote it (runs since 0.1.0's CRF).
+SHA256_KEY = "crfsuite_sha256"
 FEATURES_FILE = "crf.json"
 CRF_EXTRA_HINT = "install the CRF extra: pip install 'parsner[crf]'"
 
@@ -268,12 +271,16 @@ class CrfRunner:
     model = None
     device = "cpu"
 
-    def __init__(self, directory: str | Path, labels: list[str]) -> None:
+    def __init__(self, directory: str | Path, labels: list[str], sha256: str | None = None) -> None:
         pycrfsuite = import_crfsuite()
         self.path = Path(directory) / CRF_FILE
         self.spec = read_feature_spec(directory)
         # crfsuite reads the model in place, without copying: these checked bytes live as long as the runner
         self._model_bytes = read_crfsuite_model(self.path)
+        # The layout check cannot see a changed weight or name; the digest training recorded can.
+        if sha256 is not None and hashlib.sha256(self._model_bytes).hexdigest() != sha256:
+            raise ModelLoadError(f"{self.path}: not the file training wrote (its sha256 differs from the "
+                                 f"{SHA256_KEY} in parsner.json): changed or damaged since")
         self._tagger = pycrfsuite.Tagger()
         try:
             self._tagger.open_inmemory(self._model_bytes)
@@ -327,7 +334,8 @@ def load_crf_for_inference(path: str | Path, *, normalizer: str = "auto") -> tup
 
     path = Path(path)
     meta = RunMeta.read(path).to_dict()
-    runner = CrfRunner(path, list(meta.get("labels") or []))
+    digest = meta.get(SHA256_KEY)
+    runner = CrfRunner(path, list(meta.get("labels") or []), digest if isinstance(digest, str) else None)
     saved = path / "normalizer.json"
     norm, meta["normalizer_used"] = choose_normalizer(
         normalizer, saved=saved if saved.is_file() else None, named=meta.get("normalizer"), model=str(path))

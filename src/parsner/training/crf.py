@@ -268,14 +268,14 @@ def _iterations(log: Path) -> int:
 
 def _publish(cfg: RunConfig, data: Any, work: Path, final: Path, doc: dict[str, Any], *, overwrite: bool) -> None:
     """The finished run directory, written in a temporary folder and renamed into place; then the work folder goes."""
-    from parsner.atomic import atomic_dir
-    from parsner.inference.crf import CRF_FILE, FEATURES_FILE
+    from parsner.atomic import atomic_dir, file_sha256
+    from parsner.inference.crf import CRF_FILE, FEATURES_FILE, SHA256_KEY
     from parsner.inference.runmeta import RunMeta
     from parsner.training.model_card import render_model_card
 
     meta = RunMeta(parsner_version=__version__, max_length=None, stride=None, constrained_decoding=False,
                    label_scheme="IOB2", labels=list(data.names), normalizer=cfg.normalizer, base_model="crf",
-                   extra={"model_type": "feature-crf"})
+                   extra={"model_type": "feature-crf", SHA256_KEY: file_sha256(work / CRF_FILE)})
     with atomic_dir(final, overwrite=overwrite, kind="run") as tmp:
         for name in (CRF_FILE, FEATURES_FILE, "train_log.jsonl"):
             shutil.copyfile(work / name, tmp / name)
