@@ -143,3 +143,46 @@ class LabelStudio:
         expected = (expect,) if isinstance(expect, int) else expect
         assert status in expected, f"{method} {path} -> {status}: {raw[:500]!r}"
         return json.loads(raw) if raw.strip() else None
+
+
+class Recorder:
+    """A tiny HTTP server on 127.0.0.1 (loopback only) that records every request (method, path, headers) and
+    answers each with ``answer`` = (status, headers, body): a stand-in Label Studio, or a host that should never
+    be contacted."""
+
+    def __init__(self, answer: tuple[int, dict[str, str], bytes] = (200, {}, b"[]")) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.answer = answer
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                recorder.requests.append((self.command, self.path, dict(self.headers.items())))
+                status, headers, body = recorder.answer
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = _any
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> Recorder:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def authorizations(self) -> list[str]:
+        return [h.get("Authorization", "") for _m, _p, h in self.requests if h.get("Authorization")]

@@ -144,9 +144,14 @@ def test_reader_tasks_keep_the_configs_text_and_regions() -> None:
 
 def test_held_out_part_is_stable_and_about_a_fifth() -> None:
     ids = range(1, 2001)
-    held = [i for i in ids if is_held_out(i)]
-    assert held == [i for i in ids if is_held_out(str(i))]  # ids from JSON ints or strings alike
+    key = bytes(range(32))
+    held = [i for i in ids if is_held_out(i, key)]
+    assert held == [i for i in ids if is_held_out(str(i), key)]  # ids from JSON ints or strings alike
     assert 0.16 < len(held) / 2000 < 0.24
+    other = [i for i in ids if is_held_out(i, bytes(32))]  # another work folder's key: another split
+    assert other != held and 0.16 < len(other) / 2000 < 0.24
+    with pytest.raises(ValueError, match="key"):
+        is_held_out(1, b"")
 
 
 def test_project_references() -> None:
@@ -154,12 +159,24 @@ def test_project_references() -> None:
     assert project_id({"id": 7, "title": "x"}) == "7"
     assert project_id(12) == "12"
     assert project_id(None) is None and project_id(True) is None and project_id("abc") is None
+    for bad in ("0", 0, -3, "-3", "03", "3#x", "3/../x", "1" * 19, 1.5, [3]):  # only a positive integer
+        assert project_id(bad) is None, bad
 
 
 def test_the_swap_rule() -> None:
-    assert decide(0.50, 0.51) and decide(0.50, 0.50)  # better or tied: swap
-    assert not decide(0.50, 0.49)  # worse: keep the served model
-    assert not decide(0.5, float("nan")) and decide(float("nan"), 0.1)
+    assert decide(0.50, 0.51, 12) and decide(0.50, 0.50, 12)  # better or tied: swap
+    assert not decide(0.50, 0.49, 12)  # worse: keep the served model
+    assert not decide(0.5, float("nan"), 12) and decide(float("nan"), 0.1, 12)
+
+
+def test_the_swap_rule_never_swaps_on_nothing() -> None:
+    from parsner.cli.labelstudio_retrain import why_kept
+
+    assert not decide(0.0, 0.0, 12)  # a tie at zero: neither model finds anything
+    assert not decide(float("nan"), 0.0, 12) and not decide(0.0, 0.0, 0)
+    assert not decide(0.2, 0.9, 0)  # held-out tasks without an entity measure nothing
+    assert "no entity" in why_kept(0.2, 0.9, 0) and "F1" in why_kept(0.0, 0.0, 5)
+    assert "worse" in why_kept(0.5, 0.4, 5)
 
 
 def test_a_later_session_serves_the_last_swapped_model(tmp_path: Path) -> None:
@@ -228,7 +245,8 @@ def test_setup_and_predict_with_non_default_names(app_url: str) -> None:
     status, out = call(app_url, "predict", {"tasks": tasks, "project": "3.1796284911", "label_config": CONFIG})
     assert status == 200 and len(out["results"]) == 3
     first, missing, third = out["results"]
-    assert missing == {"result": [], "score": 0.0, "model_version": setup["model_version"]}
+    assert missing == {"result": [], "score": 0.0, "model_version": setup["model_version"],
+                       "skipped": "the task has no text field 'body'"}
     assert first["model_version"] == third["model_version"] == setup["model_version"]
     for res, task in ((first, tasks[0]), (third, tasks[2])):
         assert res["result"] and res["score"] == 0.8
@@ -255,7 +273,10 @@ def test_setup_and_predict_with_non_default_names(app_url: str) -> None:
          422, "bad_label_config"),
         ("setup", {"project": "1.2", "schema": "<View", "access_token": TOKEN}, 422, "bad_label_config"),
         ("predict", {"tasks": [], "project": "5.1"}, 422, "bad_label_config"),
-        ("predict", {"tasks": {"id": 1}, "label_config": CONFIG}, 400, "bad_shape"),
+        ("predict", {"tasks": {"id": 1}, "label_config": CONFIG}, 422, "bad_shape"),
+        ("predict", "[1, 2]", 422, "bad_shape"),
+        ("train", {"annotations": {"id": 1}}, 422, "bad_shape"),
+        ("predict", '{"tasks": [], "tasks": []}', 400, "malformed_json"),
         ("predict", "{not json", 400, "malformed_json"),
         ("webhook", {"action": "START_TRAINING", "project": {"id": 1, "label_config": CONFIG}}, 400,
          "training_off"),
@@ -301,14 +322,15 @@ def test_serve_options_are_checked_before_the_model_loads(tmp_path: Path, capsys
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine", encoding="utf-8")
+    url = ["--label-studio-url", "http://localhost:8080"]
     cases = [
         (["--train-config", str(cfg)], "--train-config needs --label-studio"),
         (["--label-studio", "--workers", "2"], "--workers 1"),
         (["--label-studio", "--retrain-every", "5"], "--retrain-every needs --train-config"),
-        (["--label-studio", "--train-config", str(tmp_path / "nope.yaml")], "no such file"),
-        (["--label-studio", "--train-config", str(bad)], "epochz"),
-        (["--label-studio", "--train-config", str(cfg), "--work-dir", str(mine)], "did not write"),
-        (["--label-studio", "--train-config", str(cfg), "--retrain-every", "-1"], "--retrain-every must be"),
+        (["--label-studio", *url, "--train-config", str(tmp_path / "nope.yaml")], "no such file"),
+        (["--label-studio", *url, "--train-config", str(bad)], "epochz"),
+        (["--label-studio", *url, "--train-config", str(cfg), "--work-dir", str(mine)], "did not write"),
+        (["--label-studio", *url, "--train-config", str(cfg), "--retrain-every", "-1"], "--retrain-every must be"),
         (["--label-map", "no-such-preset"], "label map"),
     ]
     for extra, says in cases:
@@ -319,7 +341,8 @@ def test_serve_options_are_checked_before_the_model_loads(tmp_path: Path, capsys
 
 
 def test_retrain_every_n_annotations_and_a_failed_export(tmp_path: Path) -> None:
-    """The N-th annotation starts a round; an export that fails says so in /health, without the token."""
+    """The N-th annotation starts a round; an export that fails says so in /health, without the token and
+    without the network's answer (that goes to the round's log only)."""
     pytest.importorskip("fastapi", reason="the serve extra is not installed")
     from onnx_helpers import running_server
     from parsner.serving.labelstudio_backend import LabelStudioBackend, LabelStudioOptions
@@ -332,7 +355,8 @@ def test_retrain_every_n_annotations_and_a_failed_export(tmp_path: Path) -> None
     cfg = tmp_path / "retrain.yaml"
     cfg.write_text("model: tiny\n", encoding="utf-8")
     prepare_work_dir(work, model)
-    opts = LabelStudioOptions(train_config=cfg, retrain_every=2, work_dir=work)
+    closed = f"http://127.0.0.1:{_closed_port()}"
+    opts = LabelStudioOptions(train_config=cfg, retrain_every=2, work_dir=work, label_studio_url=closed)
     backend = LabelStudioBackend(model, opts)
     event = {"action": "ANNOTATION_CREATED", "project": {"id": 5, "label_config": CONFIG}, "annotation": {"result": []},
              "task": {"id": 1, "data": {"body": "x"}}}
@@ -341,7 +365,6 @@ def test_retrain_every_n_annotations_and_a_failed_export(tmp_path: Path) -> None
         status, out = call(url, "webhook", event)
         assert status == 200 and out["training"]["status"] == "not started"
         assert "no access token for project 5" in out["training"]["reason"]
-        closed = f"http://127.0.0.1:{_closed_port()}"
         assert call(url, "setup", {"project": "5.9", "schema": CONFIG, "hostname": closed,
                                    "access_token": TOKEN})[0] == 200
         status, out = call(url, "webhook", event)
@@ -349,7 +372,10 @@ def test_retrain_every_n_annotations_and_a_failed_export(tmp_path: Path) -> None
         backend.retrainer.wait(30)
         _, health = call(url, "health")
     last = health["training"]["last"]
-    assert last["status"] == "failed" and f"exporting project 5 from {closed} failed" in last["error"]
+    assert last["status"] == "failed" and last["error"] == "the export could not be fetched (see rounds/0001/log.txt)"
+    assert "refused" not in json.dumps(health).lower()  # no network error reaches a caller
+    log = (work / "rounds" / "0001" / "log.txt").read_text(encoding="utf-8")
+    assert f"{closed}/api/projects/5/export?exportType=JSON failed" in log and "refused" in log.lower()
     assert health["projects"]["5"]["new_annotations"] == 0
     assert TOKEN not in json.dumps(health)
     assert not any(TOKEN.encode() in p.read_bytes() for p in work.rglob("*") if p.is_file())
@@ -369,7 +395,7 @@ def test_one_round_at_a_time_and_the_latest_request_waits(tmp_path: Path, monkey
     from parsner.serving.labelstudio_training import Retrainer
 
     (tmp_path / "rounds").mkdir()
-    retrainer = Retrainer(tmp_path, tmp_path / "retrain.yaml", None, swap=None, current=None)
+    retrainer = Retrainer(tmp_path, tmp_path / "retrain.yaml", None, swap=None, current=None, min_interval=0)
     gate, ran = threading.Event(), []
 
     def fake_round(job: dict[str, Any]) -> dict[str, Any]:

@@ -84,29 +84,15 @@ def test_a_round_swaps_a_better_model_in_and_a_later_session_keeps_it(tmp_path: 
     cfg = tmp_path / "retrain.yaml"
     cfg.write_text(yaml.safe_dump(RETRAIN), encoding="utf-8")
     prepare_work_dir(work, model)
-    opts = LabelStudioOptions(train_config=cfg, work_dir=work)
-    backend = LabelStudioBackend(model, opts)
-    v0 = backend.version
-    app = create_app(Tagger.from_pretrained(model, device="cpu"), str(model), ServeOptions(), label_studio=backend)
-    with StandInLabelStudio() as ls, running_server(app) as url:
-        setup = {"project": "7.1796", "schema": CONFIG, "hostname": ls.url, "access_token": TOKEN}
-        assert http("POST", f"{url}/label-studio/setup", setup) == (200, {"model_version": v0})
-        status, out = http("POST", f"{url}/label-studio/webhook",
-                           {"action": "START_TRAINING", "project": {"id": 7, "label_config": CONFIG}})
-        assert (status, out["status"]) == (200, "started")
-        backend.retrainer.wait(300)
-        health = http("GET", f"{url}/label-studio/health")[1]
-        last = health["training"]["last"]
-        assert last["status"] == "swapped", last
-        assert last["new"]["f1_strict"] >= last["current"]["f1_strict"] and last["held_out_tasks"] > 0
-        v1 = last["new"]["version"]
-        assert v1.startswith("parsner-1-") and health["model_version"] == v1
-        assert http("POST", f"{url}/label-studio/setup", setup)[1] == {"model_version": v1}
-        task = {"id": 1, "data": {"body": "حمید رحمانی به تهران رفت."}}
-        pred = http("POST", f"{url}/label-studio/predict", {"tasks": [task], "project": "7.1796"})[1]
-        assert pred["results"][0]["model_version"] == v1
-        assert http("GET", f"{url}/v1/model")[1]["model_dir"] == str(work / "models" / "parsner-1")
-        assert http("GET", f"{url}/label-studio/versions")[1] == {"versions": [v0, v1]}
+    assert (work / "holdout.key").stat().st_mode & 0o777 == 0o600
+    with StandInLabelStudio() as ls:
+        opts = LabelStudioOptions(train_config=cfg, work_dir=work, label_studio_url=ls.url, keep_models=1)
+        backend = LabelStudioBackend(model, opts)
+        v0 = backend.version
+        app = create_app(Tagger.from_pretrained(model, device="cpu"), str(model), ServeOptions(), label_studio=backend)
+        with running_server(app) as url:
+            _round_swaps_in(url, backend, ls, v0)
+    v1 = backend.version
     assert ls.seen == [("/api/projects/7/export?exportType=JSON", f"Token {TOKEN}")]
     current = json.loads((work / "current.json").read_text(encoding="utf-8"))
     assert current["version"] == v1 and Path(current["model"]) == work / "models" / "parsner-1"
@@ -114,3 +100,30 @@ def test_a_round_swaps_a_better_model_in_and_a_later_session_keeps_it(tmp_path: 
     assert served_model(opts, model) == (work / "models" / "parsner-1", v1)  # a restart serves the new one
     assert LabelStudioBackend(current["model"], opts, version=v1, base_model=model).versions == [v0, v1]
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
+
+
+def _round_swaps_in(url: str, backend: LabelStudioBackend, ls: StandInLabelStudio, v0: str) -> None:
+    """Setup, Start Training, the round swaps the new model in, which then answers."""
+    work = backend.opts.work_dir
+    setup = {"project": "7.1796", "schema": CONFIG, "hostname": ls.url, "access_token": TOKEN}
+    assert http("POST", f"{url}/label-studio/setup", setup) == (200, {"model_version": v0})
+    status, out = http("POST", f"{url}/label-studio/webhook",
+                       {"action": "START_TRAINING", "project": {"id": 7, "label_config": CONFIG}})
+    assert (status, out["status"]) == (200, "started")
+    backend.retrainer.wait(300)
+    health = http("GET", f"{url}/label-studio/health")[1]
+    last = health["training"]["last"]
+    assert last["status"] == "swapped", last
+    assert last["new"]["f1_strict"] >= last["current"]["f1_strict"] and last["held_out_tasks"] > 0
+    v1 = last["new"]["version"]
+    assert v1.startswith("parsner-1-") and health["model_version"] == v1
+    assert http("POST", f"{url}/label-studio/setup", setup)[1] == {"model_version": v1}
+    task = {"id": 1, "data": {"body": "حمید رحمانی به تهران رفت."}}
+    pred = http("POST", f"{url}/label-studio/predict", {"tasks": [task], "project": "7.1796"})[1]
+    assert pred["results"][0]["model_version"] == v1
+    assert http("GET", f"{url}/v1/model")[1]["model_dir"] == str(work / "models" / "parsner-1")
+    assert http("GET", f"{url}/label-studio/versions")[1] == {"versions": [v0, v1]}
+    # The next request inside --min-retrain-interval (default 300 s) is refused with the seconds left.
+    status, out = http("POST", f"{url}/label-studio/webhook",
+                       {"action": "START_TRAINING", "project": {"id": 7, "label_config": CONFIG}})
+    assert status == 429 and out["error"]["code"] == "retrain_too_soon", out

@@ -6,14 +6,16 @@ config, the label map, the project's labeling config) and ``ROUND/export.json`` 
 from Label Studio; no token anywhere), then starts this. Under the work folder's run lock it:
 
 1. keeps the config's text field and ``<Labels>`` regions (:func:`parsner.serving.labelstudio_protocol.reader_tasks`)
-   and splits the annotated tasks: the held-out part (:func:`~parsner.serving.labelstudio_protocol.is_held_out`, by
-   task id, so a task never moves between rounds) is the ``test`` split, the rest ``train``;
+   and splits the annotated tasks: the held-out part (:func:`~parsner.serving.labelstudio_protocol.is_held_out`, a
+   hash of the task id keyed with the work folder's secret, so a task never moves between rounds and a caller
+   cannot choose which tasks judge the new model) is the ``test`` split, the rest ``train``;
 2. runs ``parsner data build`` (the Label Studio reader, ``--annotator last``), ``parsner train --config
    FILE`` (a validation split is carved from train when the config sets none), and ``parsner eval`` of the
    served and the new model on the held-out tasks: the same commands a user would type, in this process;
 3. decides (:func:`decide`): the new model replaces the served one only if its strict entity F1 on the
    held-out tasks, counting only the types the project's config has (what Label Studio would show), is no
-   worse. The server swaps it in; nothing is deleted.
+   worse, above zero, and measured on at least one entity. The server swaps it in (and removes models beyond
+   ``--keep-models``; never the served one).
 
 Progress goes to ``ROUND/status.json``, the outcome to ``ROUND/result.json``, everything printed to
 ``ROUND/log.txt`` (the server redirects it).
@@ -32,16 +34,30 @@ from typing import Any
 
 from parsner.atomic import atomic_write_text
 from parsner.serving.labelstudio_protocol import LabelingConfig, TypeMapper, is_held_out, reader_tasks
-from parsner.serving.labelstudio_training import model_fingerprint
+from parsner.serving.labelstudio_training import model_fingerprint, read_holdout_key
 
 
-def decide(current_f1: float, new_f1: float) -> bool:
-    """Swap when the new model is no worse on the held-out tasks (a tie swaps: it has seen more annotations)."""
-    if not isinstance(new_f1, int | float) or math.isnan(new_f1):
+def decide(current_f1: float, new_f1: float, gold_entities: int) -> bool:
+    """Swap when the new model is no worse on the held-out tasks (a tie swaps: it has seen more annotations).
+
+    Never on nothing: held-out tasks without an entity (of the config's types) measure nothing, and a new model
+    at F1 0 (a tie at zero included) has found nothing right, so the served model stays."""
+    if not isinstance(gold_entities, int) or gold_entities <= 0:
+        return False
+    if not isinstance(new_f1, int | float) or math.isnan(new_f1) or new_f1 <= 0:
         return False
     if not isinstance(current_f1, int | float) or math.isnan(current_f1):
         return True
     return new_f1 >= current_f1 - 1e-9
+
+
+def why_kept(current_f1: float, new_f1: float, gold_entities: int) -> str:
+    """The reason :func:`decide` kept the served model, for result.json."""
+    if not isinstance(gold_entities, int) or gold_entities <= 0:
+        return "the held-out tasks hold no entity of the config's types: nothing to compare on"
+    if not isinstance(new_f1, int | float) or math.isnan(new_f1) or new_f1 <= 0:
+        return "the new model's F1 on the held-out tasks is 0"
+    return "the new model is worse on the held-out tasks"
 
 
 class Failed(Exception):
@@ -84,9 +100,16 @@ class Progress:
         atomic_write_text(self.path, json.dumps({"stage": name, "since": time.time()}))
 
 
-def split_tasks(tasks: list[dict[str, Any]], fraction: float) -> dict[str, list[Any]]:
-    held = [t["id"] for t in tasks if is_held_out(t["id"], fraction)]
-    return {"train": [t["id"] for t in tasks if t["id"] not in set(held)], "test": held}
+def split_tasks(tasks: list[dict[str, Any]], fraction: float, key: bytes) -> dict[str, list[Any]]:
+    held = [t["id"] for t in tasks if is_held_out(t["id"], key, fraction)]
+    chosen = set(held)
+    return {"train": [t["id"] for t in tasks if t["id"] not in chosen], "test": held}
+
+
+def has_regions(tasks: list[dict[str, Any]], ids: list[Any]) -> bool:
+    """Whether any annotation of these tasks marks a region (without one, the held-out part measures nothing)."""
+    chosen = set(ids)
+    return any(ann.get("result") for t in tasks if t["id"] in chosen for ann in t["annotations"])
 
 
 def visible_f1(eval_dir: Path, mapper: TypeMapper) -> dict[str, float]:
@@ -124,13 +147,16 @@ def run_round(round_dir: Path, req: dict[str, Any], progress: Progress) -> dict[
     progress.stage("preparing the annotations")
     export = json.loads((round_dir / "export.json").read_text(encoding="utf-8"))
     tasks, notes = reader_tasks(export if isinstance(export, list) else [], cfg)
-    splits = split_tasks(tasks, req["holdout_fraction"])
+    splits = split_tasks(tasks, req["holdout_fraction"], read_holdout_key(Path(req["holdout_key_file"])))
     counts = {"annotated_tasks": len(tasks), "train_tasks": len(splits["train"]),
               "held_out_tasks": len(splits["test"]), "left_out": dict(notes)}
     if not splits["train"] or not splits["test"]:
         return {"status": "skipped", **counts, "reason": (
             f"{len(splits['train'])} annotated task(s) to train on and {len(splits['test'])} held out: need at "
             f"least one of each (each task is held out for good with probability {req['holdout_fraction']:g})")}
+    if not has_regions(tasks, splits["test"]):
+        return {"status": "skipped", **counts, "reason": "the held-out tasks mark no entity: a new model could "
+                "not be compared with the served one (annotate entities in more tasks)"}
     (round_dir / "tasks.json").write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
     (round_dir / "splits.json").write_text(json.dumps(splits), encoding="utf-8")
     data, new = round_dir / "data", Path(req["models_dir"]) / f"parsner-{req['round']}"
@@ -149,9 +175,10 @@ def run_round(round_dir: Path, req: dict[str, Any], progress: Progress) -> dict[
         run_cli("parsner eval", ["eval", "--model", model, "--data", str(data), "--split", "test", "--out", str(out),
                                  "--bootstrap", "0", "--no-plots", "--quiet", *label_map])
         scores[name] = visible_f1(out, mapper)
-    swap = decide(scores["current"]["f1_strict"], scores["new"]["f1_strict"])
+    judged = (scores["current"]["f1_strict"], scores["new"]["f1_strict"], scores["current"]["gold_entities"])
+    swap = decide(*judged)
     version = f"parsner-{req['round']}-{model_fingerprint(new)}"
-    return {"status": "swapped" if swap else "kept", **counts,
+    return {"status": "swapped" if swap else "kept", **counts, **({} if swap else {"reason": why_kept(*judged)}),
             "current": {**req["current"], **scores["current"]},
             "new": {"model": str(new), "version": version, **scores["new"]}}
 

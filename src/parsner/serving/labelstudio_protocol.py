@@ -11,13 +11,16 @@ Pure functions, no web framework: the routes are in :mod:`parsner.serving.labels
 * :func:`regions`: a tagged document -> Label Studio regions, offsets into the task's own text: code points
   (Python indices, what Label Studio 1.x stores for ``<Text>``), or UTF-16 code units for a project whose
   annotations use them (:func:`offsets_are_utf16`, the readers' own detection).
-* :func:`is_held_out`: the stable part of the tasks kept for evaluating retrained models.
+* :func:`is_held_out`: the stable part of the tasks kept for evaluating retrained models (a keyed hash of the task
+  id: the key is a secret of the work folder, so a caller who chooses task ids cannot choose the held-out part).
 * :func:`reader_tasks`: an export (or the legacy ``/train`` body) -> tasks the Label Studio reader takes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
@@ -26,8 +29,13 @@ from typing import Any
 
 from parsner.labels import canonical_type
 
-#: Fraction of the annotated tasks held out (by a hash of the task id) to compare models after retraining.
+#: Fraction of the annotated tasks held out (by a keyed hash of the task id) to compare models after retraining.
 HOLDOUT_FRACTION = 0.2
+#: Defaults of ``serve --keep-models`` (retrained models kept) and ``--min-retrain-interval`` (seconds).
+KEEP_MODELS = 3
+MIN_RETRAIN_INTERVAL_S = 300.0
+#: A project id that may go into the export URL: a positive integer, no sign, no leading zero, at most 18 digits.
+_PROJECT_ID = re.compile(r"[1-9][0-9]{0,17}")
 
 
 class LabelConfigError(ValueError):
@@ -150,15 +158,19 @@ def project_id(value: Any) -> str | None:
     """Label Studio's project reference: ``"3.1796284911"`` (setup, predict), ``{"id": 3}`` (webhooks), ``3``."""
     if isinstance(value, dict):
         value = value.get("id")
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool) or value is None or not isinstance(value, int | str):
         return None
-    pid = str(value).split(".", 1)[0].strip()
-    return pid if pid.isdigit() else None
+    pid = str(value)[:64].split(".", 1)[0].strip()
+    # The id goes into the export URL's path: only a positive integer, so nothing else can reach that path.
+    return pid if _PROJECT_ID.fullmatch(pid) else None
 
 
-def is_held_out(task_id: Any, fraction: float = HOLDOUT_FRACTION) -> bool:
-    """Whether a task belongs to the held-out part: a hash of its id, so a task stays on one side in every round."""
-    digest = hashlib.sha256(f"label-studio-task:{task_id}".encode()).digest()
+def is_held_out(task_id: Any, key: bytes, fraction: float = HOLDOUT_FRACTION) -> bool:
+    """Whether a task belongs to the held-out part: a keyed hash of its id, so a task stays on one side in every
+    round of a work folder (same key), and a caller who picks task ids cannot aim them at either side."""
+    if not key:
+        raise ValueError("is_held_out needs the work folder's secret key")
+    digest = hmac.new(key, f"label-studio-task:{task_id}".encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
