@@ -30,6 +30,7 @@ import yaml
 from labelstudio_helpers import LS_VERSION, LabelStudio, free_port, sample_paragraphs
 from onnx_helpers import http, train_tiny_run
 from parsner.serving.labelstudio_protocol import is_held_out
+from parsner.serving.labelstudio_training import read_holdout_key
 
 pytestmark = [
     pytest.mark.integration,
@@ -40,6 +41,8 @@ TYPES = ("PER", "LOC", "ORG")
 CONFIG = ('<View><Labels name="ents" toName="article">' + "".join(f'<Label value="{t}"/>' for t in TYPES)
           + '</Labels><Text name="article" value="$body"/></View>')
 TOKEN = secrets.token_hex(20)  # the user's legacy API token: 40 hex characters, new for each run
+SERVE_TOKEN = secrets.token_urlsafe(24)  # parsner serve's own token: Label Studio sends it as basic auth
+SERVE_AUTH = {"Authorization": f"Bearer {SERVE_TOKEN}"}
 #: A tiny stand-in trained from scratch in each round (10-40 s on 2 shared cores; held-out F1 about 0.3 after the
 #: first round, where the synthetic-data model the loop starts from has about 0.13).
 RETRAIN = {"model": "tiny", "seed": 7, "epochs": 6, "learning_rate": 8.0e-3, "batch_size": 8, "eval_batch_size": 16,
@@ -61,14 +64,20 @@ class Loop:
         return f"{self.serve_url}/label-studio"
 
 
-def _start_serve(root: Path, model: Path) -> tuple[subprocess.Popen, str, Path]:
+def _start_serve(root: Path, model: Path, ls_url: str) -> tuple[subprocess.Popen, str, Path]:
+    """``parsner serve --label-studio`` with the operator's token in a file, as a user would start it; exports
+    only from ``ls_url``; no pause between rounds (the test runs two back to back)."""
     cfg = root / "retrain.yaml"
     cfg.write_text(yaml.safe_dump(RETRAIN), encoding="utf-8")
+    token_file = root / "serve-token"
+    token_file.write_text(SERVE_TOKEN + "\n", encoding="utf-8")
+    token_file.chmod(0o600)
     port, log = free_port(), root / "serve.log"
     with open(log, "w", encoding="utf-8") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "parsner", "serve", "--model", str(model), "--port", str(port), "--label-studio",
-             "--train-config", str(cfg), "--work-dir", str(root / "work")],
+             "--train-config", str(cfg), "--work-dir", str(root / "work"), "--label-studio-url", ls_url,
+             "--token-file", str(token_file), "--min-retrain-interval", "0"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     return proc, f"http://127.0.0.1:{port}", log
 
@@ -78,7 +87,7 @@ def _wait_health(url: str, proc: subprocess.Popen, log: Path, timeout: float = 1
     while time.time() < deadline:
         assert proc.poll() is None, f"parsner serve exited: {log.read_text(encoding='utf-8')[-2000:]}"
         try:
-            if http("GET", f"{url}/label-studio/health", timeout=2)[0] == 200:
+            if http("GET", f"{url}/label-studio/health", timeout=2, headers=SERVE_AUTH)[0] == 200:
                 return
         except OSError:
             pass
@@ -101,7 +110,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory):
     serve = None
     try:
         model = train_tiny_run(root / "m0")
-        serve, url, log = _start_serve(root, model)
+        serve, url, log = _start_serve(root, model, ls.url)
         try:
             ls.wait_ready(timeout=600)
         except RuntimeError as exc:
@@ -163,7 +172,7 @@ def _wait_round(loop: Loop, n: int, timeout: float = 400) -> dict[str, Any]:
     t0 = time.time()
     deadline = t0 + timeout
     while time.time() < deadline:
-        training = http("GET", f"{loop.ml_url}/health", timeout=5)[1]["training"]
+        training = http("GET", f"{loop.ml_url}/health", timeout=5, headers=SERVE_AUTH)[1]["training"]
         last = training.get("last") or {}
         if training["state"] == "idle" and last.get("round") == n:
             loop.times[f"round{n}_s"] = round(time.time() - t0, 1)
@@ -193,7 +202,14 @@ def test_label_studio_pre_annotates_and_retrains(loop: Loop) -> None:
     ls.api("POST", f"/api/projects/{pid}/import", [{"data": {"body": text}} for text, _ in sample_paragraphs(TYPES)])
     tasks = _tasks(ls, pid)
     loop.times["import_s"] = round(time.time() - t0, 1)
-    ml = ls.api("POST", "/api/ml", {"url": loop.ml_url, "project": pid, "title": "parsner", "is_interactive": False})
+    # Without credentials Label Studio cannot connect; with the basic-auth pair its form takes, it can.
+    bare = ls.api("POST", "/api/ml", {"url": loop.ml_url, "project": pid, "title": "no-auth"}, expect=(201, 400))
+    assert bare.get("readable_state") != "Connected", bare
+    if isinstance(bare.get("id"), int):  # created but not connected: remove it (a refusal's "id" is an error id)
+        ls.api("DELETE", f"/api/ml/{bare['id']}", expect=(200, 204))
+    ml = ls.api("POST", "/api/ml", {"url": loop.ml_url, "project": pid, "title": "parsner", "is_interactive": False,
+                                    "auth_method": "BASIC_AUTH", "basic_auth_user": "parsner",
+                                    "basic_auth_pass": SERVE_TOKEN})
     v0 = ml["model_version"]
     assert ml["readable_state"] == "Connected" and v0.startswith("parsner-0-"), ml
     assert _check_predictions(_predictions(ls, pid, list(tasks)), tasks, v0) > 0
@@ -207,12 +223,14 @@ def test_label_studio_pre_annotates_and_retrains(loop: Loop) -> None:
     assert first["new"]["f1_strict"] >= first["current"]["f1_strict"] and first["current"]["version"] == v0
     v1 = ls.api("GET", f"/api/ml/{ml['id']}")["model_version"]  # Label Studio asks /setup again
     assert v1 == first["new"]["version"] != v0 and v1.startswith("parsner-1-")
-    held = {t: body for t, body in tasks.items() if is_held_out(t)}  # Label Studio stores ~0.2 s per prediction
+    key = read_holdout_key(loop.root / "work" / "holdout.key")
+    held = {t: body for t, body in tasks.items() if is_held_out(t, key)}  # Label Studio stores ~0.2 s per prediction
     assert _check_predictions(_predictions(ls, pid, list(held)), held, v1) > 0
-    assert http("GET", f"{loop.serve_url}/v1/model")[1]["label_studio"]["model_version"] == v1
+    assert http("GET", f"{loop.serve_url}/v1/model", headers=SERVE_AUTH)[1]["label_studio"]["model_version"] == v1
+    assert http("GET", f"{loop.serve_url}/v1/model")[0] == 401
 
     # A bad round: the training tasks lose their annotations, and tasks annotated "no entity" arrive instead.
-    train_ids = [t for t in tasks if not is_held_out(t)]
+    train_ids = [t for t in tasks if not is_held_out(t, key)]
     ls.api("POST", f"/api/dm/actions?id=delete_tasks_annotations&project={pid}",
            {"selectedItems": {"all": False, "included": train_ids}})
     ls.api("POST", f"/api/projects/{pid}/import",
@@ -225,5 +243,6 @@ def test_label_studio_pre_annotates_and_retrains(loop: Loop) -> None:
     assert ls.api("GET", f"/api/ml/{ml['id']}")["model_version"] == v1
     assert ls.api("GET", f"/api/ml/{ml['id']}/versions")["versions"] == [v0, v1]
     assert _files_with_token(loop) == []
+    assert SERVE_TOKEN not in loop.serve_log.read_text(encoding="utf-8")  # a token the operator set is not echoed
     loop.times["test_s"] = round(time.time() - t0, 1)
     print(f"\nlabel-studio loop timings: {loop.times}")
