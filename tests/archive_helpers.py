@@ -48,3 +48,59 @@ def strip_entities(line: str, field: str = "entities") -> tuple[str, list[dict]]
     k = line.rindex(marker)
     assert line.endswith("}") and json.loads(line[k + len(marker):-1]) == ents
     return line[:k], ents
+
+
+def parsner_env() -> dict[str, str]:
+    """The environment of a ``python -m parsner`` child: offline, one thread, this checkout on the path."""
+    import os
+    import sys
+
+    return dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+                TOKENIZERS_PARALLELISM="false", PYTHONPATH=os.pathsep.join(sys.path))
+
+
+#: Runs ``argv[2:]`` and prints ``{"rc", "maxrss_kb"}`` of that child alone. A launcher is needed because Linux
+#: carries a process's peak RSS across fork and exec: a child forked from pytest (hundreds of MB with torch loaded)
+#: would report pytest's peak as its own; a child forked from this small launcher starts from the launcher's.
+_LAUNCHER = """
+import json, resource, subprocess, sys
+try:
+    rc = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, timeout=float(sys.argv[1])).returncode
+except subprocess.TimeoutExpired:
+    rc = -9
+print(json.dumps({"rc": rc, "maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def run_measured(argv: list[str], tmp: Path, timeout: float = 300) -> tuple[int, str, int]:
+    """``(exit code, stderr, peak RSS in bytes)`` of ``python -m parsner ARGV``, that process alone.
+
+    A child killed by a signal (or by the timeout: a hang) gives a negative exit code, as ``subprocess`` does.
+    """
+    import subprocess
+    import sys
+
+    err_path = tmp / "stderr.txt"
+    with open(err_path, "wb") as err:
+        res = subprocess.run([sys.executable, "-c", _LAUNCHER, str(timeout), sys.executable, "-m", "parsner", *argv],
+                             env=parsner_env(), stdout=subprocess.PIPE, stderr=err, timeout=timeout + 60, check=True)
+    got = json.loads(res.stdout)
+    return got["rc"], err_path.read_text(encoding="utf-8", errors="replace"), got["maxrss_kb"] * 1024
+
+
+def write_huge_gzip(path: Path, text_bytes: int, before: str = "", after: str = "") -> Path:
+    """A ``.jsonl.gz`` whose record ``{"id": "huge", "text": "..."}`` holds ``text_bytes`` bytes of Persian text,
+    compressed as it streams (repeated bytes: a few hundred MB cost about a second and a few hundred KB)."""
+    import gzip
+
+    piece = ("سلام " * 20_000).encode("utf-8")  # 180,000 bytes
+    with gzip.open(path, "wb", compresslevel=1) as fh:
+        if before:
+            fh.write(before.encode("utf-8") + b"\n")
+        fh.write(b'{"id": "huge", "text": "')
+        for _ in range(text_bytes // len(piece)):
+            fh.write(piece)
+        fh.write(b'"}\n')
+        if after:
+            fh.write(after.encode("utf-8") + b"\n")
+    return path

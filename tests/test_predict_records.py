@@ -69,7 +69,11 @@ def test_gz_and_folder_equal_the_plain_file(model: str, tmp_path: Path, capsys) 
     write_jsonl(folder / "c.jsonl", recs[20:])
     (folder / "notes.md").write_text("not records", encoding="utf-8")
     code, out, err = predict(["--model", model, "--input", str(folder), "--batch-size", "4"], capsys)
+    assert code == EXIT_USER_ERROR and "notes.md (not records)" in err and "--skip-unreadable" in err and out == ""
+    code, out, err = predict(["--model", model, "--input", str(folder), "--batch-size", "4", "--skip-unreadable"],
+                             capsys)
     assert code == 0, err
+    assert f"left out {folder / 'notes.md'}: not records" in err
     assert out == expected
     assert [json.loads(x)["id"] for x in out.splitlines()] == [r["id"] for r in recs]
 

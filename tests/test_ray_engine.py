@@ -177,3 +177,21 @@ def test_model_errors_are_one_line_before_and_inside_ray(model: str, archive: Pa
     found = _parsner_error(ActorDied())
     assert found is not None and str(found) == "a Ray worker stopped: model 'm': no tokenizer"
     assert _parsner_error(RuntimeError("a bug")) is None
+
+
+def test_a_lone_surrogate_is_refused_before_ray_starts(ray_cluster, model: str, tmp_path: Path, capsys) -> None:
+    """The check pass is the same for both engines: file:line and exit 2, or skipped and counted with --skip-bad
+    (the read task skips it too, so the bytes equal the local engine's)."""
+    recs = [json.dumps(r, ensure_ascii=False) for r in make_records(59, seed=6)]
+    src = write_jsonl(tmp_path / "sur.jsonl", [*recs[:40], '{"id": 41, "text": "علی \\ud800 رفت"}', *recs[40:]])
+    target = tmp_path / "out" / "ray.jsonl"
+    argv = ["--model", model, "--input", str(src), "--output", str(target), "--batch-size", "4", "-q"]
+    code, err = _predict([*argv, "--engine", "ray", "--workers", "1"], capsys)
+    assert code == EXIT_USER_ERROR and f"{src}:41: 'text' holds a lone surrogate U+D800" in err, err
+    assert "Traceback" not in err and not target.parent.exists()
+    code, err = _predict([*argv, "--engine", "ray", "--workers", "1", "--skip-bad"], capsys)
+    assert code == 0 and "1 bad record(s) skipped" in err, err
+    local = tmp_path / "local.jsonl"
+    code, err = _predict([*argv[:4], "--output", str(local), *argv[6:], "--skip-bad"], capsys)
+    assert code == 0, err
+    assert target.read_bytes() == local.read_bytes() and len(local.read_bytes().splitlines()) == 59

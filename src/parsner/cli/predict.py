@@ -6,7 +6,7 @@ too, so output records line up with input lines. Results are written as they are
 ``--batch-size`` texts); ``--output FILE`` is written through a temporary file and renamed at the end, so a
 failed run leaves no half-written file.
 
-Records (``--input FILE.jsonl``, ``.jsonl.gz``, a folder of them, or ``--input-format jsonl``) go to
+Records (``--input FILE.jsonl``, ``.jsonl.gz``/``.bz2``/``.xz``, a folder of them, or ``--input-format jsonl``) go to
 :mod:`parsner.cli.predict_records`: each record comes back whole with its entities added, streamed, resumable, on
 this machine or on Ray (``--engine ray``). JSON is never tagged as text.
 """
@@ -47,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to tag")
     p.add_argument("--model", required=True, help="trained run directory (parsner train --out) or hub id")
     p.add_argument("--input", metavar="FILE|DIR|-",
-                   help="read texts from a file, a directory or stdin; *.jsonl, *.jsonl.gz, *.parquet and folders "
-                        "of them are records")
+                   help="read texts from a file, a directory or stdin; *.jsonl (also .gz, .bz2, .xz), *.parquet "
+                        "and folders of them are records")
     p.add_argument(
         "--format",
         choices=(*FORMATS, *TOOL_FORMATS),
@@ -89,8 +89,15 @@ def _register_records(p: argparse.ArgumentParser) -> None:
     g.add_argument("--entities-field", default="entities", metavar="FIELD",
                    help="the field added to each record (default entities; a record that has it is refused)")
     g.add_argument("--skip-bad", action="store_true",
-                   help="skip and count records that cannot be tagged (no text field, not a string, invalid JSON) "
-                        "instead of stopping on the first, with its file:line")
+                   help="skip and count records that cannot be tagged (no text field, not a string, invalid JSON, "
+                        "a text over --max-chars) instead of stopping on the first, with its file:line")
+    g.add_argument("--max-chars", type=int, default=None, metavar="N",
+                   help="characters one record's text may hold (default 1000000); a longer one is a bad record, "
+                        "and a line longer than 6 bytes per character plus 1 MiB is refused without being read "
+                        "into memory")
+    g.add_argument("--skip-unreadable", action="store_true",
+                   help="a folder input: leave out (and name on stderr) the entries that are not read as records "
+                        "(subfolders, .json files, other files), instead of stopping with their names")
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its --output FILE.partial (same input, model, options)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
@@ -212,6 +219,8 @@ def _check_text_options(args: argparse.Namespace) -> None:
     from parsner.serving.archive import looks_like_record
 
     given = [opt for opt, on in (("--resume", args.resume), ("--skip-bad", args.skip_bad),
+                                 ("--skip-unreadable", args.skip_unreadable),
+                                 ("--max-chars", args.max_chars is not None),
                                  ("--engine ray", args.engine != "local"), ("--text-field", args.text_field != "text"),
                                  ("--entities-field", args.entities_field != "entities"),
                                  ("--workers", args.workers is not None),
@@ -222,7 +231,7 @@ def _check_text_options(args: argparse.Namespace) -> None:
         what = f"--input {args.input}" if args.input else "TEXT arguments"
         raise ConfigError(f"{given[0]} reads records (--input FILE.jsonl); {what} is plain text")
     for i, text in enumerate(args.texts, 1):
-        if re.fullmatch(r"\S+\.(jsonl?|jsonl\.gz|ndjson|txt)", text.strip()):
+        if re.fullmatch(r"\S+\.(jsonl?|ndjson|parquet|txt)(\.(gz|bz2|xz))?", text.strip()):
             raise ConfigError(f"TEXT {i} {text!r} is a file name, not text to tag: read it with --input {text}")
     if args.input_format == "auto" and args.input not in (None, "-") and Path(args.input).is_file():
         with _open_input(Path(args.input)) as fh:

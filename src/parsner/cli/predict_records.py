@@ -1,9 +1,12 @@
 """``parsner predict --input ARCHIVE``: records in, records out, streamed, resumable, on one machine or on Ray.
 
-Order of work: options and the output rule; then the check pass (every record is read once: a bad one stops the
-run here, naming file:line, before the model is loaded and before any output exists); then, with ``--resume``, the
-manifest comparison; then the model; then tagging, batch after batch, each batch's lines appended to the output as
-soon as it is tagged. Records from stdin cannot be read twice: they are checked as they stream.
+Order of work: options and the output rule (an output inside a folder input is refused); the folder's listing (an
+entry that would not be read is an error naming it, or with ``--skip-unreadable`` named on stderr and left out); with
+``--resume``, the verification of the interrupted run's partial output against its manifest's sha256; then the check
+pass (every record is read once, each line with a byte cap: a bad one stops the run here, naming file:line, before
+the model is loaded and before any output exists); then, with ``--resume``, the manifest comparison; then the model;
+then tagging, batch after batch, each batch's lines appended to the output as soon as it is tagged. Records from
+stdin cannot be read twice: they are checked as they stream.
 """
 
 from __future__ import annotations
@@ -20,28 +23,35 @@ from typing import Any
 
 from parsner.errors import ConfigError, InputError, ParsnerError
 from parsner.serving.archive import (
+    DEFAULT_MAX_TEXT_CHARS,
     RecordOptions,
     Survey,
     add_entities,
     batches,
+    check_output_outside,
     file_sources,
-    is_records_name,
     iter_records,
+    note_left_out,
+    read_lines,
     record_files,
     survey,
 )
 from parsner.serving.archive_resume import (
+    Prefix,
     RecordFile,
     check_resumable,
-    complete_lines,
     manifest_path,
     model_fingerprint,
     new_manifest,
     partial_path,
     read_manifest,
     resume_point,
+    verified_prefix,
 )
 from parsner.serving.progress import Progress
+
+#: The largest --max-chars: a 6 TB line cap, far beyond any memory, still a valid size for ``readline``.
+MAX_TEXT_CHARS_LIMIT = 10**12
 
 
 class PredictInterrupted(ParsnerError):
@@ -62,7 +72,7 @@ class Plan:
     opts: RecordOptions
     survey: Survey | None
     start: int = 0  # records already in OUT.partial (a batch boundary)
-    resume_offset: int | None = None
+    prefix: Prefix | None = None  # the verified part of OUT.partial that a resumed run keeps
     manifest: dict[str, Any] | None = None
     streamed_bad: int = 0  # bad records skipped while streaming stdin (files count theirs in the survey)
 
@@ -72,8 +82,11 @@ def record_options(args: argparse.Namespace) -> RecordOptions:
         raise ConfigError("--text-field must name a field")
     if not args.entities_field or args.entities_field == args.text_field:
         raise ConfigError("--entities-field must name a new field (not the text field)")
+    max_chars = DEFAULT_MAX_TEXT_CHARS if args.max_chars is None else args.max_chars
+    if not 1 <= max_chars <= MAX_TEXT_CHARS_LIMIT:  # the line cap it implies must fit a read call
+        raise ConfigError(f"--max-chars must be between 1 and {MAX_TEXT_CHARS_LIMIT:,}")
     return RecordOptions(text_field=args.text_field, entities_field=args.entities_field, skip_bad=args.skip_bad,
-                         batch_size=args.batch_size)
+                         batch_size=args.batch_size, max_text_chars=max_chars)
 
 
 def output_options(args: argparse.Namespace, opts: RecordOptions) -> dict[str, Any]:
@@ -84,8 +97,8 @@ def output_options(args: argparse.Namespace, opts: RecordOptions) -> dict[str, A
 
         label_map = f"{label_map} sha256:{file_sha256(Path(label_map))}"
     return {"text_field": opts.text_field, "entities_field": opts.entities_field, "skip_bad": opts.skip_bad,
-            "batch_size": opts.batch_size, "max_chars": opts.max_chars, "normalizer": args.normalizer,
-            "label_map": label_map, "quantize": bool(args.quantize)}
+            "batch_size": opts.batch_size, "max_chars": opts.max_chars, "max_text_chars": opts.max_text_chars,
+            "normalizer": args.normalizer, "label_map": label_map, "quantize": bool(args.quantize)}
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -147,21 +160,21 @@ def plan_run(args: argparse.Namespace, *, progress: bool) -> Plan:
 
             check_output_file(args.output, overwrite=args.overwrite)
         return Plan(None, opts, None)
-    files = record_files(Path(args.input))
-    saved = None
+    listing = record_files(Path(args.input), args.skip_unreadable)
+    files = listing.files
+    saved = prefix = None
     if args.output is not None:
         from parsner.atomic import check_output_file
 
         check_output_file(args.output, overwrite=args.overwrite, inputs=[args.input, *files])
-        folder = Path(args.input)
-        if folder.is_dir() and args.output.resolve().parent == folder.resolve() and is_records_name(args.output):
-            raise ConfigError(f"--output {args.output} is in the input folder {folder}, where the next run would read "
-                              "it as input; write it somewhere else")
+        check_output_outside(args.output, Path(args.input))
         saved = _check_partial(args)
-    resume_at = complete_lines(partial_path(args.output)) if saved is not None else 0
+        if saved is not None:
+            prefix = verified_prefix(args.output, saved)
+    note_left_out(listing)
     total = sum(f.stat().st_size for f in files)
     bar = Progress("checking records", total, "MB", enabled=progress, scale=1e6)
-    found = survey(files, opts, resume_at=resume_at, progress=bar)
+    found = survey(files, opts, resume_at=prefix.lines if prefix is not None else 0, progress=bar)
     bar.close()
     if found.bad:
         print(f"parsner predict: skipping {found.bad:,} bad record(s); first: {found.first_bad[0]}", file=sys.stderr)
@@ -170,10 +183,10 @@ def plan_run(args: argparse.Namespace, *, progress: bool) -> Plan:
         return plan
     options = output_options(args, opts)
     fingerprint = model_fingerprint(args.model)
-    if saved is not None:
+    if saved is not None and prefix is not None:
         check_resumable(saved, found, fingerprint, options)
-        plan.start, plan.resume_offset = found.boundary, resume_point(args.output, found)
-        plan.manifest = saved
+        resume_point(args.output, found, prefix)
+        plan.start, plan.prefix, plan.manifest = found.boundary, prefix, saved
     else:
         plan.manifest = new_manifest(found, [str(args.input)], str(args.model), fingerprint, options)
     return plan
@@ -204,8 +217,8 @@ class _Stdout:
 
 def _sources(plan: Plan) -> Iterator[tuple[str, Any]]:
     if plan.files is not None:
-        return file_sources(plan.files)
-    return iter([("<stdin>", enumerate(sys.stdin.buffer, 1))])
+        return file_sources(plan.files, plan.opts)
+    return iter([("<stdin>", read_lines(sys.stdin.buffer, plan.opts.max_line_bytes))])
 
 
 def _tag_local(args: argparse.Namespace, plan: Plan, sink: Any, bar: Progress, tagger: Any) -> tuple[int, int]:
@@ -234,13 +247,14 @@ def _load_tagger(args: argparse.Namespace) -> Any:
 
 def run_records(args: argparse.Namespace) -> int:
     from parsner.runlock import RunLock
-    from parsner.serving.archive_parquet import is_parquet_name, parquet_files
+    from parsner.serving.archive_parquet import holds_parquet
 
-    if args.input != "-" and (is_parquet_name(Path(args.input)) or (
-            Path(args.input).is_dir() and parquet_files(Path(args.input)))):
-        from parsner.serving.archive_parquet import run
+    if args.input != "-" and holds_parquet(Path(args.input)):
+        from parsner.serving.archive_parquet import parquet_files, run
 
-        return run(args, parquet_files(Path(args.input)), _load_tagger)
+        record_options(args)  # the same option checks as for JSON Lines
+        listing = parquet_files(Path(args.input), args.skip_unreadable)
+        return run(args, listing, _load_tagger)
     t0 = time.perf_counter()
     plan = plan_run(args, progress=not args.quiet)
     # Taken after the checks, so that a refused run leaves no trace (the lock would create OUT's folder); a second
@@ -259,7 +273,7 @@ def _run(args: argparse.Namespace, plan: Plan, t0: float) -> int:
     load_s = time.perf_counter() - t0 - check_s
     sink: Any = _Stdout() if args.output is None else RecordFile(
         args.output, overwrite=args.overwrite, keep=plan.files is not None, manifest=plan.manifest,
-        resume_offset=plan.resume_offset)
+        prefix=plan.prefix)
     total = plan.survey.records if plan.survey is not None else None
     bar = Progress("tagging", total, "records", enabled=show, initial=plan.start)
     if plan.start:

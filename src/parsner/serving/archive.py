@@ -1,10 +1,17 @@
 """Records in, records out: tag the text field of JSON Lines records and hand every record back with its entities.
 
-An archive is a ``.jsonl`` / ``.jsonl.gz`` file or a folder of them (read in sorted name order). Each non-blank line
-is one JSON object; its ``text_field`` is tagged, and the output line is the input line itself, byte for byte, with
-``"entities": [...]`` added before its closing brace. The record is never parsed and dumped again, so ids, nested
-metadata, Persian keys, number formats and escapes come out exactly as they went in. Entities are the dicts of
-``parsner predict --format jsonl`` (``text``, ``label``, ``start``, ``end``, ``score``), offsets into the record's text.
+An archive is a ``.jsonl`` file (also ``.gz``, ``.bz2``, ``.xz``) or a folder of them (read in sorted name order; a
+folder entry that is not read, such as a subfolder or a ``.json`` file, is an error naming it unless the caller asks
+to leave such entries out, and then they are named too). Each non-blank line is one JSON object; its ``text_field``
+is tagged, and the output line is the input line itself, byte for byte, with ``"entities": [...]`` added before its
+closing brace. The record is never parsed and dumped again, so ids, nested metadata, Persian keys, number formats
+and escapes come out exactly as they went in. Entities are the dicts of ``parsner predict --format jsonl`` (``text``,
+``label``, ``start``, ``end``, ``score``), offsets into the record's text.
+
+Memory is bounded by design, whatever one record holds: a line is read with a byte cap (:func:`max_line_bytes`, from
+the text limit ``max_text_chars``), and a longer line is read past unkept and refused as a bad record, as is a text
+over the limit, a lone surrogate (:mod:`parsner.surrogates`), a duplicate key and nesting deeper than
+:mod:`parsner.data.strictjson` allows.
 
 Records go through the model in batches whose composition depends only on the input (``batch_size`` records, fewer
 when their texts pass :data:`MAX_CHARS_PER_CALL`): padding a text beside different neighbours changes its scores in
@@ -13,24 +20,38 @@ the last float bits, so the local engine, the Ray engine and a resumed run all c
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import gzip
 import hashlib
 import json
+import lzma
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from parsner import surrogates
+from parsner.data import strictjson
 from parsner.errors import ConfigError, InputError
 from parsner.serving.progress import Progress
 
+#: Compressed files are read as their content; the suffix says how.
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
 #: Names read as records. ``.json`` is refused: a JSON document is not one object per line.
-RECORD_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
-JSON_SUFFIXES = (".json", ".json.gz")
+RECORD_SUFFIXES = tuple(base + comp for base in (".jsonl", ".ndjson") for comp in ("", *COMPRESSIONS))
+JSON_SUFFIXES = tuple(".json" + comp for comp in ("", *COMPRESSIONS))
 #: A batch is also cut when its texts reach this many characters, so a run of long articles stays cache-sized.
 MAX_CHARS_PER_CALL = 200_000
+#: Characters one record's text may hold (``--max-chars``): a long book, far beyond a news article. Tagging a text
+#: of this length peaked at 1.06 GB RSS with the tiny test model in the worst case measured (500,000 one-letter
+#: words, each an entity); about 0.6 GB for ordinary Persian prose.
+DEFAULT_MAX_TEXT_CHARS = 1_000_000
+#: A line's byte cap per character of text: ``\u0627``, the form ``json.dumps`` writes by default, is 6 bytes.
+LINE_BYTES_PER_CHAR = 6
+#: ... plus room for the record's other fields (ids, metadata).
+LINE_SLACK_BYTES = 1 << 20
 _WS = " \t\r\n"  # JSON's insignificant whitespace
 _JSON_TYPES = {dict: "an object", list: "an array", int: "a number", float: "a number", bool: "a boolean",
                type(None): "null"}
@@ -56,7 +77,24 @@ class RecordOptions:
     entities_field: str = "entities"
     skip_bad: bool = False
     batch_size: int = 32
-    max_chars: int = MAX_CHARS_PER_CALL
+    max_chars: int = MAX_CHARS_PER_CALL  # per tagging call (a batch cut), not per record
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS  # per record: a longer text is a bad record
+
+    @property
+    def max_line_bytes(self) -> int:
+        return max_line_bytes(self.max_text_chars)
+
+
+def max_line_bytes(max_text_chars: int) -> int:
+    """The most bytes one input line may hold (its line break not counted) for texts of ``max_text_chars``."""
+    return max_text_chars * LINE_BYTES_PER_CHAR + LINE_SLACK_BYTES
+
+
+@dataclass(frozen=True)
+class TooLong:
+    """A line longer than the byte cap, read past without being kept; ``size`` is its length in bytes."""
+
+    size: int
 
 
 @dataclass
@@ -75,14 +113,85 @@ def is_json_name(path: Path) -> bool:
     return path.name.lower().endswith(JSON_SUFFIXES)
 
 
-def record_files(path: Path) -> list[Path]:
-    """The record files of ``path``: itself, or a folder's ``*.jsonl[.gz]`` files in sorted name order."""
+@dataclass
+class Listing:
+    """What a folder input holds: the files to read and each entry left out, with why."""
+
+    files: list[Path]
+    left_out: list[tuple[Path, str]]
+
+
+def list_folder(path: Path, accept: Callable[[Path], bool], what: str) -> Listing:
+    """Every entry of ``path``: a readable file ``accept`` takes is read; anything else is left out with a reason.
+
+    Nothing is left out silently: the caller refuses a non-empty ``left_out`` or names each entry it skips.
+    """
+    files: list[Path] = []
+    left: list[tuple[Path, str]] = []
+    for p in sorted(path.iterdir()):
+        if p.is_dir():
+            left.append((p, "a folder (folders inside the input are not read)"))
+        elif not p.is_file():
+            left.append((p, "not a regular file"))
+        elif not accept(p):
+            json_doc = is_json_name(p) and what == "records"
+            left.append((p, "a .json file (one JSON document, not one record per line; rename it .jsonl if it "
+                            "is JSON Lines)" if json_doc else f"not {what}"))
+        else:
+            try:
+                with open(p, "rb"):
+                    pass
+            except OSError as exc:
+                left.append((p, f"cannot be read ({exc.strerror or exc})"))
+                continue
+            files.append(p)
+    return Listing(files, left)
+
+
+def check_listing(path: Path, listing: Listing, skip_unreadable: bool, what: str) -> list[Path]:
+    """The files of a folder input; an entry left out is an error naming it unless ``skip_unreadable``."""
+    if listing.left_out and not skip_unreadable:
+        named = "; ".join(f"{p.name} ({why})" for p, why in listing.left_out[:5])
+        more = len(listing.left_out) - 5
+        named += f"; and {more:,} more" if more > 0 else ""
+        raise InputError(path, None, f"the folder holds {len(listing.left_out):,} entr"
+                                     f"{'y' if len(listing.left_out) == 1 else 'ies'} that would not be read: "
+                                     f"{named}; move them out, or pass --skip-unreadable to tag the rest")
+    if not listing.files:
+        raise InputError(path, None, f"folder has no {what} to read")
+    return listing.files
+
+
+def record_files(path: Path, skip_unreadable: bool = False) -> Listing:
+    """The record files of ``path``: itself, or a folder's ``*.jsonl[.gz|.bz2|.xz]`` files in sorted name order.
+
+    Raises :class:`InputError` for a folder holding other entries (named) unless ``skip_unreadable``; then the
+    listing's ``left_out`` says which were left out, for the caller to name.
+    """
     if not path.is_dir():
-        return [path]
-    files = sorted(p for p in path.iterdir() if p.is_file() and is_records_name(p))
-    if not files:
-        raise InputError(path, None, "folder has no *.jsonl or *.jsonl.gz files")
-    return files
+        return Listing([path], [])
+    what = "records (*.jsonl, *.ndjson, also .gz, .bz2, .xz)"
+    listing = list_folder(path, is_records_name, "records")
+    check_listing(path, listing, skip_unreadable, what)
+    return listing
+
+
+def note_left_out(listing: Listing) -> None:
+    """Name on stderr each folder entry that --skip-unreadable left out (nothing is left out silently)."""
+    import sys
+
+    for path, why in listing.left_out:
+        print(f"parsner predict: --skip-unreadable: left out {path}: {why}", file=sys.stderr)
+
+
+def check_output_outside(output: Path, source: Path) -> None:
+    """Refuse an output inside a folder input: the next run would find it (and its lock and records) there."""
+    if not source.is_dir():
+        return
+    folder, target = source.resolve(), output.resolve()
+    if folder in target.parents:
+        raise ConfigError(f"--output {output} is inside the input folder {source}, where the next run would find "
+                          "it; write it somewhere else")
 
 
 def input_kind(source: str | None, input_format: str = "auto") -> str:
@@ -123,8 +232,8 @@ def looks_like_record(line: bytes | str) -> bool:
     if not (text.startswith("{") and text.endswith("}")):
         return False
     try:
-        return isinstance(json.loads(text), dict)
-    except ValueError:
+        return isinstance(strictjson.loads(text), dict)
+    except ValueError:  # JSONRefused too: nesting too deep to read is not a record to tag either
         return False
 
 
@@ -133,37 +242,83 @@ def looks_like_record(line: bytes | str) -> bool:
 
 @contextlib.contextmanager
 def open_lines(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
-    """``(lines, raw)``: a binary line source (gunzipped for ``.gz``) and the raw file (its ``tell()`` is progress)."""
+    """``(lines, raw)``: a binary line source (decompressed by suffix) and the raw file (its ``tell()`` is progress)."""
     if not path.is_file():
-        raise InputError(path, None, "input file not found")
-    with open(path, "rb") as raw:
-        if path.name.lower().endswith(".gz"):
-            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                yield gz, raw  # type: ignore[misc]
-        else:
+        raise InputError(path, None, "input file not found" if not path.exists() else "not a regular file")
+    try:
+        raw = open(path, "rb")
+    except OSError as exc:
+        raise InputError(path, None, f"cannot be read ({exc.strerror or exc})") from None
+    with raw:
+        kind = COMPRESSIONS.get(path.suffix.lower())
+        if kind is None:
             yield raw, raw
+            return
+        fh: Any = gzip.GzipFile(fileobj=raw, mode="rb") if kind == "gzip" else \
+            bz2.BZ2File(raw, mode="rb") if kind == "bz2" else lzma.LZMAFile(raw, mode="rb")
+        with fh:
+            yield fh, raw
 
 
-def iter_lines(path: Path, on_progress: Callable[[int], None] | None = None) -> Iterator[tuple[int, bytes]]:
-    """``(line number, bytes)`` of a file; a damaged gzip stream is an :class:`InputError` naming the file.
+def read_lines(fh: BinaryIO, limit: int, *, hasher: Any = None,
+               on_chunk: Callable[[], None] | None = None) -> Iterator[tuple[int, bytes | TooLong]]:
+    """``(line number, bytes)`` of a binary stream, each line at most ``limit`` bytes before its line break.
 
+    A longer line is read past in 1 MiB pieces and comes as :class:`TooLong`, so memory stays bounded whatever the
+    input holds. ``hasher`` sees every byte read; ``on_chunk`` is called while a long line is skipped (progress).
     Only ``\\n`` ends a line: U+2028/U+2029/U+0085, which ``str.splitlines`` would split on, are text in JSON strings.
     """
     n = 0
+    while True:
+        raw = fh.readline(limit + 1)
+        if not raw:
+            return
+        n += 1
+        if hasher is not None:
+            hasher.update(raw)
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield n, raw
+            continue
+        size = len(raw)
+        while not raw.endswith(b"\n"):
+            raw = fh.readline(1 << 20)
+            if not raw:
+                break
+            size += len(raw)
+            if hasher is not None:
+                hasher.update(raw)
+            if on_chunk is not None:
+                on_chunk()
+        yield n, TooLong(size - raw.endswith(b"\n"))
+
+
+def iter_lines(path: Path, on_progress: Callable[[int], None] | None = None, *,
+               limit: int | None = None, hasher: Any = None) -> Iterator[tuple[int, bytes | TooLong]]:
+    """:func:`read_lines` of a file (``limit`` default: that of :class:`RecordOptions`); a damaged compressed stream
+    is an :class:`InputError` naming the file and the line where it broke."""
+    n = 0
+    limit = RecordOptions().max_line_bytes if limit is None else limit
     try:
         with open_lines(path) as (fh, raw):
-            for n, line in enumerate(fh, 1):
-                if on_progress is not None and n % 1024 == 0:
-                    on_progress(raw.tell())
+            tick = None if on_progress is None else (lambda: on_progress(raw.tell()))
+            for n, line in read_lines(fh, limit, hasher=hasher, on_chunk=tick):
+                if tick is not None and n % 1024 == 0:
+                    tick()
                 yield n, line
-            if on_progress is not None:
-                on_progress(raw.tell())
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise InputError(path, n + 1, f"damaged gzip stream ({exc})") from None
+            if tick is not None:
+                tick()
+    except (EOFError, zlib.error, lzma.LZMAError, OSError) as exc:  # gzip's BadGzipFile and bz2's errors are OSErrors
+        kind = COMPRESSIONS.get(path.suffix.lower())
+        what = f"damaged {kind} stream" if kind else "read error"
+        raise InputError(path, n + 1, f"{what} ({exc})") from None
 
 
-def parse_line(raw: bytes, source: str, line: int, opts: RecordOptions) -> Record | None:
+def parse_line(raw: bytes | TooLong, source: str, line: int, opts: RecordOptions) -> Record | None:
     """The record on one input line (None for a blank line), or :class:`BadRecord` saying why it cannot be tagged."""
+    if isinstance(raw, TooLong):
+        raise BadRecord(source, line, f"the line holds {raw.size:,} bytes; a record may hold {opts.max_line_bytes:,} "
+                                      f"({LINE_BYTES_PER_CHAR} per character of --max-chars {opts.max_text_chars:,}, "
+                                      "plus 1 MiB for its other fields): raise --max-chars to read it")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -175,23 +330,38 @@ def parse_line(raw: bytes, source: str, line: int, opts: RecordOptions) -> Recor
     if not stripped:
         return None
     try:
-        obj = json.loads(stripped)
-    except ValueError as exc:
-        raise BadRecord(source, line, f"invalid JSON ({exc})") from None
+        obj = strictjson.loads(stripped)
+    except ValueError as exc:  # JSONRefused; also Python's cap on the digits of an integer
+        where = f", column {exc.column}" if isinstance(exc, strictjson.JSONRefused) and exc.column else ""
+        what = exc.message.removeprefix("malformed JSON: ") if isinstance(exc, strictjson.JSONRefused) else str(exc)
+        raise BadRecord(source, line, f"invalid JSON ({what}{where})") from None
     if not isinstance(obj, dict):
         raise BadRecord(source, line, f"a record must be a JSON object, not {_JSON_TYPES.get(type(obj), 'that')}")
-    value = obj.get(opts.text_field)
-    if opts.text_field not in obj:
-        raise BadRecord(source, line, f"no {opts.text_field!r} field (choose the text field with --text-field)")
+    # Strictly decoded UTF-8 holds no surrogate: only a JSON escape can make one, so a line without a backslash
+    # skips that scan (most archives, written with ensure_ascii=False).
+    return Record(source, line, stripped, _text_of(obj, source, line, opts, escapes="\\" in stripped))
+
+
+def _text_of(obj: dict[str, Any], source: str, line: int, opts: RecordOptions, escapes: bool = True) -> str:
+    """The record's text to tag, or :class:`BadRecord` when the model cannot be given it."""
+    field = opts.text_field
+    value = obj.get(field)
+    if field not in obj:
+        raise BadRecord(source, line, f"no {field!r} field (choose the text field with --text-field)")
     if not isinstance(value, str):
-        raise BadRecord(source, line, f"{opts.text_field!r} is {_JSON_TYPES.get(type(value), 'not text')}, "
-                                      "not a string")
+        raise BadRecord(source, line, f"{field!r} is {_JSON_TYPES.get(type(value), 'not text')}, not a string")
+    if len(value) > opts.max_text_chars:
+        raise BadRecord(source, line, f"{field!r} has {len(value):,} characters; the limit is "
+                                      f"{opts.max_text_chars:,} (--max-chars)")
     if "\0" in value:
-        raise BadRecord(source, line, f"{opts.text_field!r} contains a NUL character; is this text?")
+        raise BadRecord(source, line, f"{field!r} contains a NUL character; is this text?")
+    why = surrogates.problem(value) if escapes else None
+    if why is not None:  # refused, not replaced: parsner.surrogates says why
+        raise BadRecord(source, line, f"{field!r} holds {why}")
     if opts.entities_field in obj:
         raise BadRecord(source, line, f"already has an {opts.entities_field!r} field, which parsner would replace "
                                       "(name the new field with --entities-field)")
-    return Record(source, line, stripped, value)
+    return value
 
 
 def add_entities(record_json: str, entities: Sequence[dict[str, Any]], entities_field: str = "entities") -> str:
@@ -204,7 +374,7 @@ def add_entities(record_json: str, entities: Sequence[dict[str, Any]], entities_
     return f"{body}{sep}{json.dumps(entities_field, ensure_ascii=False)}: {ents}}}"
 
 
-def iter_records(sources: Iterable[tuple[str, Iterable[tuple[int, bytes]]]], opts: RecordOptions,
+def iter_records(sources: Iterable[tuple[str, Iterable[tuple[int, bytes | TooLong]]]], opts: RecordOptions,
                  on_bad: Callable[[BadRecord], None] | None = None) -> Iterator[Record]:
     """The taggable records of ``(name, lines)`` sources; a bad one raises, or goes to ``on_bad`` with skip_bad."""
     for name, lines in sources:
@@ -221,9 +391,11 @@ def iter_records(sources: Iterable[tuple[str, Iterable[tuple[int, bytes]]]], opt
                 yield rec
 
 
-def file_sources(files: Sequence[Path]) -> Iterator[tuple[str, Iterable[tuple[int, bytes]]]]:
+def file_sources(files: Sequence[Path], opts: RecordOptions | None = None
+                 ) -> Iterator[tuple[str, Iterable[tuple[int, bytes | TooLong]]]]:
+    limit = (opts or RecordOptions()).max_line_bytes
     for f in files:
-        yield str(f), iter_lines(f)
+        yield str(f), iter_lines(f, limit=limit)
 
 
 def batches(records: Iterable[Record], opts: RecordOptions, start: int = 0) -> Iterator[list[Record]]:
@@ -287,11 +459,10 @@ def survey(files: Sequence[Path], opts: RecordOptions, *, resume_at: int = 0,
         if len(out.first_bad) < 5:
             out.first_bad.append(str(bad))
 
-    def hashed(f: Path) -> Iterator[tuple[int, bytes]]:
+    def hashed(f: Path) -> Iterator[tuple[int, bytes | TooLong]]:
         h = hashes[str(f)] = hashlib.sha256()
         tick = None if progress is None else (lambda pos: progress.set(base + pos))
-        for n, raw in iter_lines(f, tick):
-            h.update(raw)
+        for n, raw in iter_lines(f, tick, limit=opts.max_line_bytes, hasher=h):
             counts[str(f)] = n
             yield n, raw
 

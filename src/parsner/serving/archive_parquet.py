@@ -2,10 +2,12 @@
 
 Every input column is written back as it was (same Arrow types, same values), with an ``entities`` column added:
 ``list<struct<text, label, start, end, score>>``, the dicts of the JSONL output. The text column is read once before
-the model loads (a null or non-string there is refused with its file and row, or skipped with ``--skip-bad``), then
+the model loads (a null, a non-string, a text over ``--max-chars``, a NUL or a lone surrogate there is refused with
+its file and row, or skipped with ``--skip-bad``), then
 the files are streamed in batches of ``--batch-size`` rows into a Parquet writer. A Parquet file has its index at the
 end, so an interrupted run cannot be continued: its temporary file is removed, as for every other ``--output``
-(``--resume`` is for JSON Lines).
+(``--resume`` is for JSON Lines). A folder input reads each of its ``*.parquet`` files; any other entry is an error
+naming it (``--skip-unreadable`` leaves such entries out, naming each), and an output inside it is refused.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from parsner import surrogates
 from parsner.errors import ConfigError, InputError
+from parsner.serving.archive import (
+    DEFAULT_MAX_TEXT_CHARS,
+    Listing,
+    check_listing,
+    check_output_outside,
+    list_folder,
+    note_left_out,
+)
 from parsner.serving.progress import Progress
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -28,10 +39,21 @@ def is_parquet_name(path: Path) -> bool:
     return path.name.lower().endswith(PARQUET_SUFFIXES)
 
 
-def parquet_files(path: Path) -> list[Path]:
+def holds_parquet(path: Path) -> bool:
+    """True for a Parquet file, or a folder with one (``archive.input_kind`` refuses a folder mixing formats)."""
+    if path.is_dir():
+        return any(is_parquet_name(p) for p in path.iterdir())
+    return is_parquet_name(path)
+
+
+def parquet_files(path: Path, skip_unreadable: bool = False) -> Listing:
+    """``path`` itself, or a folder's ``*.parquet`` files; another entry is an error naming it unless
+    ``skip_unreadable`` (then the listing's ``left_out`` names it)."""
     if not path.is_dir():
-        return [path]
-    return sorted(p for p in path.iterdir() if p.is_file() and is_parquet_name(p))
+        return Listing([path], [])
+    listing = list_folder(path, is_parquet_name, "a Parquet file (*.parquet, *.pq)")
+    check_listing(path, listing, skip_unreadable, "*.parquet files")
+    return listing
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -53,18 +75,29 @@ def _open(path: Path) -> Any:
         raise InputError(path, None, f"not a readable Parquet file ({exc})") from None
 
 
-def _bad_rows(texts: Sequence[Any], path: Path, first_row: int, field: str) -> Iterator[InputError]:
+def row_problem(text: Any, max_chars: int) -> str | None:
+    """Why a row's text cannot be tagged (the JSON Lines rules: see ``archive.parse_line``), or None."""
+    if not isinstance(text, str):
+        return f"is {'null' if text is None else type(text).__name__}, not text"
+    if len(text) > max_chars:
+        return f"has {len(text):,} characters; the limit is {max_chars:,} (--max-chars)"
+    if "\0" in text:
+        return "contains a NUL character"
+    why = surrogates.problem(text)
+    return None if why is None else f"holds {why}"
+
+
+def _bad_rows(texts: Sequence[Any], path: Path, first_row: int, field: str, max_chars: int) -> Iterator[InputError]:
     """Rows whose text cannot be tagged, as errors naming the file and the row (numbered from 1)."""
     for k, text in enumerate(texts):
-        if isinstance(text, str) and "\0" not in text:
-            continue
-        what = "contains a NUL character" if isinstance(text, str) else \
-            f"is {'null' if text is None else type(text).__name__}, not text"
-        yield InputError(path, None, f"row {first_row + k}: column {field!r} {what}; nothing was tagged "
-                                     "(--skip-bad skips and counts such rows)")
+        what = row_problem(text, max_chars)
+        if what is not None:
+            yield InputError(path, None, f"row {first_row + k}: column {field!r} {what}; nothing was tagged "
+                                         "(--skip-bad skips and counts such rows)")
 
 
-def survey(files: Sequence[Path], field: str, entities_field: str, skip_bad: bool) -> tuple[int, int, Any]:
+def survey(files: Sequence[Path], field: str, entities_field: str, skip_bad: bool,
+           max_chars: int = DEFAULT_MAX_TEXT_CHARS) -> tuple[int, int, Any]:
     """(rows to tag, bad rows, the common schema), reading only the text column; refuses a bad row by file:row."""
     schema = None
     good = bad = 0
@@ -84,7 +117,7 @@ def survey(files: Sequence[Path], field: str, entities_field: str, skip_bad: boo
         row = 1
         for batch in pf.iter_batches(batch_size=65_536, columns=[field]):
             texts = batch.column(0).to_pylist()
-            for problem in _bad_rows(texts, path, row, field):
+            for problem in _bad_rows(texts, path, row, field, max_chars):
                 if not skip_bad:
                     raise problem
                 bad += 1
@@ -93,14 +126,15 @@ def survey(files: Sequence[Path], field: str, entities_field: str, skip_bad: boo
     return good - bad, bad, schema
 
 
-def _tag(tagger: Any, table: Any, field: str, entities_field: str, batch_size: int) -> tuple[Any, int]:
+def _tag(tagger: Any, table: Any, field: str, entities_field: str, batch_size: int,
+         max_chars: int) -> tuple[Any, int]:
     import pyarrow as pa
 
     from parsner.serving.archive import entity_arrow_type
     from parsner.serving.render import entity_record
 
     texts = table.column(field).to_pylist()
-    keep = [isinstance(t, str) and "\0" not in t for t in texts]
+    keep = [row_problem(t, max_chars) is None for t in texts]  # the rows the survey counted as bad are left out
     if not all(keep):
         table = table.filter(pa.array(keep))
         texts = [t for t, k in zip(texts, keep, strict=True) if k]
@@ -109,7 +143,7 @@ def _tag(tagger: Any, table: Any, field: str, entities_field: str, batch_size: i
     return table.append_column(entities_field, pa.array(ents, type=entity_arrow_type())), sum(map(len, ents))
 
 
-def run(args: argparse.Namespace, files: list[Path], load_tagger: Any) -> int:
+def run(args: argparse.Namespace, listing: Listing, load_tagger: Any) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -118,10 +152,12 @@ def run(args: argparse.Namespace, files: list[Path], load_tagger: Any) -> int:
 
     t0 = time.perf_counter()
     check_options(args)
-    if not files:
-        raise InputError(args.input, None, "folder has no *.parquet files")
+    files = listing.files
+    max_chars = DEFAULT_MAX_TEXT_CHARS if args.max_chars is None else args.max_chars
     check_output_file(args.output, overwrite=args.overwrite, inputs=[args.input, *files])
-    total, bad, schema = survey(files, args.text_field, args.entities_field, args.skip_bad)
+    check_output_outside(args.output, Path(args.input))
+    note_left_out(listing)
+    total, bad, schema = survey(files, args.text_field, args.entities_field, args.skip_bad, max_chars)
     if bad:
         print(f"parsner predict: skipping {bad:,} bad row(s)", file=sys.stderr)
     tagger = load_tagger(args)
@@ -135,7 +171,7 @@ def run(args: argparse.Namespace, files: list[Path], load_tagger: Any) -> int:
             for path in files:
                 for batch in _open(path).iter_batches(batch_size=args.batch_size):
                     table, n = _tag(tagger, pa.Table.from_batches([batch]), args.text_field, args.entities_field,
-                                    args.batch_size)
+                                    args.batch_size, max_chars)
                     writer.write_table(table)
                     n_ents += n
                     bar.update(table.num_rows)

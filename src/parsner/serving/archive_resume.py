@@ -3,20 +3,26 @@
 The partial file holds complete output lines in input order, one per taggable record, flushed after every batch.
 When the run ends it is renamed to ``OUT`` (and recorded in the folder's ``.parsner-outputs.json``, so a later
 ``--overwrite`` may replace it), and the manifest is removed: an ``OUT`` that exists is always complete.
-Interrupted (SIGTERM, Ctrl-C, a crash, ``kill -9``), both stay, and ``--resume`` continues: it keeps the complete
-lines up to the last batch boundary (a torn last line is cut away), checks that the inputs (sha256 of their content),
-the model (sha256 of its files) and the options that change the output are those in the manifest, and appends
-the rest. The bytes then equal those of an uninterrupted run.
+Interrupted (SIGTERM, Ctrl-C, a crash, ``kill -9``), both stay, and ``--resume`` continues.
+
+What was written is verified, not trusted: the manifest's ``written`` entry holds the line count, byte count and
+sha256 of the partial file's first bytes, saved after a batch is flushed (and synced) at most once a second and when
+the run stops. ``--resume`` hashes that prefix of the partial file again: a line edited, deleted or added by hand, or
+a file cut short, is refused by name before anything is changed. Lines after the verified prefix (a batch written
+just before ``kill -9``, a torn last line) are cut away and tagged again. It also checks that the inputs (sha256 of
+their content), the model (sha256 of its files) and the options that change the output are those in the manifest,
+then appends the rest from that batch boundary. The bytes then equal those of an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +31,9 @@ from parsner.errors import ConfigError
 from parsner.serving.archive import Survey
 
 MANIFEST_KIND = "parsner-predict-partial"
+#: The manifest's record of what was written is saved at most this often (and always when the run stops): a
+#: ``kill -9`` loses at most this long of tagging, which --resume does again.
+SAVE_EVERY_S = 1.0
 
 
 def partial_path(out: Path) -> Path:
@@ -69,7 +78,13 @@ def new_manifest(survey: Survey, inputs: Sequence[str], model: str, fingerprint:
 
     return {"kind": MANIFEST_KIND, "parsner_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "input": list(inputs), "files": [asdict(f) for f in survey.files], "records": survey.records,
-            "bad_records": survey.bad, "model": model, "model_sha256": fingerprint, "options": options}
+            "bad_records": survey.bad, "model": model, "model_sha256": fingerprint, "options": options,
+            "written": written_entry(0, 0, hashlib.sha256())}
+
+
+def written_entry(lines: int, size: int, hasher: Any) -> dict[str, Any]:
+    """The manifest's account of the partial file's first ``size`` bytes: ``lines`` records, their sha256."""
+    return {"lines": lines, "bytes": size, "sha256": hasher.hexdigest()}
 
 
 def check_resumable(saved: dict[str, Any], survey: Survey, fingerprint: str, options: dict[str, Any]) -> None:
@@ -99,70 +114,109 @@ def check_resumable(saved: dict[str, Any], survey: Survey, fingerprint: str, opt
 # ----------------------------------------------------------------------------------------- the partial file
 
 
-def complete_lines(path: Path) -> int:
-    """The number of complete (newline-terminated) lines of ``path``; a torn last line is not counted."""
-    n = 0
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            n += chunk.count(b"\n")
-    return n
+@dataclass
+class Prefix:
+    """The verified start of ``OUT.partial``: ``lines`` records in ``size`` bytes, hashed by ``hasher``."""
+
+    lines: int
+    size: int
+    hasher: Any
+    last_start: int  # byte offset of the last of those lines (0 when there is none)
 
 
-def line_span(path: Path, index: int) -> tuple[int, bytes]:
-    """``(offset after line index, that line)`` for 0-based ``index`` (``(0, b"")`` for index -1)."""
-    if index < 0:
-        return 0, b""
-    seen = 0
-    pos = 0
-    tail = b""
+def verified_prefix(out: Path, saved: dict[str, Any]) -> Prefix:
+    """The part of ``OUT.partial`` the manifest vouches for, hashed again; anything else is refused by name.
+
+    Reads the partial file once, in 1 MiB blocks; nothing is changed here (a refusal leaves every file as it was).
+    """
+    path, manifest = partial_path(out), manifest_path(out)
+    w = saved.get("written")
+    if not (isinstance(w, dict) and isinstance(w.get("lines"), int) and isinstance(w.get("bytes"), int)
+            and isinstance(w.get("sha256"), str)):
+        raise ConfigError(f"--resume: {manifest} does not say what {path} should hold (written by an older "
+                          "parsner?), so it cannot be verified; start again with --overwrite")
+    lines, size = w["lines"], w["bytes"]
+    if path.stat().st_size < size:
+        raise ConfigError(f"--resume: {path} is shorter than the {lines:,} records parsner wrote there "
+                          f"({path.stat().st_size:,} of {size:,} bytes): it was cut or edited; nothing was changed "
+                          "(start again with --overwrite)")
+    h = hashlib.sha256()
+    seen = last_start = pos = 0
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            start = 0
-            while True:
-                k = chunk.find(b"\n", start)
-                if k < 0:
-                    tail += chunk[start:]
-                    break
-                if seen == index:
-                    return pos + k + 1, tail + chunk[start:k]
-                seen += 1
-                tail = b""
-                start = k + 1
+        while pos < size:
+            chunk = fh.read(min(1 << 20, size - pos))
+            if not chunk:
+                break
+            h.update(chunk)
+            seen += chunk.count(b"\n")
+            end = len(chunk) - 1 if pos + len(chunk) == size else len(chunk)  # the prefix's last byte ends its line
+            k = chunk.rfind(b"\n", 0, end)
+            if k >= 0:
+                last_start = pos + k + 1
             pos += len(chunk)
-    raise ValueError(f"{path} has no line {index + 1}")
+    if h.hexdigest() != w["sha256"] or seen != lines:
+        raise ConfigError(f"--resume: {path} is not what parsner wrote: its first {lines:,} lines differ from the "
+                          f"sha256 recorded in {manifest.name} (edited by hand or damaged); nothing was changed "
+                          "(start again with --overwrite)")
+    return Prefix(lines, size, h, last_start)
 
 
 class RecordFile:
     """Output lines appended to ``OUT.partial``, renamed to ``OUT`` by :meth:`finish`.
 
-    ``keep=True`` (a resumable run) leaves the partial file and its manifest when the run stops early; otherwise
-    (records from stdin, which cannot be read twice) they are removed, as for every other ``--output``.
+    ``keep=True`` (a resumable run) leaves the partial file and its manifest when the run stops early, the manifest
+    saying what the partial file holds (:func:`written_entry`); otherwise (records from stdin, which cannot be read
+    twice) they are removed, as for every other ``--output``. ``prefix``: the verified start of an interrupted run's
+    partial file, kept; what follows it is cut away.
     """
 
     def __init__(self, out: Path, *, overwrite: bool, keep: bool, manifest: dict[str, Any] | None,
-                 resume_offset: int | None = None) -> None:
+                 prefix: Prefix | None = None) -> None:
         self.out, self.overwrite, self.keep = out, overwrite, keep
         self.path = partial_path(out)
         self.manifest_file = manifest_path(out)
+        self.manifest = manifest
         out.parent.mkdir(parents=True, exist_ok=True)
-        if resume_offset is None:
+        if prefix is None:
             self.path.unlink(missing_ok=True)
             if manifest is not None:  # first, so that a partial file is always explained by its manifest
                 atomic_write_text(self.manifest_file, json.dumps(manifest, ensure_ascii=False, indent=1) + "\n")
             self.fh = open(self.path, "xb")
+            self.lines, self.size, self.hasher = 0, 0, hashlib.sha256()
         else:
             self.fh = open(self.path, "r+b")
-            self.fh.truncate(resume_offset)
-            self.fh.seek(resume_offset)
-        self.resumed = resume_offset is not None
+            self.fh.truncate(prefix.size)
+            self.fh.seek(prefix.size)
+            self.lines, self.size, self.hasher = prefix.lines, prefix.size, prefix.hasher.copy()
+        self.resumed = prefix is not None
         self.written = 0
         self.closed = False
+        self.saved_at = time.monotonic()
+        self.saved_size = self.size
 
     def write(self, lines: Sequence[str]) -> None:
         if lines:
-            self.fh.write(("\n".join(lines) + "\n").encode("utf-8"))
+            data = ("\n".join(lines) + "\n").encode("utf-8")
+            self.fh.write(data)
+            self.fh.flush()  # a killed process loses at most the batch it was tagging
+            # counted only once the write returned: an interrupted write is never vouched for
+            self.hasher.update(data)
+            self.lines += len(lines)
+            self.size += len(data)
             self.written += len(lines)
-        self.fh.flush()  # a killed process loses at most the batch it was tagging
+        if time.monotonic() - self.saved_at >= SAVE_EVERY_S:
+            self.save_state()
+
+    def save_state(self) -> None:
+        """Record in the manifest what the partial file holds (synced first: the manifest never vouches for more)."""
+        if self.manifest is None or not self.keep or self.size == self.saved_size:
+            self.saved_at = time.monotonic()
+            return
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.manifest["written"] = written_entry(self.lines, self.size, self.hasher)
+        atomic_write_text(self.manifest_file, json.dumps(self.manifest, ensure_ascii=False, indent=1) + "\n")
+        self.saved_at, self.saved_size = time.monotonic(), self.size
 
     def finish(self) -> None:
         self.fh.flush()
@@ -176,6 +230,9 @@ class RecordFile:
     def abandon(self) -> None:
         """The run stopped: keep the partial output for --resume (if it holds any), or remove it."""
         if not self.closed:
+            if self.keep:
+                with contextlib.suppress(OSError):  # a full disk: the last saved state still holds
+                    self.save_state()
             self.fh.close()
             self.closed = True
         if not self.keep or not (self.resumed or self.written):
@@ -183,18 +240,25 @@ class RecordFile:
             self.manifest_file.unlink(missing_ok=True)
 
 
-def resume_point(out: Path, survey: Survey) -> int:
-    """Byte offset in ``OUT.partial`` where a resumed run appends (after the survey's batch boundary).
+def resume_point(out: Path, survey: Survey, prefix: Prefix) -> int:
+    """Byte offset in ``OUT.partial`` where a resumed run appends: the end of the verified prefix.
 
-    The kept last line must be the output of the record just before the boundary (the same input line plus
-    entities); anything else means the partial file is not this input's output.
+    The prefix must end at a batch boundary of this input (the survey's), and its last line must be the output of
+    the record just before it (the same input line plus entities); anything else means the partial file is not this
+    input's output.
     """
     path = partial_path(out)
-    offset, line = line_span(path, survey.boundary - 1)
+    if survey.boundary != prefix.lines:
+        raise ConfigError(f"--resume: the {prefix.lines:,} records in {path} do not end a batch of this input (batch "
+                          f"boundary {survey.boundary:,}); the partial output does not belong to it (start again "
+                          "with --overwrite)")
     if survey.boundary_json is not None:
-        body = survey.boundary_json[:-1].rstrip(" \t\r\n")
-        if not line.decode("utf-8", "replace").startswith(body):
+        body = survey.boundary_json[:-1].rstrip(" \t\r\n").encode("utf-8")
+        with open(path, "rb") as fh:
+            fh.seek(prefix.last_start)
+            kept = fh.read(min(len(body), prefix.size - prefix.last_start))
+        if kept != body:
             raise ConfigError(f"--resume: line {survey.boundary} of {path} is not the output of the input's record "
                               f"{survey.boundary}; the partial output does not belong to this input (start again "
                               "with --overwrite)")
-    return offset
+    return prefix.size

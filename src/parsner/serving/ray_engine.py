@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import re
@@ -25,8 +24,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from parsner.data import strictjson
 from parsner.errors import ConfigError, ParsnerError
-from parsner.serving.archive import Record, RecordOptions, add_entities, batches, file_sources, iter_records
+from parsner.serving.archive import (
+    Record,
+    RecordOptions,
+    add_entities,
+    batches,
+    file_sources,
+    iter_records,
+)
 
 #: A scheduling deadlock (actors waiting for resources that never come) becomes an error after this long.
 NO_PROGRESS_TIMEOUT_S = 900.0
@@ -193,7 +200,8 @@ class ArchiveTagger(LoadedTagger):
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         out, n_ents = [], []
         for block in batch["lines"]:
-            recs = [Record("", 0, s, json.loads(s)[self.opts.text_field]) for s in str(block).split("\n")]
+            # the read task checked each record (parse_line); strict parsing keeps both readers of a line in step
+            recs = [Record("", 0, s, strictjson.loads(s)[self.opts.text_field]) for s in str(block).split("\n")]
             docs = self.tagger.tag_documents([r.text for r in recs], batch_size=self.opts.batch_size)
             out.append("\n".join(add_entities(r.json, d.entities, self.opts.entities_field)
                                  for r, d in zip(recs, docs, strict=True)))
@@ -208,7 +216,7 @@ def _archive_source(files: list[Path], opts: RecordOptions, start: int) -> Any:
     from ray.data.block import BlockMetadata
 
     def read() -> Iterator[Any]:
-        for k, batch in enumerate(batches(iter_records(file_sources(files), opts), opts, start=start)):
+        for k, batch in enumerate(batches(iter_records(file_sources(files, opts), opts), opts, start=start)):
             yield pa.table({"idx": [k], "lines": ["\n".join(r.json for r in batch)]})
 
     class ArchiveSource(Datasource):
