@@ -23,8 +23,10 @@ from typing import Any
 #: the point where the parser's recursion becomes a risk.
 DEFAULT_MAX_DEPTH = 64
 
-# A JSON string (the unrolled-loop form, linear time), or one bracket outside strings.
-_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
+# What the depth scan looks for: a bracket, or a quote opening a string; and the rest of a string after its opening
+# quote (possessive, so a string that never ends is given up on at once instead of retried from every quote in it).
+_NEXT = re.compile(r'["\[\]{}]')
+_STRING_REST = re.compile(r'[^"\\]*+(?:\\.[^"\\]*+)*+"', re.S)
 _OPENERS = frozenset("[{")
 
 
@@ -33,7 +35,7 @@ class JSONRefused(ValueError):
 
     def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
         self.message, self.line, self.column = message, line, column
-        where = f" at line {line} column {column}" if line is not None else ""
+        where = f" (line {line}, column {column})" if line is not None else ""
         super().__init__(f"{message}{where}")
 
 
@@ -43,17 +45,26 @@ def _position(text: str, index: int) -> tuple[int, int]:
 
 
 def check_depth(text: str, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
-    """Refuse ``text`` when its arrays and objects nest deeper than ``max_depth`` (strings are skipped)."""
-    if "[" not in text and "{" not in text:
+    """Refuse ``text`` when its arrays and objects nest deeper than ``max_depth`` (strings are skipped).
+
+    Linear in ``len(text)``: each character is looked at once. Text with no more brackets than ``max_depth`` is
+    not scanned at all. An unterminated string ends the scan: such text is malformed, and the parser says where.
+    """
+    if text.count("[") + text.count("{") <= max_depth:
         return
-    depth = 0
-    for match in _TOKEN.finditer(text):
-        tok = match.group()
-        if tok in _OPENERS:
+    depth, pos = 0, 0
+    while (match := _NEXT.search(text, pos)) is not None:
+        tok, pos = match.group(), match.end()
+        if tok == '"':
+            rest = _STRING_REST.match(text, pos)
+            if rest is None:
+                return
+            pos = rest.end()
+        elif tok in _OPENERS:
             depth += 1
             if depth > max_depth:
                 raise JSONRefused(f"JSON nested deeper than {max_depth} levels", *_position(text, match.start()))
-        elif tok in "]}":
+        else:
             depth -= 1
 
 
@@ -64,6 +75,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise JSONRefused(f"duplicate key {json.dumps(key, ensure_ascii=False)[:80]} in one object")
         out[key] = value
     return out
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
 
 
 def loads(data: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
@@ -78,8 +92,12 @@ def loads(data: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
             raise JSONRefused(f"not UTF-8 (byte {exc.start} is {data[exc.start]:#04x})") from None
     check_depth(data, max_depth)
     try:
-        return json.loads(data, object_pairs_hook=_no_duplicates)
+        return _DECODER.decode(data)
     except json.JSONDecodeError as exc:
         raise JSONRefused(f"malformed JSON: {exc.msg}", exc.lineno, exc.colno) from None
     except RecursionError:  # only if max_depth was set above what the interpreter allows
         raise JSONRefused("JSON nested too deeply to read") from None
+    except JSONRefused:
+        raise
+    except ValueError as exc:  # e.g. an integer past Python's 4,300-digit limit for reading numbers
+        raise JSONRefused(f"unreadable JSON: {exc}") from None
