@@ -221,7 +221,7 @@ def test_held_out_tasks_without_an_entity_train_nothing(tmp_path: Path, monkeypa
     def no_training(*_args: Any) -> None:
         raise AssertionError("nothing should be trained")
 
-    monkeypatch.setattr(worker, "run_cli", no_training)
+    monkeypatch.setattr(worker, "run_stage", no_training)
     round_dir, req = _round_dir(tmp_path, _tasks(40, with_entities=False))
     result = worker.run_round(round_dir, req, worker.Progress(round_dir))
     assert result["status"] == "skipped" and "mark no entity" in result["reason"] and result["held_out_tasks"] > 0
@@ -238,7 +238,7 @@ def test_a_round_never_swaps_on_nothing(tmp_path: Path, monkeypatch, current: fl
                                         says: str) -> None:
     from parsner.cli import labelstudio_retrain as worker
 
-    monkeypatch.setattr(worker, "run_cli", lambda *_a: None)  # build, train, eval: stand-ins
+    monkeypatch.setattr(worker, "run_stage", lambda *_a: None)  # build, train, eval: stand-ins
     f1 = iter([current, new])
     monkeypatch.setattr(worker, "visible_f1", lambda *_a: {"f1_strict": next(f1), "f1_default": 0.0,
                                                            "gold_entities": gold})

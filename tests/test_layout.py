@@ -1,5 +1,5 @@
 """The package's layout: subpackages by pipeline stage, no import circle, imports that follow the stages, a small
-top, every module named in docs/ARCHITECTURE.md, and the old module paths still importing as the same objects.
+top, every module named in docs/ARCHITECTURE.md, and nothing outside the command line importing it.
 
 The import graph is read from the source (every ``import``/``from ... import`` naming a parsner module: at module
 level, inside functions, and under ``TYPE_CHECKING``), not from what happens to be imported at run time. Run this
@@ -9,7 +9,6 @@ file (``python tests/test_layout.py``) to print the graph's levels.
 from __future__ import annotations
 
 import ast
-import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -189,50 +188,12 @@ def test_architecture_names_every_module_and_subpackage():
     assert missing == [], "name these in docs/ARCHITECTURE.md"
 
 
-# ------------------------------------------------------------------------------------------------ old paths
-
-@pytest.mark.parametrize("old", sorted(parsner.MOVED))
-def test_old_module_path_is_the_new_module(old):
-    new = f"parsner.{parsner.MOVED[old]}"
-    assert importlib.import_module(f"parsner.{old}") is importlib.import_module(new)
-    assert sys.modules[f"parsner.{old}"].__spec__.name == new, "the module keeps its own spec"
-    assert not (PACKAGE_DIR / f"{old}.py").exists() and not (PACKAGE_DIR / old).exists(), "no file at the old path"
-
-
-def test_old_paths_of_submodules_and_from_imports():
-    from parsner.commands.predict import run
-    from parsner.readers.conll import read_conll
-
-    import parsner.cli.predict
-    import parsner.data.normalize
-    import parsner.data.readers.conll
-    from parsner import normalize
-
-    assert normalize is parsner.data.normalize
-    assert run is parsner.cli.predict.run
-    assert read_conll is parsner.data.readers.conll.read_conll
-    with pytest.raises(ModuleNotFoundError):
-        importlib.import_module("parsner.commands.no_such_command")
-    with pytest.raises(ModuleNotFoundError):
-        importlib.import_module("parsner.no_such_module")
-
-
-def test_monkeypatching_an_old_path_patches_the_code(monkeypatch):
-    import parsner.inference.tagger
-
-    monkeypatch.setattr("parsner.tagger.DEFAULT_MAX_BATCH_TOKENS", 7)
-    assert parsner.inference.tagger.DEFAULT_MAX_BATCH_TOKENS == 7
-
-
-def test_an_old_path_in_a_fresh_interpreter_loads_each_module_once():
-    code = (
-        "import sys, parsner.commands.eval, parsner.tagger, parsner.inference.tagger as t\n"
-        "same = [n for n, m in sys.modules.items() if getattr(m, '__file__', None) == t.__file__]\n"
-        "print(sorted(same), len({id(sys.modules[n]) for n in same}),\n"
-        "      sys.modules['parsner.commands.eval'] is sys.modules['parsner.cli.eval'])\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['parsner.inference.tagger', 'parsner.tagger'] 1 True"
+def test_only_the_command_line_imports_it():
+    """The public face lazily imports every stage but never the command line: the commands use the Python API,
+    not the other way round (the entry point, ``python -m parsner``, is the one module outside cli/ that may)."""
+    outside = sorted(m for m, deps in import_graph().items() if stage(m) != "cli" and m != "parsner.__main__"
+                     and any(stage(dep) == "cli" for dep in deps))
+    assert outside == []
 
 
 @pytest.mark.parametrize("module", ["parsner", "parsner.cli"])

@@ -15,9 +15,12 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parsner.errors import ConfigError, InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from parsner.data.dataset import BuildReport
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -141,8 +144,9 @@ def _command_from_args(args: argparse.Namespace) -> str:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from parsner.data.dataset import build_dataset
+    from parsner.data.api import BUILD_PARAMETERS, BUILD_SWITCHES, build_dataset, flag_names
 
+    # The flag-level checks come first so that their messages speak of INPUT files and flags.
     if args.corpus and args.inputs:
         raise ConfigError("give either INPUT files or --corpus, not both")
     if args.corpus and args.annotator is not None:
@@ -165,37 +169,19 @@ def cmd_build(args: argparse.Namespace) -> int:
                     f"no file {args.inputs[0]!r}; did you mean --corpus {args.inputs[0].lower()}?"
                 )
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    common = {
-        "format": args.format,
-        "label_map": args.label_map,
-        "strict": args.strict,
-        "split_ratios": args.split_ratios,
-        "seed": args.seed,
-        "overwrite": args.overwrite,
-        "name": args.name,
-        "command": _command_from_args(args),
-        "log": log,
-    }
-    if args.annotator is not None:
-        common["reader_options"] = {"annotator": args.annotator}
-    if args.splits_file:
-        common["splits_file"] = args.splits_file
-    if args.corpus:
-        from parsner.data.corpora import build_corpus
-
-        if common["name"] is None:
-            del common["name"]
-        report = build_corpus(
-            args.corpus,
-            args.out,
-            data_dir=args.data_dir,
-            fold=args.fold,
-            allow_leakage=args.allow_leakage,
-            from_hub=args.from_hub,
-            **common,
+    with flag_names(BUILD_PARAMETERS, BUILD_SWITCHES):
+        report = build_dataset(
+            args.inputs, out=args.out, corpus=args.corpus, fold=args.fold, data_dir=args.data_dir,
+            allow_leakage=args.allow_leakage, from_hub=args.from_hub, format=args.format, annotator=args.annotator,
+            label_map=args.label_map, split_ratios=args.split_ratios, seed=args.seed, splits_file=args.splits_file,
+            strict=args.strict, overwrite=args.overwrite, name=args.name, log=log, command=_command_from_args(args),
         )
-    else:
-        report = build_dataset([Path(p) for p in args.inputs], args.out, **common)
+    print_build(report)
+    return 0
+
+
+def print_build(report: BuildReport) -> None:
+    """What ``parsner data build`` prints about a finished build: stats, audit, the folder, then warnings."""
     _print_summary(report.stats, report.audit)
     t = report.timings
     print(
@@ -203,7 +189,6 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"{len(report.label_names)} labels) in {t.get('total', 0):.1f}s"
     )
     _warn(report.warnings)
-    return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from parsner.cli import check_device
 from parsner.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from parsner.evaluation.evaluate import EvalResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,20 +59,21 @@ def _check_out(out: Path, args: argparse.Namespace, inputs: list[Path | None]) -
 
 
 def run(args: argparse.Namespace) -> int:
+    from parsner.data.api import flag_names
     from parsner.evaluation import evaluate as ev
+    from parsner.evaluation.api import EVAL_PARAMETERS, EVAL_SWITCHES, evaluate
 
     if args.bootstrap < 0:
         raise ConfigError("--bootstrap must be >= 0")
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
-    common = {"n_bootstrap": args.bootstrap, "seed": args.seed, "overwrite": args.overwrite,
-              "plots": not args.no_plots}
     if args.predictions is not None:
         if args.model is not None or args.data is not None:
             raise ConfigError("use either --predictions FILE or --model DIR --data DIR, not both")
         out = args.out or ev.default_predictions_out(args.predictions)
         _check_out(out, args, inputs=[args.predictions])
-        result = ev.evaluate_predictions_file(args.predictions, out=out, **common)
+        result = ev.evaluate_predictions_file(args.predictions, out=out, n_bootstrap=args.bootstrap, seed=args.seed,
+                                              overwrite=args.overwrite, plots=not args.no_plots)
     else:
         if args.model is None or args.data is None:
             raise ConfigError("parsner eval needs --model DIR and --data DIR (or --predictions FILE)")
@@ -78,17 +83,20 @@ def run(args: argparse.Namespace) -> int:
             out = args.model / f"eval-{args.split}"
         else:  # a hub id: keep its outputs out of a directory named like the id
             out = Path("eval") / "runs" / f"{str(args.model).replace('/', '--')}-{args.split}"
+        # The output first, then the device: both before the Python API loads the model.
         _check_out(out, args, inputs=[args.model if args.model.exists() else None, args.data])
         check_device(args.device)
-        if args.label_map is not None:
-            from parsner.labels import load_label_map
+        with flag_names(EVAL_PARAMETERS, EVAL_SWITCHES):
+            result = evaluate(args.model, args.data, args.split, out, batch_size=args.batch_size, device=args.device,
+                              label_map=args.label_map, normalizer=args.normalizer, bootstrap=args.bootstrap,
+                              seed=args.seed, plots=not args.no_plots, overwrite=args.overwrite)
+    print_eval(result, quiet=args.quiet, plots=not args.no_plots)
+    return 0
 
-            load_label_map(args.label_map)  # a bad map fails here, before the model loads
-        result = ev.evaluate_model(args.model, args.data, args.split, out=out, batch_size=args.batch_size,
-                                   device=args.device, label_map=args.label_map, normalizer=args.normalizer,
-                                   **common)
-    if not args.quiet:
+
+def print_eval(result: EvalResult, *, quiet: bool = False, plots: bool = True) -> None:
+    """What ``parsner eval`` prints: the report (unless ``quiet``), then what it wrote."""
+    if not quiet:
         print(result.report)
     print(f"wrote {result.out_dir}/ (metrics.json, predictions.conll, analysis.json, report.md"
-          f"{'' if args.no_plots else ', confusion.png'})")
-    return 0
+          f"{', confusion.png' if plots else ''})")

@@ -9,9 +9,10 @@ from Label Studio; no token anywhere), then starts this. Under the work folder's
    and splits the annotated tasks: the held-out part (:func:`~parsner.serving.labelstudio_protocol.is_held_out`, a
    hash of the task id keyed with the work folder's secret, so a task never moves between rounds and a caller
    cannot choose which tasks judge the new model) is the ``test`` split, the rest ``train``;
-2. runs ``parsner data build`` (the Label Studio reader, ``--annotator last``), ``parsner train --config
-   FILE`` (a validation split is carved from train when the config sets none), and ``parsner eval`` of the
-   served and the new model on the held-out tasks: the same commands a user would type, in this process;
+2. builds the dataset (the Label Studio reader, annotator ``last``), trains with the operator's config (a
+   validation split is carved from train when the config sets none), and evaluates the served and the new model
+   on the held-out tasks, in this process, through the Python API the commands call (``parsner.build_dataset``,
+   ``parsner.train``, ``parsner.evaluate``), printing what those commands print;
 3. decides (:func:`decide`): the new model replaces the served one only if its strict entity F1 on the
    held-out tasks, counting only the types the project's config has (what Label Studio would show), is no
    worse, above zero, and measured on at least one entity. The server swaps it in (and removes models beyond
@@ -23,12 +24,11 @@ Progress goes to ``ROUND/status.json``, the outcome to ``ROUND/result.json``, ev
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,31 +64,20 @@ class Failed(Exception):
     """A stage failed; the message is the round's error."""
 
 
-class _Tee(io.TextIOBase):
-    def __init__(self, out: Any) -> None:
-        self.out, self.lines = out, io.StringIO()
+def run_stage(stage: str, call: Callable[[], Any]) -> Any:
+    """One stage through the Python API, in this process; Failed with its error when it raises one that is the
+    operator's to fix (what the command would have said in one line: bad input, a full disk, ...)."""
+    from parsner.cli import USER_ERRNOS, os_error_message
+    from parsner.errors import ParsnerError
 
-    def write(self, s: str) -> int:
-        self.out.write(s)
-        self.lines.write(s)
-        return len(s)
-
-    def flush(self) -> None:
-        self.out.flush()
-
-
-def run_cli(stage: str, argv: list[str]) -> None:
-    """``parsner ARGV`` in this process; Failed with its last error line when it exits non-zero."""
-    from parsner.cli import main
-
-    print(f"$ parsner {' '.join(argv)}", file=sys.stderr, flush=True)
-    tee = _Tee(sys.stderr)
-    with contextlib.redirect_stderr(tee):
-        code = main(argv)
-    if code != 0:
-        lines = [ln for ln in tee.lines.getvalue().splitlines() if ln.strip()]
-        last = next((ln for ln in reversed(lines) if ln.startswith("parsner")), lines[-1] if lines else "")
-        raise Failed(f"{stage} failed (exit {code}): {last}")
+    try:
+        return call()
+    except ParsnerError as exc:
+        raise Failed(f"{stage} failed: {exc}") from exc
+    except OSError as exc:
+        if exc.errno not in USER_ERRNOS:
+            raise
+        raise Failed(f"{stage} failed: {os_error_message(exc)}") from exc
 
 
 class Progress:
@@ -132,17 +121,24 @@ def visible_f1(eval_dir: Path, mapper: TypeMapper) -> dict[str, float]:
             "gold_entities": int(sc.get("n_gold_entities", 0))}
 
 
-def _train_args(req: dict[str, Any], data: Path, out: Path) -> list[str]:
-    from parsner.training.config import load_config
+def _train(req: dict[str, Any], data: Path, out: Path) -> None:
+    """Train on the round's dataset with the operator's config (a validation split carved from train if it has
+    none) and print the run's line."""
+    from parsner.cli.train import print_run
+    from parsner.training.api import resolve_config, train
 
-    cfg = load_config(req["train_config"], overrides={"data": str(data)})
-    args = ["train", "--config", req["train_config"], "--data", str(data), "--out", str(out), "--set", "progress=false"]
+    cfg = resolve_config(req["train_config"], {"data": str(data), "progress": False}, out=out)
     if not cfg.validation_fraction:
-        args += ["--set", "validation_fraction=0.2"]
-    return args
+        cfg = resolve_config(cfg, {"validation_fraction": 0.2})
+    print_run(train(cfg))
 
 
 def run_round(round_dir: Path, req: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    from parsner.cli.data import print_build
+    from parsner.cli.eval import print_eval
+    from parsner.data.api import build_dataset
+    from parsner.evaluation.api import evaluate
+
     cfg = LabelingConfig(**{k: (tuple(v) if k == "labels" else v) for k, v in req["config"].items()})
     progress.stage("preparing the annotations")
     export = json.loads((round_dir / "export.json").read_text(encoding="utf-8"))
@@ -160,20 +156,20 @@ def run_round(round_dir: Path, req: dict[str, Any], progress: Progress) -> dict[
     (round_dir / "tasks.json").write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
     (round_dir / "splits.json").write_text(json.dumps(splits), encoding="utf-8")
     data, new = round_dir / "data", Path(req["models_dir"]) / f"parsner-{req['round']}"
-    label_map = ["--label-map", req["label_map"]] if req.get("label_map") else []
     progress.stage("building the dataset")
-    run_cli("parsner data build", ["data", "build", str(round_dir / "tasks.json"), "--format", "labelstudio",
-                                   "--annotator", "last", "--splits-file", str(round_dir / "splits.json"),
-                                   "--out", str(data), "-q"])
+    run_stage("parsner.build_dataset", lambda: print_build(build_dataset(
+        round_dir / "tasks.json", out=data, format="labelstudio", annotator="last",
+        splits_file=round_dir / "splits.json", log=lambda _line: None)))
     progress.stage("training")
-    run_cli("parsner train", _train_args(req, data, new))
+    run_stage("parsner.train", lambda: _train(req, data, new))
     scores = {}
     mapper = TypeMapper(cfg.labels)
     for name, model in (("current", req["current"]["model"]), ("new", str(new))):
         progress.stage(f"evaluating the {name} model on the held-out tasks")
         out = round_dir / f"eval-{name}"
-        run_cli("parsner eval", ["eval", "--model", model, "--data", str(data), "--split", "test", "--out", str(out),
-                                 "--bootstrap", "0", "--no-plots", "--quiet", *label_map])
+        run_stage("parsner.evaluate", lambda model=model, out=out: print_eval(evaluate(
+            model, data, "test", out, bootstrap=0, plots=False, label_map=req.get("label_map") or None),
+            quiet=True, plots=False))
         scores[name] = visible_f1(out, mapper)
     judged = (scores["current"]["f1_strict"], scores["new"]["f1_strict"], scores["current"]["gold_entities"])
     swap = decide(*judged)

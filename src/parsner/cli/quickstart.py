@@ -68,35 +68,34 @@ def _check_outputs(args: argparse.Namespace, data_dir: Path, model_dir: Path, ev
 
 
 def run(args: argparse.Namespace) -> int:
-    from parsner.cli import main as cli
+    from parsner.cli.data import print_build
+    from parsner.cli.eval import print_eval
+    from parsner.cli.train import print_run
+    from parsner.data.api import BUILD_PARAMETERS, BUILD_SWITCHES, build_dataset, flag_names
+    from parsner.evaluation.api import EVAL_PARAMETERS, EVAL_SWITCHES, evaluate
     from parsner.paths import recipe
+    from parsner.training.api import TRAIN_PARAMETERS, TRAIN_SWITCHES, train
 
     work: Path = args.workdir
     data_dir, model_dir, eval_dir = work / "data", work / "model", work / "eval"
-    again = ["--overwrite"] if args.overwrite else []
     _check_outputs(args, data_dir, model_dir, eval_dir)
 
+    # Each step is the Python API a command calls, printed as that command prints it; errors name flags.
     _step("1/4 build the embedded sample dataset")
     if not (args.keep and data_dir.exists()):
-        code = cli(["data", "build", "--corpus", "sample", "--out", str(data_dir), *again])
-        if code:
-            return code
+        with flag_names(BUILD_PARAMETERS, BUILD_SWITCHES):
+            report = build_dataset(corpus="sample", out=data_dir, overwrite=args.overwrite)  # progress: logging
+        print_build(report)
 
     _step("2/4 train the tiny stand-in model (random init; NOT ParsBERT)")
     if not (args.keep and (model_dir / "config.json").exists()):
-        train_args = ["train", "--config", str(recipe("sample")),
-                      "--data", str(data_dir), "--out", str(model_dir), *again]
-        if args.epochs is not None:
-            train_args += ["--epochs", str(args.epochs)]
-        code = cli(train_args)
-        if code:
-            return code
+        overrides = {"data": str(data_dir), "epochs": args.epochs}  # epochs None: the recipe's
+        with flag_names(TRAIN_PARAMETERS, TRAIN_SWITCHES):
+            print_run(train(recipe("sample"), overrides=overrides, out=model_dir, overwrite=args.overwrite))
 
     _step("3/4 evaluate on the sample's test split (seqeval)")
-    code = cli(["eval", "--model", str(model_dir), "--data", str(data_dir), "--split", "test",
-                "--out", str(eval_dir), *again])
-    if code:
-        return code
+    with flag_names(EVAL_PARAMETERS, EVAL_SWITCHES):
+        print_eval(evaluate(model_dir, data_dir, "test", eval_dir, overwrite=args.overwrite))
 
     _step("4/4 tag raw text (offsets index the original string)")
     from parsner.inference.tagger import Tagger

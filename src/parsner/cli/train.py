@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from parsner.training.train import RunResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,19 +28,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from parsner.training.config import flag_values
-    from parsner.training.train import run_training
-
-    # A run stopped by a signal raises TrainingInterrupted; cli.main prints it and exits with its code.
-    result = run_training(args.config, overrides=args.sets, resume=args.resume, overwrite=args.overwrite,
-                          **flag_values(args))
     import os
 
+    from parsner.data.api import flag_names
+    from parsner.training.api import TRAIN_PARAMETERS, TRAIN_SWITCHES, train
+    from parsner.training.config import flag_values, load_config
+
+    # The flags make the config (their errors name them); the Python API trains it.
+    cfg = load_config(args.config, overrides=flag_values(args), sets=args.sets)
+    # A run stopped by a signal raises TrainingInterrupted; cli.main prints it and exits with its code.
+    with flag_names(TRAIN_PARAMETERS, TRAIN_SWITCHES):
+        result = train(cfg, resume=args.resume, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) != 0:  # DDP: rank 0 reports
         return 0
+    print_run(result)
+    return 0
+
+
+def print_run(result: RunResult) -> None:
+    """What ``parsner train`` prints about a finished run: its folder, validation F1, and a stand-in's note."""
     m = result.metrics
     print(f"{result.out_dir}: validation f1_strict={m.get('f1_strict', float('nan')):.4f} "
           f"f1_default={m.get('f1_default', float('nan')):.4f}")
     if result.stand_in:
         print(f"NOTE: {result.stand_in}")
-    return 0

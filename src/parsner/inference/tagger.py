@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, TypedDict, overload
 
 from parsner import surrogates
 from parsner.data.wordtok import Word
@@ -32,6 +32,24 @@ from parsner.labels import load_label_map, model_labels, spans_from_tags, to_iob
 DEFAULT_MAX_BATCH_TOKENS = 2048
 
 
+class Entity(TypedDict):
+    """One entity found in a text, as the :class:`Tagger` returns it (a plain dict at run time).
+
+    Attributes:
+        text: The entity's characters, exactly ``original_text[start:end]``.
+        label: Its canonical upper-case type (``PER``, ``LOC``, ...).
+        start: Offset of its first character in the ORIGINAL text (code points; normalisation undone).
+        end: Offset just past its last character.
+        score: The model's probability of the entity's word tags (their mean, or minimum: ``Tagger.score_reduce``).
+    """
+
+    text: str
+    label: str
+    start: int
+    end: int
+    score: float
+
+
 @dataclass
 class TaggedDoc:
     """Everything the tagger found in one text (the writers in :mod:`parsner.serving.render` use it)."""
@@ -41,13 +59,13 @@ class TaggedDoc:
     tags: list[str]
     scores: list[float]  # probability of each word's tag (first sub-token)
     sentence_word_ranges: list[tuple[int, int]]  # [start, end) word indices of each sentence
-    entities: list[dict[str, Any]] = field(default_factory=list)
+    entities: list[Entity] = field(default_factory=list)
 
 
 class Tagger:
     """Tag raw Persian text with a token-classification model.
 
-    ``tagger(text)`` -> list of entity dicts; ``tagger([t1, t2], batch_size=32)`` -> one list per text.
+    ``tagger(text)`` -> list of :class:`Entity` dicts; ``tagger([t1, t2], batch_size=32)`` -> one list per text.
     ``tagger.predict_words([[w1, w2, ...], ...])`` -> one tag per given word (for evaluation).
     A text holding a lone surrogate (``"\\ud800"``, half of a UTF-16 pair) raises ``ValueError`` naming the
     text and the character: it is refused, not replaced (:mod:`parsner.surrogates` says why).
@@ -144,7 +162,7 @@ class Tagger:
         :mod:`parsner.inference.backends`). Loading is :func:`parsner.inference.modeling.load_for_tagger`'s
         (safetensors preferred, pickles only through the restricted unpickler, no remote code, offline-safe).
         On a CPU where torch's default matrix kernels leave speed unused (AMD with full-width AVX-512), the
-        fp32 Linear layers run through oneDNN instead (:func:`parsner.backends.onednn_linear_helps`; logits
+        fp32 Linear layers run through oneDNN instead (:func:`parsner.envinfo.onednn_linear_helps`; logits
         equal to rounding, ~1e-6).
         """
         from parsner.inference.modeling import load_for_tagger
@@ -162,10 +180,10 @@ class Tagger:
     # ------------------------------------------------------------------ public API
 
     @overload
-    def __call__(self, texts: str, batch_size: int = 32) -> list[dict[str, Any]]: ...
+    def __call__(self, texts: str, batch_size: int = 32) -> list[Entity]: ...
 
     @overload
-    def __call__(self, texts: Sequence[str], batch_size: int = 32) -> list[list[dict[str, Any]]]: ...
+    def __call__(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Entity]]: ...
 
     def __call__(self, texts: str | Sequence[str], batch_size: int = 32) -> Any:
         if isinstance(texts, str):
@@ -197,8 +215,8 @@ class Tagger:
                     start, end = doc.words[s + ws].start, doc.words[s + we - 1].end
                     sc = scores[ws:we]
                     score = min(sc) if self.score_reduce == "min" else sum(sc) / len(sc)
-                    ent = {"text": doc.text[start:end], "label": label, "start": start, "end": end}
-                    doc.entities.append({**ent, "score": score})
+                    doc.entities.append(Entity(text=doc.text[start:end], label=label, start=start, end=end,
+                                               score=score))
         return docs
 
     def _segment_normalized(self, text: str) -> tuple[list[Word], list[str], list[tuple[int, int]]]:

@@ -1,9 +1,9 @@
 """Output formats for tagged text: a self-contained RTL HTML page, inline text markup, CoNLL and JSON.
 
 Everything here is pure Python (no torch) and works on plain data: the original text plus entity dicts
-``{"text", "label", "start", "end", "score"}`` whose offsets index that text, and, for CoNLL, the words
-with their tags. Each writer is streaming: ``begin`` / ``write(doc)`` / ``end`` on an open text stream,
-so the ``predict`` command can print results as they are produced.
+(:class:`parsner.inference.tagger.Entity`: ``{"text", "label", "start", "end", "score"}``) whose offsets index that
+text, and, for CoNLL, the words with their tags. Each writer is streaming: ``begin`` / ``write(doc)`` / ``end`` on an
+open text stream, so the ``predict`` command can print results as they are produced.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import html
 import json
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+if TYPE_CHECKING:  # the type only: importing the tagger here would load more than the writers need
+    from parsner.inference.tagger import Entity
 
 FORMATS = ("json", "jsonl", "conll", "html", "text")
 
@@ -49,7 +52,7 @@ class TaggedDocLike(Protocol):
     """What the writers need from a tagged document (``parsner.inference.tagger.TaggedDoc`` satisfies it)."""
 
     text: str
-    entities: list[dict[str, Any]]
+    entities: list[Entity]
     words: Sequence[WordLike]
     tags: Sequence[str]
     sentence_word_ranges: Sequence[tuple[int, int]]
@@ -61,7 +64,7 @@ def colour_for(label: str) -> str:
     return _FALLBACK_COLOURS[zlib.crc32(label.encode("utf-8")) % len(_FALLBACK_COLOURS)]
 
 
-def _check_entities(text: str, entities: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def _check_entities(text: str, entities: Sequence[Entity]) -> list[Entity]:
     """Entities sorted by offset; refuse overlapping or out-of-range spans instead of garbling output."""
     ordered = sorted(entities, key=lambda e: (e["start"], e["end"]))
     prev_end = 0
@@ -78,7 +81,7 @@ def _check_entities(text: str, entities: Sequence[Mapping[str, Any]]) -> list[Ma
 # ---------------------------------------------------------------- entity dicts / JSON
 
 
-def entity_record(ent: Mapping[str, Any], digits: int = 4) -> dict[str, Any]:
+def entity_record(ent: Entity | Mapping[str, Any], digits: int = 4) -> Entity:
     """A JSON-ready copy of an entity (score rounded)."""
     return {
         "text": ent["text"],
@@ -89,14 +92,14 @@ def entity_record(ent: Mapping[str, Any], digits: int = 4) -> dict[str, Any]:
     }
 
 
-def doc_record(doc_id: str, text: str, entities: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def doc_record(doc_id: str, text: str, entities: Sequence[Entity]) -> dict[str, Any]:
     return {"id": doc_id, "text": text, "entities": [entity_record(e) for e in entities]}
 
 
 # ---------------------------------------------------------------- inline text markup
 
 
-def render_text(text: str, entities: Sequence[Mapping[str, Any]]) -> str:
+def render_text(text: str, entities: Sequence[Entity]) -> str:
     """``[تهران](LOC) پایتخت ایران است`` — each entity wrapped as ``[text](LABEL)``, the rest unchanged."""
     out: list[str] = []
     pos = 0
@@ -174,7 +177,7 @@ def html_head(title: str, labels: Sequence[str]) -> str:
     )
 
 
-def html_doc(doc_id: str, text: str, entities: Sequence[Mapping[str, Any]]) -> str:
+def html_doc(doc_id: str, text: str, entities: Sequence[Entity]) -> str:
     """One ``<article>``: the text with each entity in a ``<mark>`` coloured by its type."""
     parts: list[str] = []
     pos = 0
@@ -199,7 +202,7 @@ def html_tail() -> str:
 
 
 def render_html(
-    docs: Iterable[tuple[str, str, Sequence[Mapping[str, Any]]]],
+    docs: Iterable[tuple[str, str, Sequence[Entity]]],
     labels: Sequence[str] | None = None,
     title: str = "ParsNER",
 ) -> str:
