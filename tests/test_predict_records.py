@@ -175,18 +175,30 @@ def test_batches_after_a_boundary_are_those_of_the_whole_run(tmp_path: Path) -> 
         assert tail == whole[len([e for e in ends if e <= found.boundary]):]
 
 
-def test_progress_line_has_rate_and_eta() -> None:
-    stream = io.StringIO()
-    bar = Progress("tagging", 1000, "records", stream=stream, delay=0.0, log_every=0.0)
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_has_count_total_and_rate_on_a_terminal(caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="parsner")  # as under `parsner COMMAND` (no -q)
+    stream = _Terminal()
+    bar = Progress("tagging", 1000, "records", stream=stream, delay=0.0)
     bar.update(10)
-    bar.first = (time.monotonic() - 2.0, 0)
     bar.update(90)
     bar.close()
-    last = stream.getvalue().splitlines()[-1]
-    assert last.startswith("tagging: 100/1,000 records (10%), ") and "records/s" in last and "ETA " in last
-    unknown = Progress("tagging", None, stream=io.StringIO(), enabled=False)
-    unknown.update(5)
-    assert "ETA" not in unknown.line()
+    last = stream.getvalue().rsplit("\r", 1)[-1]
+    assert last.startswith("tagging:  10%") and "100/1000" in last and "records/s" in last, last
+    assert bar.n == 100
+    resumed = Progress("checking records", 5_000_000, "MB", stream=_Terminal(), delay=0.0, scale=1e6, initial=1000)
+    resumed.set(3_000_000)
+    resumed.close()
+    assert resumed.n == 3_000_000 and "3.0/5.0" in resumed.stream.getvalue()
+    off = Progress("tagging", None, stream=_Terminal(), enabled=False)
+    off.update(5)
+    assert off.n == 5 and off.stream.getvalue() == ""
 
 
 # ----------------------------------------------------------------------------------------- resume

@@ -120,6 +120,16 @@ def test_resume_after_sigterm_gives_identical_weights(pretrained, text, data, wo
     assert info_a["heldout_mlm_loss"] == info_b["heldout_mlm_loss"]
 
 
+def test_divergence_stops_like_training_and_keeps_the_last_checkpoint(text, data, work):
+    """Pre-training shares the job runner's divergence rule: exit 2 naming the step, the last good checkpoint kept."""
+    out = work / "diverged"
+    res = run_cli(pretrain_args(text, data, out), env_extra={"PARSNER_FAULT_INJECT": "NAN:4"})
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert "diverged at optimiser step 5" in res.stderr and "checkpoint-3" in res.stderr, res.stderr[-3000:]
+    assert not out.exists()
+    assert sorted(p.name for p in (work / "diverged.incomplete" / "checkpoints").iterdir()) == ["checkpoint-3"]
+
+
 def test_test_overlap_guard_fires(text, data, work):
     leaky = work / "leaky.txt"
     leaky.write_text(text.read_text("utf-8") + "خبر: " + " ".join(TEST_SENTENCE) + " .\n", encoding="utf-8")
@@ -218,15 +228,16 @@ def test_resume_compares_the_saved_config_as_data(tmp_path):
     import yaml
 
     from parsner.errors import ConfigError
-    from parsner.training.pretrain import prepare_work
+    from parsner.training.checkpoints import JOB_CONFIG_FILE, JOB_FINGERPRINT_FILE, check_saved_files
+    from parsner.training.jobs import RunDirs, start_work
 
     work = tmp_path / "work"
     config_text = yaml.safe_dump({"epochs": 2.0, "seed": 42, "tiny_layers": 2}, sort_keys=False)
-    fingerprint = {"text": ["a.txt"], "sha256": "0" * 8}
-    assert prepare_work(work, config_text, fingerprint, resume=False, overwrite=False) is None
+    files = {JOB_CONFIG_FILE: config_text, JOB_FINGERPRINT_FILE: '{"text": ["a.txt"], "sha256": "00000000"}'}
+    start_work(RunDirs(tmp_path / "out", work, None), files)
     reordered = yaml.safe_dump({"tiny_layers": 2, "seed": 42, "epochs": 2.0}, sort_keys=False)
-    (work / "job_config.yaml").write_text(reordered, encoding="utf-8")
-    assert prepare_work(work, config_text, fingerprint, resume=True, overwrite=False) is None
+    (work / JOB_CONFIG_FILE).write_text(reordered, encoding="utf-8")
+    check_saved_files(work, files)
     changed = yaml.safe_dump({"epochs": 3.0, "seed": 42, "tiny_layers": 2}, sort_keys=False)
     with pytest.raises(ConfigError, match="the config differ"):
-        prepare_work(work, changed, fingerprint, resume=True, overwrite=False)
+        check_saved_files(work, {**files, JOB_CONFIG_FILE: changed})

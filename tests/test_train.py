@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,10 @@ def baseline(work, config) -> Path:
     res = run_cli(["train", "--config", str(config), "--out", str(out)])
     assert res.returncode == 0, res.stderr[-3000:]
     assert "stand-in" in res.stdout
+    # one readable line per evaluation, not the Trainer's raw log dicts
+    assert re.search(r"parsner train: epoch [\d.]+ \(step \d+\), loss [\d.]+, validation loss [\d.]+, "
+                     r"validation F1 \(strict\) [\d.]+", res.stderr), res.stderr[-3000:]
+    assert "'eval_loss'" not in res.stdout + res.stderr and "{'loss'" not in res.stdout + res.stderr
     return out
 
 

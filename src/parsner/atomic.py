@@ -209,12 +209,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def file_sha256(path: Path) -> str:
-    """The sha256 of a file, read in 1 MiB blocks (inputs are recorded by it; outputs are recognised by it)."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The sha256 of a file (inputs are recorded by it; outputs are recognised by it), read without loading it."""
+    with Path(path).open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _manifest(folder: Path) -> dict[str, str]:

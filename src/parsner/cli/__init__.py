@@ -5,6 +5,14 @@ parser and sets ``func`` (a callable taking the parsed args and returning an exi
 User errors (:class:`~parsner.errors.ParsnerError`, and filesystem errors such as a full disk or a
 read-only folder) print one clear message and exit with code 2; Ctrl-C exits with 130, SIGTERM with 143
 (after temporary outputs are cleaned up); anything else is a crash with a traceback (exit code 1).
+
+Logging is configured here and nowhere else. Library modules log through ``logging.getLogger(__name__)`` (all
+under ``parsner.``), with messages that carry no ``parsner COMMAND:`` prefix and no ``warning:`` label: while a
+command runs, :func:`main` puts one handler on the ``parsner`` logger that writes to stderr and adds them, so the
+lines read as they always have: ``parsner train: MSG`` (info and debug, named after the running command),
+``parsner: warning: MSG``, ``parsner: error: MSG``. ``parsner -q`` shows warnings and errors only (and hides the
+progress lines of commands that draw them), ``parsner -v`` adds debug lines. The handler and level are removed
+again when the command returns, so a program that calls :func:`main` keeps its own logging set-up.
 """
 
 from __future__ import annotations
@@ -13,11 +21,13 @@ import argparse
 import contextlib
 import errno
 import importlib
+import logging
 import os
+import platform
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from parsner import surrogates
@@ -36,10 +46,77 @@ def build_parser() -> argparse.ArgumentParser:
         description="Persian named-entity recognition: build datasets, fine-tune ParsBERT, evaluate, predict.",
     )
     parser.add_argument("--version", action="version", version=f"parsner {__version__}")
+    # dests of their own: a command's own -q (data build, predict, eval) would overwrite a shared `quiet`
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("-q", "--quiet", dest="log_quiet", action="store_true",
+                       help="warnings and errors only: no progress or info lines on stderr")
+    noise.add_argument("-v", "--verbose", dest="log_verbose", action="store_true", help="also debug lines on stderr")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"parsner.cli.{name}").register(subparsers)
     return parser
+
+
+# ------------------------------------------------------------------------------------------------ logging
+
+#: The command each nested :func:`main` call is running (quickstart and the retraining worker call it again).
+_COMMANDS: list[str] = []
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (tests and callers swap it while a command runs)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+class _PrefixFormatter(logging.Formatter):
+    """The prefixes parsner's stderr lines have always had, added to the library's bare messages."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno >= logging.ERROR:
+            return f"parsner: error: {text}"
+        if record.levelno >= logging.WARNING:
+            return f"parsner: warning: {text}"
+        return f"parsner {_COMMANDS[-1]}: {text}" if _COMMANDS and _COMMANDS[-1] else f"parsner: {text}"
+
+
+@contextlib.contextmanager
+def _logging_for(args: argparse.Namespace) -> Iterator[None]:
+    """The ``parsner`` logger's stderr handler and level for one command (a nested call keeps the outer level)."""
+    logger = logging.getLogger("parsner")
+    handler = next((h for h in logger.handlers if isinstance(h, _StderrHandler)), None)
+    added = handler is None
+    if handler is None:
+        handler = _StderrHandler()
+        handler.setFormatter(_PrefixFormatter())
+        logger.addHandler(handler)
+    previous = logger.level
+    if args.log_verbose:
+        logger.setLevel(logging.DEBUG)
+    elif args.log_quiet:
+        logger.setLevel(logging.WARNING)
+    elif added:
+        logger.setLevel(logging.INFO)
+    if not logger.isEnabledFor(logging.INFO) and hasattr(args, "quiet"):
+        args.quiet = True  # the command's own -q: its progress lines are not logging's
+    _COMMANDS.append(args.command or "")
+    try:
+        yield
+    finally:
+        _COMMANDS.pop()
+        logger.setLevel(previous)
+        if added:
+            logger.removeHandler(handler)
 
 
 #: Filesystem and environment errors that are the user's to fix (full disk, read-only folder, ...): one line.
@@ -123,6 +200,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USER_ERROR
+    with _logging_for(args):
+        logging.getLogger(__name__).debug("parsner %s, Python %s: %s", __version__, platform.python_version(),
+                                          " ".join(argv))
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, with its errors mapped to one line and an exit code."""
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)

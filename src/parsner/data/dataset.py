@@ -27,10 +27,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import random
 import re
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +58,8 @@ from parsner.data.readers.conll import DOC_BLOCK
 from parsner.data.records import ReadResult, Sentence
 from parsner.errors import ConfigError, InputError
 from parsner.labels import label_list, load_label_map
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import DatasetDict, Features
@@ -90,10 +92,6 @@ Log = Callable[[str], None]
 
 #: One read input: its result, and the sha256 and size of its file (None for an already-read result).
 ReadInput = tuple[ReadResult, str | None, int | None]
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -707,7 +705,7 @@ def build_dataset(
     name: str | None = None,
     card_info: Mapping[str, Any] | None = None,
     command: str | None = None,
-    log: Log | None = _stderr,
+    log: Log | None = log.info,  # the module's log (the parameter shadows it)
     reader_options: Mapping[str, Any] | None = None,
 ) -> BuildReport:
     """Read ``inputs``, split, and write the dataset, stats, audit, card and build record to ``out``.

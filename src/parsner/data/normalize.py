@@ -36,8 +36,8 @@ import bisect
 import dataclasses
 import functools
 import json
+import logging
 import re
-import sys
 import unicodedata
 from array import array
 from collections.abc import Callable
@@ -46,6 +46,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from parsner.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 #: Version of the ``normalizer.json`` format and of the normalisation rules. Bump it when a rule changes
 #: what a text normalises to: a model must be used with the normaliser it was trained with.
@@ -607,10 +609,6 @@ def default_normalizer(model: str) -> str | None:
     return None
 
 
-def _warn(message: str) -> None:
-    print(f"parsner: warning: {message}", file=sys.stderr)
-
-
 def choose_normalizer(
     choice: str, *, saved: Path | None, named: Any = None, model: str
 ) -> tuple[PersianNormalizer | None, str]:
@@ -619,26 +617,26 @@ def choose_normalizer(
     ``saved`` is the normalizer.json the model ships (None: none), ``named`` the preset its parsner.json names,
     ``model`` its path or hub id. ``choice``: ``auto`` (the saved file; else the named preset; else the default for
     the hub id, see :data:`HUB_NORMALIZER_DEFAULTS`; else none), a preset name, or the path of a normalizer.json.
-    Every case that is not the model's own file is said on stderr.
+    Every case that is not the model's own file is logged as a warning (``parsner.data.normalize``).
     """
     if choice == "auto":
         if saved is not None:
             return PersianNormalizer.load(saved), "normalizer.json saved with the model"
         if isinstance(named, str) and named != "none":
-            _warn(f"{model}: parsner.json names the normaliser {named!r} but normalizer.json is missing; "
-                  f"using the {named!r} preset")
+            log.warning("%s: parsner.json names the normaliser %r but normalizer.json is missing; using the %r "
+                        "preset", model, named, named)
             return PersianNormalizer(NormalizerConfig.preset(named)), f"{named} (preset; normalizer.json missing)"
         if named == "none":
             return None, "none (as trained)"
         preset = default_normalizer(model)
         if preset is not None:
             return PersianNormalizer(NormalizerConfig.preset(preset)), f"{preset} (default for this hub id)"
-        _warn(f"{model} has no normalizer.json: text goes to its tokenizer unnormalised "
-              "(pass --normalizer parsbert for a ParsBERT model)")
+        log.warning("%s has no normalizer.json: text goes to its tokenizer unnormalised "
+                    "(pass --normalizer parsbert for a ParsBERT model)", model)
         return None, "none (the model has no normalizer.json)"
     if choice in NORMALIZER_CHOICES:
         if saved is not None:
-            _warn(f"--normalizer {choice} replaces the normalizer.json saved with {model}")
+            log.warning("--normalizer %s replaces the normalizer.json saved with %s", choice, model)
         if choice == "none":
             return None, "none (--normalizer none)"
         return PersianNormalizer(NormalizerConfig.preset(choice)), f"{choice} (--normalizer)"

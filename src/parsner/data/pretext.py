@@ -21,8 +21,8 @@ overlaps), ``report`` (counted and kept) or ``drop`` (counted and removed).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-import sys
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,6 +32,8 @@ from typing import Any, Literal
 from parsner.atomic import file_sha256
 from parsner.data.readers.conll import parse_json
 from parsner.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
 
 TextFormat = Literal["auto", "text", "jsonl", "corpus"]
 OverlapMode = Literal["refuse", "report", "drop"]  # unlabelled text that holds a test sentence
@@ -211,8 +213,8 @@ def apply_guard(corpus: TextCorpus, tests: list[tuple[list[str], str]], mode: st
             "inflates its scores: remove them (--drop-test-overlap) or go ahead knowingly (--allow-test-overlap)"
         )
     verb = "removed" if mode == "drop" else "KEPT (--allow-test-overlap)"
-    print(f"parsner: warning: {len(found)} sentence(s) of the text contain a test sentence; {verb}. "
-          f"E.g. {report['examples'][0]}", file=sys.stderr)
+    log.warning("%d sentence(s) of the text contain a test sentence; %s. E.g. %s", len(found), verb,
+                report["examples"][0])
     if mode == "drop":
         bad = {k for k, _ in found}
         keep = [k for k in range(len(corpus.sentences)) if k not in bad]

@@ -17,9 +17,9 @@ Output directory::
 from __future__ import annotations
 
 import json
+import logging
 import math
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +30,8 @@ from typing import Any
 from parsner.atomic import atomic_write_text
 from parsner.errors import ConfigError
 from parsner.paths import REPO_ROOT, recipe, resource
+
+log = logging.getLogger(__name__)
 
 BASELINES_PATH = resource("eval/baselines.yaml")
 
@@ -249,10 +251,6 @@ class BenchmarkResult:
     markdown: str
 
 
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def _model_slug(model: str) -> str:
     last = model.rstrip("/").split("/")[-1]
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in last) or "model"
@@ -464,7 +462,7 @@ def run_benchmark(
     overwrite: bool = False,
     append_results: str | Path | None = None,
     command: str | None = None,
-    log: Log | None = _stderr,
+    log: Log | None = log.info,  # the module's log (the parameter shadows it)
     eval_only: bool = False,
     label_map: str | None = None,
     normalizer: str = "auto",

@@ -25,6 +25,7 @@ import contextlib
 import gzip
 import hashlib
 import json
+import logging
 import lzma
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,6 +37,8 @@ from parsner import surrogates
 from parsner.data import strictjson
 from parsner.errors import ConfigError, InputError
 from parsner.serving.progress import Progress
+
+log = logging.getLogger(__name__)
 
 #: Compressed files are read as their content; the suffix says how.
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
@@ -177,11 +180,9 @@ def record_files(path: Path, skip_unreadable: bool = False) -> Listing:
 
 
 def note_left_out(listing: Listing) -> None:
-    """Name on stderr each folder entry that --skip-unreadable left out (nothing is left out silently)."""
-    import sys
-
+    """Warn of each folder entry that --skip-unreadable left out (nothing is left out silently, even under -q)."""
     for path, why in listing.left_out:
-        print(f"parsner predict: --skip-unreadable: left out {path}: {why}", file=sys.stderr)
+        log.warning("--skip-unreadable: left out %s: %s", path, why)
 
 
 def check_output_outside(output: Path, source: Path) -> None:

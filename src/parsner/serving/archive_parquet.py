@@ -13,8 +13,8 @@ naming it (``--skip-unreadable`` leaves such entries out, naming each), and an o
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -31,6 +31,8 @@ from parsner.serving.archive import (
     note_left_out,
 )
 from parsner.serving.progress import Progress
+
+log = logging.getLogger(__name__)
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -159,7 +161,7 @@ def run(args: argparse.Namespace, listing: Listing, load_tagger: Any) -> int:
     note_left_out(listing)
     total, bad, schema = survey(files, args.text_field, args.entities_field, args.skip_bad, max_chars)
     if bad:
-        print(f"parsner predict: skipping {bad:,} bad row(s)", file=sys.stderr)
+        log.warning("skipping %s bad row(s)", f"{bad:,}")
     tagger = load_tagger(args)
     out: Path = args.output
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -180,6 +182,6 @@ def run(args: argparse.Namespace, listing: Listing, load_tagger: Any) -> int:
         record_output_file(out)
     finally:
         tmp.unlink(missing_ok=True)
-    print(f"parsner predict: {total:,} row(s), {n_ents:,} entities" + (f", {bad:,} bad row(s) skipped" if bad else "")
-          + f"; total {time.perf_counter() - t0:.1f} s; wrote {out}", file=sys.stderr)
+    log.info("%s row(s), %s entities%s; total %.1f s; wrote %s", f"{total:,}", f"{n_ents:,}",
+             f", {bad:,} bad row(s) skipped" if bad else "", time.perf_counter() - t0, out)
     return 0

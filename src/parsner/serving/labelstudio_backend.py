@@ -28,7 +28,7 @@ XML, no ``<Labels>`` on a ``<Text $key>``) a 422 naming the problem. A retrainin
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +45,8 @@ from parsner.serving.labelstudio_protocol import (
     task_score,
     utf16_votes,
 )
+
+log = logging.getLogger(__name__)
 
 #: Projects kept in memory (config, token, counters): a new one beyond this is refused at /setup.
 MAX_PROJECTS = 100
@@ -210,9 +212,8 @@ class LabelStudioBackend:
         differs = isinstance(hostname, str) and bool(hostname) and self.opts.label_studio_url is not None \
             and not same_label_studio(self.opts.label_studio_url, hostname)
         if differs and not project.hostname_differs:
-            print(f"parsner serve: note: /setup of project {pid} names Label Studio at {short(hostname, 200)!r}; "
-                  f"exports come from --label-studio-url {self.opts.label_studio_url} only", file=sys.stderr,
-                  flush=True)
+            log.info("note: /setup of project %s names Label Studio at %r; exports come from "
+                     "--label-studio-url %s only", pid, short(hostname, 200), self.opts.label_studio_url)
         project.hostname_differs = differs
         if isinstance(token, str) and token.strip():
             project.token = token.strip()

@@ -8,11 +8,13 @@ only callers with credentials reach every route here but ``GET health``, which s
 the handlers' ``Request`` annotation at definition time.
 """
 
-import sys
+import logging
 from typing import Any
 
 from parsner import surrogates
 from parsner.serving.labelstudio_protocol import LabelConfigError, parse_labeling_config, project_id
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/label-studio"
 #: Label Studio sends every selected task in one predict call: a larger body limit than /v1/ner's.
@@ -64,8 +66,8 @@ async def _tag_chunk(batcher: Any, chunk: list[str]) -> list[Any]:
         except ApiError:
             raise
         except Exception as exc:
-            print(f"parsner serve: /label-studio/predict: the model failed on one task: {type(exc).__name__}: "
-                  f"{str(exc)[:300]}", file=sys.stderr, flush=True)
+            log.warning("/label-studio/predict: the model failed on one task: %s: %s", type(exc).__name__,
+                        str(exc)[:300])
             docs.append(None)
     if all(d is None for d in docs):
         raise ApiError(500, "model_error", f"tagging failed: {type(first).__name__}: {first}") from None

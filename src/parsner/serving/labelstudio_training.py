@@ -22,6 +22,7 @@ Label Studio sends in ``/setup`` stays in this process's memory: it is used for 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
@@ -39,6 +40,8 @@ from typing import Any
 from parsner.atomic import MARKER, atomic_write_text, file_sha256, output_kind, write_marker
 from parsner.errors import ConfigError
 from parsner.serving.labelstudio_protocol import HOLDOUT_FRACTION, KEEP_MODELS, LabelingConfig, project_id
+
+log = logging.getLogger(__name__)
 
 WORK_KIND = "label-studio"
 EXPORT_TIMEOUT_S = 120
@@ -366,8 +369,8 @@ class Retrainer:
             return fetch_export(self.label_studio_url, job["project"], token or "")
         except (ExportFailed, ValueError) as exc:
             detail = getattr(exc, "detail", str(exc))
-            with open(round_dir / "log.txt", "a", encoding="utf-8") as log:
-                log.write(f"fetching the export of project {job['project']}: {detail}\n")
+            with open(round_dir / "log.txt", "a", encoding="utf-8") as fh:
+                fh.write(f"fetching the export of project {job['project']}: {detail}\n")
             public = str(exc) if isinstance(exc, ExportFailed) else ""
             where = round_dir.relative_to(self.work_dir) / "log.txt"
             raise RuntimeError(f"the export could not be fetched{': ' + public if public else ''} "
@@ -381,10 +384,10 @@ class Retrainer:
             gone = prune_models(self.work_dir / "models", self.keep_models, protect)
         except OSError as exc:
             gone = []
-            print(f"parsner serve: could not remove old retrained models: {exc}", file=sys.stderr, flush=True)
+            log.warning("could not remove old retrained models: %s", exc)
         if gone and round_dir.is_dir():
-            with open(round_dir / "log.txt", "a", encoding="utf-8") as log:
-                log.write(f"removed old models (--keep-models {self.keep_models}): "
+            with open(round_dir / "log.txt", "a", encoding="utf-8") as fh:
+                fh.write(f"removed old models (--keep-models {self.keep_models}): "
                           f"{', '.join(p.name for p in gone)}\n")
 
     def _run_worker(self, n: int, round_dir: Path, job: dict[str, Any], tasks: list[Any]) -> dict[str, Any]:
@@ -398,9 +401,9 @@ class Retrainer:
                    "current": {"model": str(Path(model).resolve()), "version": version}}
         atomic_write_text(round_dir / "request.json", json.dumps(request, ensure_ascii=False, indent=1))
         self.state["stage"] = "starting the retraining process"
-        with open(round_dir / "log.txt", "a", encoding="utf-8") as log:
+        with open(round_dir / "log.txt", "a", encoding="utf-8") as fh:
             self._proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(round_dir)],
-                                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
                                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
             code = self._proc.wait()
         try:

@@ -1,5 +1,6 @@
-"""Trainer callbacks every ParsNER training job uses: stop on a signal after a checkpoint, per-step seeds,
-a JSONL log, and (for tests) fault injection at a chosen step."""
+"""Trainer callbacks every ParsNER training job uses: stop on a signal after a checkpoint (the flag is
+:class:`parsner.training.jobs.SignalStopper`'s), per-step seeds, a JSONL log, and (for tests) fault injection at a
+chosen step."""
 
 from __future__ import annotations
 
@@ -7,59 +8,15 @@ import json
 import math
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from parsner.errors import ConfigError, ParsnerError
+from parsner.errors import ConfigError
 
 
-def _log(msg: str) -> None:
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"parsner train: {msg}", file=sys.stderr, flush=True)
-
-
-class TrainingInterrupted(ParsnerError):
-    """A run stopped by a signal after saving a checkpoint (resume with --resume)."""
-
-    def __init__(self, signum: int, work_dir: Path, checkpoint: str | None) -> None:
-        self.signum = signum
-        self.exit_code = 128 + signum
-        self.checkpoint = checkpoint
-        name = signal.Signals(signum).name
-        where = f"checkpoint saved in {checkpoint}" if checkpoint else f"no checkpoint yet in {work_dir}"
-        super().__init__(f"training stopped by {name}; {where}. Continue with the same command and --resume")
-
-
-class SignalStopper:
-    """Signal flag shared by the handler and the Trainer callback."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.previous: dict[int, Any] = {}
-
-    def handler(self, signum: int, frame: Any) -> None:
-        if signum == signal.SIGINT and self.signum == signal.SIGINT:
-            raise KeyboardInterrupt  # second Ctrl-C: stop now
-        self.signum = signum
-        _log(f"{signal.Signals(signum).name} received: saving a checkpoint after this step, then stopping")
-
-    def install(self) -> None:
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for s in (signal.SIGINT, signal.SIGTERM):
-            self.previous[s] = signal.signal(s, self.handler)
-
-    def restore(self) -> None:
-        for s, h in self.previous.items():
-            signal.signal(s, h)
-        self.previous.clear()
-
-
-def make_callbacks(stopper: SignalStopper, log_path: Path | None) -> list[Any]:
+def make_callbacks(stopper: Any, log_path: Path | None) -> list[Any]:
+    """``stopper``: a :class:`parsner.training.jobs.SignalStopper` (its ``signum`` is set by the signal handler)."""
     from transformers import TrainerCallback
 
     class StopOnSignal(TrainerCallback):

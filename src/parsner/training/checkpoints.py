@@ -1,68 +1,36 @@
-"""What a run keeps while it trains, and what ``--resume`` checks before it continues.
+"""What ``--resume`` checks before a job continues (the work folder itself: :mod:`parsner.training.jobs`).
 
-A run trains in ``<out>.incomplete/``: ``checkpoints/checkpoint-N/`` (each closed by a
-:data:`CHECKPOINT_COMPLETE` marker written last, so a save cut short by a crash or a full disk is recognised),
-``run_config.yaml`` and :data:`FINGERPRINT_FILE` (the dataset it trains on). ``--resume`` continues from the
-newest complete checkpoint, and first refuses, naming the difference, a changed config, a rebuilt dataset or a
-tokenizer that no longer matches the checkpoint.
+A training run keeps ``run_config.yaml`` and :data:`FINGERPRINT_FILE` (the dataset it trains on) in its work folder;
+pre-training and distillation keep :data:`JOB_CONFIG_FILE` and :data:`JOB_FINGERPRINT_FILE`. ``--resume`` continues
+from the newest complete checkpoint, and first refuses, naming the difference, a changed config, a rebuilt dataset
+or a tokenizer that no longer matches the checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
 from parsner.errors import ConfigError
-from parsner.training.config import RunConfig, resume_safe_keys
+from parsner.training.config import RunConfig, dump_yaml, resume_safe_keys
+from parsner.training.jobs import (  # noqa: F401  (the work folder's names, also importable from here)
+    CHECKPOINT_COMPLETE,
+    INCOMPLETE_SUFFIX,
+    checkpoint_is_complete,
+    checkpoints,
+    drop_incomplete_checkpoints,
+    last_checkpoint,
+)
 
-INCOMPLETE_SUFFIX = ".incomplete"
-#: Written last into every checkpoint folder: a checkpoint without it was cut short (crash, full disk).
-CHECKPOINT_COMPLETE = ".parsner-complete"
+log = logging.getLogger(__name__)
+
 #: The dataset a run trains on (labels, inputs' sha256, content hash of the splits), checked by --resume.
 FINGERPRINT_FILE = "data_fingerprint.json"
-
-
-def _log(msg: str) -> None:
-    if int(os.environ.get("RANK", "0")) == 0:  # one voice under DDP
-        print(f"parsner train: {msg}", file=sys.stderr, flush=True)
-
-
-def checkpoints(ckpt_dir: Path) -> list[Path]:
-    """``checkpoint-N`` folders, newest first."""
-    if not ckpt_dir.is_dir():
-        return []
-    found = []
-    for p in ckpt_dir.iterdir():
-        head, _, num = p.name.rpartition("-")
-        if head == "checkpoint" and num.isdigit() and p.is_dir():
-            found.append((int(num), p))
-    return [p for _, p in sorted(found, reverse=True)]
-
-
-def checkpoint_is_complete(path: Path) -> bool:
-    if (path / CHECKPOINT_COMPLETE).is_file():
-        return True
-    try:  # written before the marker existed: the trainer state is the last file a checkpoint gets
-        json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def last_checkpoint(ckpt_dir: Path) -> str | None:
-    return next((str(p) for p in checkpoints(ckpt_dir) if checkpoint_is_complete(p)), None)
-
-
-def drop_incomplete_checkpoints(ckpt_dir: Path) -> None:
-    """Remove checkpoints whose save was cut short (they are parsner's own, inside the work folder)."""
-    for p in checkpoints(ckpt_dir):
-        if not checkpoint_is_complete(p):
-            _log(f"--resume: skipping the incomplete checkpoint {p} (its save was interrupted); removing it")
-            shutil.rmtree(p, ignore_errors=True)
+#: What a pre-training or distillation work folder keeps for --resume: its config and its inputs' fingerprint.
+JOB_CONFIG_FILE = "job_config.yaml"
+JOB_FINGERPRINT_FILE = "fingerprint.json"
 
 
 def data_fingerprint(cfg: RunConfig, train: Any, valid: Any, names: list[str]) -> dict[str, Any]:
@@ -90,7 +58,7 @@ def check_fingerprint(work: Path, now: dict[str, Any]) -> None:
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        _log(f"--resume: no {path.name} in {work} (a run started by an older parsner): dataset not verified")
+        log.info(f"--resume: no {path.name} in {work} (a run started by an older parsner): dataset not verified")
         return
     changes = []
     if saved.get("labels") != now["labels"]:
@@ -147,3 +115,38 @@ def check_saved_config(work: Path, cfg: RunConfig) -> None:
             f"--resume: the config differs from the interrupted run's ({work / 'run_config.yaml'}) in: "
             f"{', '.join(diff)}; resume with the same settings or start over with --overwrite"
         )
+
+
+def job_work_files(cfg: Any, fingerprint: dict[str, Any]) -> dict[str, str]:
+    """A pre-training or distillation work folder's config and fingerprint files, as --resume compares them: the
+    config without the keys declared ``resume_safe`` (threads, progress)."""
+    import yaml
+
+    doc = yaml.safe_load(dump_yaml(cfg)) or {}
+    for key in resume_safe_keys(type(cfg)):
+        doc.pop(key, None)
+    return {JOB_CONFIG_FILE: yaml.safe_dump(doc, sort_keys=False, allow_unicode=True),
+            JOB_FINGERPRINT_FILE: json.dumps(fingerprint, indent=1)}
+
+
+def check_saved_files(work: Path, files: dict[str, str]) -> None:
+    """--resume of a pre-training or distillation: the work folder's saved ``files`` must equal this run's."""
+    differ = [name for name, now in files.items()
+              if (work / name).is_file() and not _same_document((work / name).read_text(encoding="utf-8"), now)]
+    if differ:
+        what = " and ".join("the config" if n.endswith("yaml") else "the input text or data" for n in differ)
+        raise ConfigError(f"--resume: {what} differ(s) from the interrupted run's in {work}; resume with the "
+                          "same settings and inputs, or start over with --overwrite")
+
+
+def _same_document(saved: str, now: str) -> bool:
+    """Equal as data (YAML is a superset of JSON): key order and layout do not matter, so a run saved by an
+    earlier version that wrote its keys in another order still resumes."""
+    import yaml
+
+    if saved == now:
+        return True
+    try:
+        return yaml.safe_load(saved) == yaml.safe_load(now)
+    except yaml.YAMLError:
+        return False

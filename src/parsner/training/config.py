@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import math
 import os
 import re
-import sys
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -30,6 +30,8 @@ from parsner.errors import ConfigError
 from parsner.inference.modeling import TINY_DEFAULTS  # the tiny stand-in's sizes (re-exported)
 from parsner.inference.runmeta import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE
 from parsner.paths import shipped_recipe_for
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -332,7 +334,7 @@ def load(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any]
         p = Path(path)
         shipped = shipped_recipe_for(p)
         if shipped is not None:
-            print(f"parsner: {p} is not here; using the recipe shipped with ParsNER ({shipped})", file=sys.stderr)
+            log.info("%s is not here; using the recipe shipped with ParsNER (%s)", p, shipped)
             p = shipped
         cfg = apply(cfg, _read_yaml(p), str(p))
         if getattr(cfg, "run_name", "") is None:

@@ -16,6 +16,7 @@ optimisation, reusing the word clusters already built in the work folder.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -29,12 +30,10 @@ from parsner._version import __version__
 from parsner.errors import ConfigError
 from parsner.training.callbacks import FAULT_ENV
 from parsner.training.config import RunConfig, dump_yaml
+from parsner.training.jobs import RunDirs, TrainingInterrupted, start_work
 
 CLUSTERS_CACHE = "clusters.json"
-
-
-def _log(msg: str) -> None:
-    print(f"parsner train: {msg}", file=sys.stderr, flush=True)
+log = logging.getLogger(__name__)
 
 
 def test_sentences(cfg: RunConfig, normalizer: Any) -> list[tuple[list[str], str]]:
@@ -64,15 +63,15 @@ def word_clusters(cfg: RunConfig, train_words: list[list[str]], valid_words: lis
     if cache.is_file():
         saved = json.loads(cache.read_text(encoding="utf-8"))
         if saved.get("key") == key:
-            _log(f"word clusters reused from {cache}")
+            log.info(f"word clusters reused from {cache}")
             return saved["table"], saved["report"]
     t0 = time.time()
     table = build_clusters(sentences, cfg.cluster_sizes, min_count=cfg.cluster_min_count, seed=cfg.seed)
     report = {"sentences": len(sentences), "words": sum(map(len, sentences)), "clustered_words": len(table),
               "sources": extra.sources, "test_guard": guard, "seconds": round(time.time() - t0, 1)}
-    _log(f"word clusters: {len(table):,} words from {report['words']:,} words of text "
-         f"({guard.get('overlapping_sentences', 0)} sentence(s) holding a test sentence dropped) "
-         f"in {report['seconds']:.0f}s")
+    log.info(f"word clusters: {len(table):,} words from {report['words']:,} words of text "
+             f"({guard.get('overlapping_sentences', 0)} sentence(s) holding a test sentence dropped) "
+             f"in {report['seconds']:.0f}s")
     atomic_write_text(cache, json.dumps({"key": key, "table": table, "report": report}, ensure_ascii=False))
     return table, report
 
@@ -99,8 +98,8 @@ def gazetteer(cfg: RunConfig, normalizer: Any,
     table, report = build_gazetteer(list(cfg.gazetteer_data), norm, tests,
                                     min_words=cfg.cluster_overlap_min_words, max_words=cfg.gazetteer_max_words)
     dropped = sum(src["dropped_holding_test"] for src in report["sources"])
-    _log(f"gazetteer: {len(table):,} names from {len(report['sources'])} file(s) "
-         f"({dropped} sentence(s) holding a test sentence dropped)")
+    log.info(f"gazetteer: {len(table):,} names from {len(report['sources'])} file(s) "
+             f"({dropped} sentence(s) holding a test sentence dropped)")
     return table, report
 
 
@@ -122,9 +121,8 @@ class _Progress:
         if n == 1 or n % self.every == 0 or n == self.total:
             spent = time.time() - self.t0
             eta = spent / n * (self.total - n) if n else 0.0
-            print(f"parsner train: CRF iteration {n}/{self.total}: loss {info.get('loss', float('nan')):.1f}, "
-                  f"{info.get('active_features', 0):,} active features, {spent:.0f}s (at most ~{eta:.0f}s left)",
-                  file=sys.stderr, flush=True)
+            log.info(f"CRF iteration {n}/{self.total}: loss {info.get('loss', float('nan')):.1f}, "
+                     f"{info.get('active_features', 0):,} active features, {spent:.0f}s (at most ~{eta:.0f}s left)")
 
 
 def _fault(spec: str) -> tuple[int, int] | None:
@@ -140,9 +138,17 @@ def _fault(spec: str) -> tuple[int, int] | None:
 
 
 def _fit(words: list[list[str]], tags: list[list[str]], spec: dict[str, Any], params: dict[str, Any],
-         model_path: str, log_path: str, every: int) -> None:
-    """Child process: features for every training sentence, then crfsuite's L-BFGS; writes ``model_path``."""
+         model_path: str, log_path: str, every: int, log_level: int | None) -> None:
+    """Child process: features for every training sentence, then crfsuite's L-BFGS; writes ``model_path``.
+
+    A spawned process starts without the parent's logging set-up: its progress lines get a handler of their own,
+    at the parent's level (``log_level``; None: the parent shows nothing)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it stops this process with SIGTERM
+    if log_level is not None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("parsner train: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(log_level)
     import pycrfsuite
 
     from parsner.data.wordfeatures import FeatureSpec, sentence_features
@@ -157,8 +163,8 @@ def _fit(words: list[list[str]], tags: list[list[str]], spec: dict[str, Any], pa
         def on_featgen_progress(self, log: str, percent: float) -> None: ...
         def on_featgen_end(self, log: str) -> None: ...
         def on_prepared(self, log: str) -> None: ...
-        def on_prepare_error(self, log: str) -> None:
-            print(log, file=sys.stderr, end="")
+        def on_prepare_error(self, text: str) -> None:
+            log.error(text.rstrip())
 
         def on_optimization_end(self, log: str) -> None: ...
         def on_end(self, log: str) -> None: ...
@@ -174,7 +180,6 @@ def _fit(words: list[list[str]], tags: list[list[str]], spec: dict[str, Any], pa
 def fit_crf(cfg: RunConfig, words: list[list[str]], tags: list[list[str]], spec: Any, work: Path) -> Path:
     """Train in a child process (see the module docstring); Ctrl-C/SIGTERM raise TrainingInterrupted."""
     from parsner.inference.crf import CRF_FILE
-    from parsner.training.callbacks import TrainingInterrupted
 
     _fault(os.environ.get(FAULT_ENV, ""))  # a malformed hook is said here, not in the child
 
@@ -184,7 +189,8 @@ def fit_crf(cfg: RunConfig, words: list[list[str]], tags: list[list[str]], spec:
     model_path.unlink(missing_ok=True)
     ctx = multiprocessing.get_context("spawn")
     child = ctx.Process(target=_fit, args=(words, tags, spec.to_dict(), params, str(model_path),
-                                           str(work / "train_log.jsonl"), cfg.logging_steps), daemon=True)
+                                           str(work / "train_log.jsonl"), cfg.logging_steps,
+                                           log.getEffectiveLevel() if log.hasHandlers() else None), daemon=True)
     stop: list[int] = []
 
     def handler(signum: int, frame: Any) -> None:
@@ -220,16 +226,17 @@ def validation_metrics(model_dir: Path, words: list[list[str]], gold: list[list[
     return out
 
 
-def train_crf(cfg: RunConfig, data: Any, work: Path, final: Path, *, overwrite: bool) -> dict[str, Any]:
-    """Train, validate and publish a CRF run from normalised ``data`` (a ``TrainingData``); returns its numbers."""
+def train_crf(cfg: RunConfig, data: Any, dirs: RunDirs, *, overwrite: bool) -> dict[str, Any]:
+    """Train, validate and publish a CRF run from normalised ``data`` (a ``TrainingData``) in the run folders
+    ``dirs`` (:func:`parsner.training.jobs.open_run`, the work folder started); returns its numbers."""
     from parsner.data.wordfeatures import FeatureSpec
     from parsner.inference.crf import FEATURES_FILE, import_crfsuite
 
     import_crfsuite()  # a missing extra is said before any work
     t0 = time.time()
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "run_config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
-    (work / "train_log.jsonl").write_text("", encoding="utf-8")
+    start_work(dirs, {"run_config.yaml": dump_yaml(cfg)})
+    work = dirs.work
+    dirs.log_path.write_text("", encoding="utf-8")  # crfsuite starts over, so does its log
     tests = test_sentences(cfg, data.normalizer)
     clusters, cluster_report = word_clusters(cfg, data.train_words, data.valid_words, data.normalizer, work, tests)
     names_table, gazetteer_report = gazetteer(cfg, data.normalizer, tests)
@@ -241,9 +248,9 @@ def train_crf(cfg: RunConfig, data: Any, work: Path, final: Path, *, overwrite: 
     words = list(data.train_words)
     if cfg.crf_train_on_validation:
         words, tags = words + list(data.valid_words), tags + gold
-    _log(f"CRF: {len(tags):,} training sentences{' (train+validation)' * cfg.crf_train_on_validation}, "
-         f"{cfg.crf_max_iterations} L-BFGS iterations at most (c1={cfg.crf_c1:g}, c2={cfg.crf_c2:g}, "
-         f"window {cfg.crf_window}, affixes up to {cfg.crf_affix}, {len(names_table):,} gazetteer names)")
+    log.info(f"CRF: {len(tags):,} training sentences{' (train+validation)' * cfg.crf_train_on_validation}, "
+             f"{cfg.crf_max_iterations} L-BFGS iterations at most (c1={cfg.crf_c1:g}, c2={cfg.crf_c2:g}, "
+             f"window {cfg.crf_window}, affixes up to {cfg.crf_affix}, {len(names_table):,} gazetteer names)")
     t_fit = time.time()
     fit_crf(cfg, words, tags, spec, work)
     fit_seconds = time.time() - t_fit
@@ -254,10 +261,10 @@ def train_crf(cfg: RunConfig, data: Any, work: Path, final: Path, *, overwrite: 
            "total_runtime_s": round(time.time() - t0, 1), "iterations": iterations,
            "train_sentences": len(tags), "validation_seen_in_training": cfg.crf_train_on_validation,
            "word_clusters": cluster_report, "gazetteer": gazetteer_report, "stand_in": None}
-    _publish(cfg, data, work, final, doc, overwrite=overwrite)
+    _publish(cfg, data, dirs, doc, overwrite=overwrite)
     seen = " on sentences it trained on" if cfg.crf_train_on_validation else ""
-    _log(f"done in {time.time() - t0:.0f}s: {final} (validation{seen} f1_strict={scores['f1_strict']:.4f}, "
-         f"f1_default={scores['f1_default']:.4f})")
+    log.info(f"done in {time.time() - t0:.0f}s: {dirs.final} (validation{seen} f1_strict={scores['f1_strict']:.4f}, "
+             f"f1_default={scores['f1_default']:.4f})")
     return doc
 
 
@@ -266,19 +273,20 @@ def _iterations(log: Path) -> int:
     return max((int(r.get("iteration", 0)) for r in rows), default=0)
 
 
-def _publish(cfg: RunConfig, data: Any, work: Path, final: Path, doc: dict[str, Any], *, overwrite: bool) -> None:
-    """The finished run directory, written in a temporary folder and renamed into place; then the work folder goes."""
-    from parsner.atomic import atomic_dir, file_sha256
+def _publish(cfg: RunConfig, data: Any, dirs: RunDirs, doc: dict[str, Any], *, overwrite: bool) -> None:
+    """The finished run directory (:func:`parsner.training.jobs.publish`)."""
+    from parsner.atomic import file_sha256
     from parsner.inference.crf import CRF_FILE, FEATURES_FILE, SHA256_KEY
     from parsner.inference.runmeta import RunMeta
+    from parsner.training.jobs import publish
     from parsner.training.model_card import render_model_card
 
     meta = RunMeta(parsner_version=__version__, max_length=None, stride=None, constrained_decoding=False,
                    label_scheme="IOB2", labels=list(data.names), normalizer=cfg.normalizer, base_model="crf",
-                   extra={"model_type": "feature-crf", SHA256_KEY: file_sha256(work / CRF_FILE)})
-    with atomic_dir(final, overwrite=overwrite, kind="run") as tmp:
-        for name in (CRF_FILE, FEATURES_FILE, "train_log.jsonl"):
-            shutil.copyfile(work / name, tmp / name)
+                   extra={"model_type": "feature-crf", SHA256_KEY: file_sha256(dirs.work / CRF_FILE)})
+    with publish(dirs, kind="run", overwrite=overwrite) as tmp:
+        for name in (CRF_FILE, FEATURES_FILE):
+            shutil.copyfile(dirs.work / name, tmp / name)
         if data.normalizer is not None:
             data.normalizer.save(tmp)
         meta.save(tmp)
@@ -286,4 +294,3 @@ def _publish(cfg: RunConfig, data: Any, work: Path, final: Path, doc: dict[str, 
         (tmp / "metrics.json").write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", "utf-8")
         card = render_model_card(cfg=cfg, meta=meta.to_dict(), metrics=doc, dataset_name=data.data_name)
         (tmp / "README.md").write_text(card, encoding="utf-8")
-    shutil.rmtree(work, ignore_errors=True)

@@ -11,15 +11,13 @@
 * **Labels and normaliser** are the teacher's; the dataset's labels must be among them.
 * **Output** is an ordinary run directory (the files of ``parsner train``), so ``Tagger``, ``pipeline``,
   ``parsner eval``/``predict``/``export`` load it; validation strict F1 selects the checkpoint, as in training.
-  Run directory handling, resume and signals are those of :mod:`parsner.training.train`
-  (via :mod:`parsner.training.pretrain`).
+  Run directory handling, resume and signals are every job's (:mod:`parsner.training.jobs`).
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import shutil
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,11 @@ from typing import Any
 from parsner.atomic import file_sha256
 from parsner.data.pretext import OverlapMode, TextFormat
 from parsner.errors import ConfigError
-from parsner.training.config import JobRuntime, LrScheduler, SelectionMetric, TinySizes, option
+from parsner.training import jobs
+from parsner.training.checkpoints import check_checkpoint_tokenizer, check_saved_files, job_work_files
+from parsner.training.config import JobRuntime, LrScheduler, SelectionMetric, TinySizes, dump_yaml, option
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,14 +40,14 @@ class DistillConfig(JobRuntime, TinySizes):
     teacher: str | None = option(None, help="the teacher: a trained run directory (or any token classifier)")
     student: str = option("tiny:2", help="'tiny[:L]', 'parsbert-standin[:L]', a hub id, a local base, or "
                                          "'teacher[:K]' (the teacher's first K layers)")
+    out: str | None = option(None, help="output directory (default: models/<run_name>)")
+    run_name: str | None = option(None, help="default: the config file's stem, else 'distilled'")
     data: str | None = option(None, help="dataset from `parsner data build` (train: gold and teacher; validation)")
     unlabelled: list[str] = option(default_factory=list, help="text the student learns from the teacher alone")
     text_format: TextFormat = option("auto", help="how to read each --unlabelled input")
     test_overlap: OverlapMode = option("refuse", help="unlabelled text holding a test sentence of the dataset: "
                                                       "refuse, report or drop it")
     overlap_min_words: int = option(6, help="words a test sentence needs to count as found in the text", gt=0)
-    out: str | None = option(None, help="output directory (default: models/<run_name>)")
-    run_name: str | None = option(None, help="default: the config file's stem, else 'distilled'")
     seed: int = option(42, help="seed of everything random in the run", ge=0, lt=2**32)
     epochs: float = option(3.0, help="training epochs (fractions allowed)", gt=0)
     max_train_samples: int | None = option(None, help="use the first N gold sentences", gt=0)
@@ -81,16 +83,10 @@ class DistillConfig(JobRuntime, TinySizes):
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.out) if self.out else Path("models") / self.name
+        return Path(self.out or Path("models") / self.name)
 
 
-@dataclass
-class DistillResult:
-    out_dir: Path
-    metrics: dict[str, Any]
-    steps: int
-    train_seconds: float
-    resumed_from: str | None = None
+DistillResult = jobs.JobResult
 
 
 def load_distill_config(path: str | None, overrides: dict[str, Any] | None = None,
@@ -177,12 +173,6 @@ class PadAnyCollator:
 # ----------------------------------------------------------------------------------------- teacher
 
 
-def _log(msg: str) -> None:
-    import sys
-
-    print(f"parsner distill: {msg}", file=sys.stderr, flush=True)
-
-
 def teacher_word_logits(model: Any, tokenizer: Any, sentences: list[list[str]], *, max_length: int, stride: int,
                         batch_size: int = 64) -> Any:
     """``(total words, labels)`` float32 logits: each word's first sub-token in the window that labels it."""
@@ -250,8 +240,7 @@ def build_student(cfg: DistillConfig, teacher: Any, teacher_tok: Any, labels: li
         student.config.num_hidden_layers = int(raw)
         return student, teacher_tok, f"the teacher's first {raw} of {n_layers} layers"
     spec = modeling.parse_spec(spec_text)
-    tiny = {"layers": cfg.tiny_layers, "hidden": cfg.tiny_hidden, "heads": cfg.tiny_heads,
-            "intermediate": cfg.tiny_intermediate, "vocab_size": cfg.tiny_vocab_size}
+    tiny = jobs.tiny_options(cfg)
     tok = modeling.load_tokenizer(spec, train_words=words, tiny_options=tiny)
     model = modeling.load_model(spec, labels, tok, tiny_options=tiny, reinit_classifier=True)
     return model, tok, spec.stand_in or spec_text
@@ -319,47 +308,41 @@ def load_data(cfg: DistillConfig, labels: list[str], normalize: Any) -> DistillD
 
 def distill(cfg: DistillConfig, *, resume: bool = False, overwrite: bool = False) -> DistillResult:
     """Distil ``cfg.teacher`` into ``cfg.student``; the run directory is locked for the whole run."""
-    from parsner.runlock import RunLock
-    from parsner.training.pretrain import check_outputs
-
     teacher_dir = cfg.teacher if cfg.teacher and Path(cfg.teacher).exists() else None
-    check_outputs(cfg.out_dir, [cfg.data, *cfg.unlabelled, teacher_dir], resume=resume, overwrite=overwrite,
-                  kind="run")
-    with RunLock(cfg.out_dir, what="a distillation run"):
-        return _distill(cfg, resume=resume, overwrite=overwrite)
+    job = jobs.Job(cfg.out_dir, "run", [cfg.data, *cfg.unlabelled, teacher_dir], "a distillation run")
+    return jobs.locked(job, lambda: _distill(cfg, job, resume=resume, overwrite=overwrite), resume=resume,
+                       overwrite=overwrite)
 
 
-def _distill(cfg: DistillConfig, *, resume: bool, overwrite: bool) -> DistillResult:
+def _distill(cfg: DistillConfig, job: jobs.Job, *, resume: bool, overwrite: bool) -> DistillResult:
     import torch
 
     from parsner.inference import modeling
-    from parsner.training.pretrain import prepare_work, run_dirs, run_trainer, stable_config_text
-    from parsner.training.train import _step_of
 
     t0 = time.time()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    final, work = run_dirs(cfg.out_dir)
+    dirs = jobs.open_run(job, resume=resume, overwrite=overwrite)
     teacher, t_tok, t_norm, t_meta = modeling.load_for_inference(str(cfg.teacher))  # on the GPU if any
     labels = _teacher_labels(teacher, str(cfg.teacher))
     data = load_data(cfg, labels, t_norm.normalize_token if t_norm is not None else None)
-    fingerprint = {**data.fingerprint, "teacher_weights": _sha_of_model(str(cfg.teacher))}
-    resume_from = prepare_work(work, stable_config_text(cfg), fingerprint, resume=resume,
-                               overwrite=overwrite)
-    _log(f"teacher {cfg.teacher}: tagging {len(data.words)} training sentences ({data.labelled} with gold tags)")
+    work_files = job_work_files(cfg, {**data.fingerprint, "teacher_weights": _sha_of_model(str(cfg.teacher))})
+    if dirs.resume and dirs.work.exists():
+        check_saved_files(dirs.work, work_files)
+    jobs.start_work(dirs, work_files)
+    log.info(f"teacher {cfg.teacher}: tagging {len(data.words)} training sentences ({data.labelled} with gold tags)")
     t_logits = teacher_word_logits(teacher, t_tok, data.words, max_length=int(t_meta["max_length"]),
                                    stride=int(t_meta["stride"]), batch_size=cfg.teacher_batch_size)
     student, s_tok, desc = build_student(cfg, teacher, t_tok, labels, data.words)
-    if resume_from:
-        from parsner.training.checkpoints import check_checkpoint_tokenizer
-
-        check_checkpoint_tokenizer(resume_from, s_tok)
+    if dirs.resume_from:
+        check_checkpoint_tokenizer(dirs.resume_from, s_tok)
     max_length = min(cfg.max_length or int(t_meta["max_length"]), int(s_tok.model_max_length))
     stride = cfg.stride if cfg.stride is not None else min(int(t_meta["stride"]), max_length // 4)
     targets = WordTargets(t_logits, data.gold, cfg.temperature, cfg.alpha)
-    trainer, stopper = _make_trainer(cfg, student, s_tok, labels, data, targets, max_length, stride, work)
-    output = run_trainer(trainer, stopper, resume_from, work)
-    metrics = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()}
+    with jobs.cpu_float_mode():
+        trainer, stopper = _make_trainer(cfg, student, s_tok, labels, data, targets, max_length, stride, dirs)
+        output = jobs.fit(trainer, stopper, cfg, dirs)
+        metrics = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()}
     meta = {
         "max_length": max_length, "stride": stride, "constrained_decoding": cfg.constrained_decoding,
         "label_scheme": "IOB2", "labels": labels, "label_all_subtokens": False, "first_subtoken_prediction": True,
@@ -371,26 +354,24 @@ def _distill(cfg: DistillConfig, *, resume: bool, overwrite: bool) -> DistillRes
     info = {"split": "validation", "dataset": str(cfg.data), "selection_metric": cfg.selection_metric,
             "metrics": metrics, "train_runtime_s": float(output.metrics.get("train_runtime", 0.0)),
             "epochs_trained": trainer.state.epoch, "global_step": trainer.state.global_step,
-            "best_checkpoint_step": _step_of(trainer.state.best_model_checkpoint), "unlabelled": data.sources,
+            "best_checkpoint_step": jobs.step_of(trainer.state.best_model_checkpoint), "unlabelled": data.sources,
             "test_guard": data.guard, "labelled_sentences": data.labelled,
             "unlabelled_sentences": len(data.words) - data.labelled}
-    _write_run(cfg, trainer.model, s_tok, t_norm, meta, info, final, work, overwrite)
-    _log(f"done in {time.time() - t0:.0f}s: {final} (validation f1_strict={metrics.get('f1_strict', 0):.4f})")
-    return DistillResult(final, metrics, int(trainer.state.global_step), info["train_runtime_s"], resume_from)
+    _write_run(cfg, trainer.model, s_tok, t_norm, meta, info, dirs, overwrite)
+    log.info(f"done in {time.time() - t0:.0f}s: {dirs.final} (validation f1_strict={metrics.get('f1_strict', 0):.4f})")
+    return DistillResult(dirs.final, metrics, int(trainer.state.global_step), info["train_runtime_s"],
+                         dirs.resume_from)
 
 
 def _make_trainer(cfg: DistillConfig, student: Any, tok: Any, labels: list[str], data: DistillData,
-                  targets: WordTargets, max_length: int, stride: int, work: Path) -> tuple[Any, Any]:
+                  targets: WordTargets, max_length: int, stride: int, dirs: jobs.RunDirs) -> tuple[Any, Any]:
     import numpy as np
     from datasets import Dataset
-    from transformers import EarlyStoppingCallback
 
     from parsner.data import align
     from parsner.evaluation import metrics
     from parsner.inference.decoding import decode_words
-    from parsner.training.batching import LengthBucketSampler
-    from parsner.training.callbacks import SignalStopper, make_callbacks
-    from parsner.training.pretrain import trainer_class, training_args
+    from parsner.training.trainer import ParsnerTrainer, keep_log_probs
 
     starts = np.concatenate([[0], np.cumsum([len(s) for s in data.words])]).tolist()
     index = [list(range(starts[i], starts[i] + len(s))) for i, s in enumerate(data.words)]
@@ -402,57 +383,41 @@ def _make_trainer(cfg: DistillConfig, student: Any, tok: Any, labels: list[str],
                                     "word_index": [w.labels for w in enc.windows]})
     eval_data = Dataset.from_dict({"input_ids": [w.input_ids for w in eval_windows],
                                    "labels": [w.labels for w in eval_windows]})
-    lengths = [len(w.input_ids) for w in enc.windows]
 
     def compute_metrics(pred: Any) -> dict[str, float]:
         decoded = decode_words(eval_windows, list(pred.predictions), enc_valid.word_counts, labels,
-                                     constrained=cfg.constrained_decoding)
+                               constrained=cfg.constrained_decoding)
         sc = metrics.score(data.valid_gold, [[labels[i] for i in d.label_ids] for d in decoded])
         out = {f"{k}_{m}": float(sc[m][k]) for m in ("strict", "default") for k in ("precision", "recall", "f1")}
         return {**out, "token_accuracy": float(sc["token_accuracy"])}
 
-    def keep_log_probs(logits: Any, _labels: Any) -> Any:
-        import torch
-
-        return torch.log_softmax(logits.float(), dim=-1)
-
-    args = training_args(cfg, work, len(enc.windows), evaluate_each_epoch=True, load_best_model_at_end=True,
-                         metric_for_best_model=cfg.selection_metric, greater_is_better=True)
-    stopper = SignalStopper()
-    callbacks = make_callbacks(stopper, work / "train_log.jsonl")
-    if cfg.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    cls = trainer_class(lambda: LengthBucketSampler(lengths, cfg.batch_size, cfg.seed), targets.loss)
-    trainer = cls(model=student, args=args, train_dataset=train_data, eval_dataset=eval_data,
-                  processing_class=tok, data_collator=PadAnyCollator(tok.pad_token_id or 0),
-                  compute_metrics=compute_metrics, preprocess_logits_for_metrics=keep_log_probs, callbacks=callbacks)
+    args = jobs.training_arguments(cfg, dirs.ckpt_dir, len(enc.windows), eval_strategy="epoch",
+                                   save_strategy="epoch", load_best_model_at_end=True,
+                                   metric_for_best_model=cfg.selection_metric, greater_is_better=True)
+    callbacks, stopper = jobs.job_callbacks(dirs, early_stopping_patience=cfg.early_stopping_patience)
+    trainer = ParsnerTrainer(model=student, args=args, train_dataset=train_data, eval_dataset=eval_data,
+                             processing_class=tok, data_collator=PadAnyCollator(tok.pad_token_id or 0),
+                             compute_metrics=compute_metrics, preprocess_logits_for_metrics=keep_log_probs,
+                             callbacks=callbacks, window_lengths=[len(w.input_ids) for w in enc.windows],
+                             loss_fn=targets.loss)
     return trainer, stopper
 
 
 def _write_run(cfg: DistillConfig, model: Any, tok: Any, normalizer: Any, meta: dict[str, Any],
-               info: dict[str, Any], final: Path, work: Path, overwrite: bool) -> None:
+               info: dict[str, Any], dirs: jobs.RunDirs, overwrite: bool) -> None:
     from parsner._version import __version__
-    from parsner.atomic import atomic_dir
-    from parsner.training import config as config_rules
-    from parsner.training.train import check_finite_weights
 
-    check_finite_weights(model, cfg, work, work / "checkpoints")  # type: ignore[arg-type]
+    jobs.check_finite_weights(model, cfg, dirs.work, dirs.ckpt_dir)
     meta = {"parsner_version": __version__, **meta}
-    with atomic_dir(final, overwrite=overwrite, kind="run") as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        if normalizer is not None:
-            normalizer.save(tmp)
-        (tmp / "parsner.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", "utf-8")
-        (tmp / "run_config.yaml").write_text(config_rules.dump_yaml(cfg), encoding="utf-8")
-        (tmp / "metrics.json").write_text(json.dumps(info, ensure_ascii=False, indent=2, default=str) + "\n", "utf-8")
-        log = work / "train_log.jsonl"
-        (tmp / "train_log.jsonl").write_text(log.read_text("utf-8") if log.is_file() else "", "utf-8")
-        (tmp / "README.md").write_text(render_card(cfg, meta, info), encoding="utf-8")
-    shutil.rmtree(work, ignore_errors=True)
+    with jobs.publish(dirs, kind="run", overwrite=overwrite) as tmp:
+        jobs.save_model(tmp, model, tok, normalizer)
+        jobs.write_json(tmp / "parsner.json", meta)
+        (tmp / "run_config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
+        jobs.write_json(tmp / "metrics.json", info)
+        (tmp / "README.md").write_text(render_distill_card(cfg, meta, info), encoding="utf-8")
 
 
-def render_card(cfg: DistillConfig, meta: dict[str, Any], info: dict[str, Any]) -> str:
+def render_distill_card(cfg: DistillConfig, meta: dict[str, Any], info: dict[str, Any]) -> str:
     m = info["metrics"]
     types = sorted({lab[2:] for lab in meta["labels"] if lab != "O"})
     lines = [

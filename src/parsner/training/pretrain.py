@@ -13,23 +13,27 @@ Domain/task-adaptive pre-training: the output is a base model that ``parsner tra
 * **Speed on CPU**: length-grouped batches (:class:`parsner.training.batching.LengthBucketSampler`), dynamic padding,
   and the LM head applied to the masked positions only (a 100k-word head over every position would cost as much
   as the encoder).
-* **Run directory, resume and signals** as in :mod:`parsner.training.train` (``OUT.incomplete/`` with checkpoints,
-  ``--resume``, SIGINT/SIGTERM save a checkpoint and stop, the run directory is locked, ``OUT`` appears only
-  when complete). The test guard of :mod:`parsner.data.pretext` runs before any training.
+* **Run directory, resume and signals** as for every job (:mod:`parsner.training.jobs`: ``OUT.incomplete/`` with
+  checkpoints, ``--resume``, SIGINT/SIGTERM save a checkpoint and stop, the run directory is locked, ``OUT``
+  appears only when complete). The test guard of :mod:`parsner.data.pretext` runs before any training.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
-import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from parsner.data.pretext import OverlapMode, TextFormat
 from parsner.errors import ConfigError
+from parsner.training import jobs
+from parsner.training.batching import LengthBucketSampler
+from parsner.training.checkpoints import check_checkpoint_tokenizer, check_saved_files, job_work_files
 from parsner.training.config import (
     JobRuntime,
     LrScheduler,
@@ -37,10 +41,10 @@ from parsner.training.config import (
     TinySizes,
     dump_yaml,
     option,
-    resume_safe_keys,
 )
 
 KIND = "pretrained-model"
+log = logging.getLogger(__name__)
 CONFIG_FILE = "pretrain_config.yaml"
 
 
@@ -84,13 +88,7 @@ class PretrainConfig(JobRuntime, TinySizes):
         return Path(self.out) if self.out else Path("models") / (self.run_name or "pretrained")
 
 
-@dataclass
-class PretrainResult:
-    out_dir: Path
-    metrics: dict[str, Any]
-    steps: int
-    train_seconds: float
-    resumed_from: str | None = None
+PretrainResult = jobs.JobResult
 
 
 def load_pretrain_config(path: str | None, overrides: dict[str, Any] | None = None,
@@ -102,14 +100,6 @@ def load_pretrain_config(path: str | None, overrides: dict[str, Any] | None = No
     if not cfg.text:
         raise ConfigError("no text: give --text FILE... (or `text:` in the config)")
     return cfg
-
-
-def make_normalizer(name: str) -> Any:
-    if name == "none":
-        return None
-    from parsner.data.normalize import NormalizerConfig, PersianNormalizer
-
-    return PersianNormalizer(NormalizerConfig.preset(name))
 
 
 # ----------------------------------------------------------------------------------------- masking
@@ -177,17 +167,13 @@ def masked_dataset(windows: list[Any], masker: WholeWordMasker) -> Any:
     return MaskedWindows()
 
 
-def epoch_sampler(lengths: list[int], batch_size: int, seed: int) -> Any:
+class EpochIndexSampler(LengthBucketSampler):
     """Length-grouped batches whose indices also carry the epoch (see :func:`masked_dataset`)."""
-    from parsner.training.batching import LengthBucketSampler
 
-    class EpochIndexSampler(LengthBucketSampler):
-        def __iter__(self):  # type: ignore[no-untyped-def]
-            base = self.epoch * len(self.lengths)
-            for i in super().__iter__():
-                yield base + i
-
-    return EpochIndexSampler(lengths, batch_size, seed)
+    def __iter__(self) -> Iterator[int]:
+        base = self.epoch * len(self.lengths)
+        for i in super().__iter__():
+            yield base + i
 
 
 def masked_lm_loss(model: Any, inputs: dict[str, Any]) -> Any:
@@ -237,99 +223,15 @@ def load_mlm(spec: Any, tokenizer: Any, cfg: PretrainConfig) -> Any:
 # ----------------------------------------------------------------------------------------- run
 
 
-def _log(msg: str) -> None:
-    import sys
-
-    print(f"parsner pretrain: {msg}", file=sys.stderr, flush=True)
-
-
-def run_dirs(out: Path) -> tuple[Path, Path]:
-    from parsner.training.checkpoints import INCOMPLETE_SUFFIX
-
-    return out, out.parent / f"{out.name}{INCOMPLETE_SUFFIX}"
-
-
-def check_outputs(final: Path, inputs: list[Any], *, resume: bool, overwrite: bool, kind: str) -> None:
-    """The output rule of :mod:`parsner.atomic` for a job with a work folder, before anything is loaded."""
-    from parsner.atomic import check_output_dir, output_kind
-
-    _, work = run_dirs(final)
-    if final.exists() and not overwrite and final.name not in ("", ".", ".."):
-        raise ConfigError(f"{final} {'holds a finished run' if resume else 'already exists'}; "
-                          "choose another --out or pass --overwrite")
-    check_output_dir(final, kind=kind, overwrite=overwrite, inputs=inputs)
-    check_output_dir(work, kind="run-work", overwrite=True, inputs=inputs)
-    if work.exists() and output_kind(work) is None and any(work.iterdir()):
-        raise ConfigError(f"{work} exists and is not a parsner work folder; remove it yourself or choose another --out")
-
-
-def prepare_work(work: Path, config_text: str, fingerprint: dict[str, Any], *, resume: bool,
-                 overwrite: bool) -> str | None:
-    """Check (resume) or start the work folder; returns the checkpoint to resume from."""
-    from parsner.atomic import atomic_write_text, write_marker
-    from parsner.training.checkpoints import drop_incomplete_checkpoints, last_checkpoint
-
-    ckpt_dir = work / "checkpoints"
-    resume_from = None
-    if work.exists() and resume:
-        saved = {}
-        for name, now in (("job_config.yaml", config_text), ("fingerprint.json", json.dumps(fingerprint, indent=1))):
-            path = work / name
-            if path.is_file() and not _same_document(path.read_text(encoding="utf-8"), now):
-                saved[name] = path
-        if saved:
-            what = " and ".join("the config" if n.endswith("yaml") else "the input text or data" for n in saved)
-            raise ConfigError(f"--resume: {what} differ(s) from the interrupted run's in {work}; resume with the "
-                              "same settings and inputs, or start over with --overwrite")
-        drop_incomplete_checkpoints(ckpt_dir)
-        resume_from = last_checkpoint(ckpt_dir)
-    elif work.exists() and not overwrite:
-        raise ConfigError(f"an interrupted run is in {work}; continue it with --resume or start over with --overwrite")
-    if resume_from is None:
-        if resume:
-            _log("--resume: no checkpoint found, starting from the beginning")
-        if work.exists():
-            shutil.rmtree(work)
-        ckpt_dir.mkdir(parents=True)
-        write_marker(work, "run-work")
-        atomic_write_text(work / "job_config.yaml", config_text)
-        atomic_write_text(work / "fingerprint.json", json.dumps(fingerprint, indent=1))
-    return resume_from
-
-
-def _same_document(saved: str, now: str) -> bool:
-    """Equal as data (YAML is a superset of JSON): key order and layout do not matter, so a run saved by an
-    earlier version that wrote its keys in another order still resumes."""
-    import yaml
-
-    if saved == now:
-        return True
-    try:
-        return yaml.safe_load(saved) == yaml.safe_load(now)
-    except yaml.YAMLError:
-        return False
-
-
-def stable_config_text(cfg: Any) -> str:
-    """The config as a resumed run must match it: without the keys declared ``resume_safe`` (threads, progress)."""
-    import yaml
-
-    doc = yaml.safe_load(dump_yaml(cfg)) or {}
-    for key in resume_safe_keys(type(cfg)):
-        doc.pop(key, None)
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
-
-
 def pretrain(cfg: PretrainConfig, *, resume: bool = False, overwrite: bool = False) -> PretrainResult:
     """Run masked-LM training as ``cfg`` says; the run directory is locked for the whole run."""
     from parsner.inference.modeling import parse_spec
-    from parsner.runlock import RunLock
 
     spec = parse_spec(cfg.model)
-    inputs = [*cfg.text, *cfg.guard, cfg.model if spec.kind == "local" else None]
-    check_outputs(cfg.out_dir, inputs, resume=resume, overwrite=overwrite, kind=KIND)
-    with RunLock(cfg.out_dir, what="a pre-training run"):
-        return _pretrain(cfg, spec, resume=resume, overwrite=overwrite)
+    job = jobs.Job(cfg.out_dir, KIND, [*cfg.text, *cfg.guard, cfg.model if spec.kind == "local" else None],
+                   "a pre-training run")
+    return jobs.locked(job, lambda: _pretrain(cfg, spec, job, resume=resume, overwrite=overwrite), resume=resume,
+                       overwrite=overwrite)
 
 
 def _read_text(cfg: PretrainConfig, normalizer: Any) -> tuple[Any, dict[str, Any]]:
@@ -342,7 +244,7 @@ def _read_text(cfg: PretrainConfig, normalizer: Any) -> tuple[Any, dict[str, Any
     report = apply_guard(corpus, tests, cfg.test_overlap, cfg.overlap_min_words)
     report["guards"] = guards
     if not guards:
-        _log("no test set to guard against (--guard DATASET); the text was not checked for test sentences")
+        log.info("no test set to guard against (--guard DATASET); the text was not checked for test sentences")
     return corpus, report
 
 
@@ -353,188 +255,95 @@ def _held_out(n: int, fraction: float, seed: int) -> set[int]:
     return set(np.random.default_rng(seed).permutation(n)[:k].tolist())
 
 
-def _pretrain(cfg: PretrainConfig, spec: Any, *, resume: bool, overwrite: bool) -> PretrainResult:
+def _pretrain(cfg: PretrainConfig, spec: Any, job: jobs.Job, *, resume: bool, overwrite: bool) -> PretrainResult:
     import torch
 
     from parsner.data import align
     from parsner.inference import modeling
+    from parsner.training.train import make_normalizer
 
     t0 = time.time()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    final, work = run_dirs(cfg.out_dir)
-    normalizer = make_normalizer(cfg.normalizer)
+    dirs = jobs.open_run(job, resume=resume, overwrite=overwrite)
+    normalizer = make_normalizer(cfg)  # type: ignore[arg-type]  (reads cfg.normalizer only)
     corpus, guard_report = _read_text(cfg, normalizer)
     held = _held_out(len(corpus.sentences), cfg.validation_fraction, cfg.seed)
     train_s = [s for k, s in enumerate(corpus.sentences) if k not in held]
     valid_s = [s for k, s in enumerate(corpus.sentences) if k in held]
-
-    fingerprint = {"text": corpus.fingerprint(), "sources": corpus.sources}
-    resume_from = prepare_work(work, stable_config_text(cfg), fingerprint, resume=resume,
-                               overwrite=overwrite)
-    tiny = {"layers": cfg.tiny_layers, "hidden": cfg.tiny_hidden, "heads": cfg.tiny_heads,
-            "intermediate": cfg.tiny_intermediate, "vocab_size": cfg.tiny_vocab_size}
-    tokenizer = modeling.load_tokenizer(spec, train_words=train_s, tiny_options=tiny)
-    if resume_from:
-        from parsner.training.checkpoints import check_checkpoint_tokenizer
-
-        check_checkpoint_tokenizer(resume_from, tokenizer)
+    work_files = job_work_files(cfg, {"text": corpus.fingerprint(), "sources": corpus.sources})
+    if dirs.resume and dirs.work.exists():
+        check_saved_files(dirs.work, work_files)
+    jobs.start_work(dirs, work_files)
+    tokenizer = modeling.load_tokenizer(spec, train_words=train_s, tiny_options=jobs.tiny_options(cfg))
+    if dirs.resume_from:
+        check_checkpoint_tokenizer(dirs.resume_from, tokenizer)
     max_length = min(cfg.max_length, int(getattr(tokenizer, "model_max_length", cfg.max_length)))
     enc_train = align.encode_words(train_s, tokenizer, None, max_length=max_length, stride=cfg.stride)
     enc_valid = align.encode_words(valid_s, tokenizer, None, max_length=max_length, stride=cfg.stride)
     summary = enc_train.summary()
-    _log(f"{len(train_s)} sentences ({summary['words']} words, {summary['windows']} windows) for training, "
-         f"{len(valid_s)} held out; {guard_report['overlapping_sentences']} overlapping test sentence(s) "
-         f"({guard_report['mode']})")
+    log.info(f"{len(train_s)} sentences ({summary['words']} words, {summary['windows']} windows) for training, "
+             f"{len(valid_s)} held out; {guard_report['overlapping_sentences']} overlapping test sentence(s) "
+             f"({guard_report['mode']})")
     if spec.stand_in:
-        _log(f"MODEL IS A STAND-IN: {spec.stand_in}")
+        log.info(f"MODEL IS A STAND-IN: {spec.stand_in}")
     torch.manual_seed(cfg.seed)
     model = load_mlm(spec, tokenizer, cfg)
     masker = WholeWordMasker(tokenizer, cfg.mlm_probability, cfg.seed, cfg.whole_word_masking)
-    trainer, stopper = _make_trainer(cfg, model, tokenizer, enc_train.windows, enc_valid.windows, masker, work)
-    output = _run_trainer(trainer, stopper, resume_from, work)
-    metrics: dict[str, Any] = {"train_loss": output.metrics.get("train_loss")}
-    if enc_valid.windows:
-        loss = float(trainer.evaluate()["eval_loss"])
-        metrics.update({"heldout_mlm_loss": loss, "heldout_perplexity": math.exp(min(loss, 50.0)),
-                        "heldout_sentences": len(valid_s)})
-    from parsner.training.train import check_finite_weights
-
-    check_finite_weights(model, cfg, work, work / "checkpoints")  # type: ignore[arg-type]
+    with jobs.cpu_float_mode():
+        trainer, stopper = _make_trainer(cfg, model, tokenizer, enc_train.windows, enc_valid.windows, masker, dirs)
+        output = jobs.fit(trainer, stopper, cfg, dirs)
+        metrics: dict[str, Any] = {"train_loss": output.metrics.get("train_loss")}
+        if enc_valid.windows:
+            loss = float(trainer.evaluate()["eval_loss"])
+            metrics.update({"heldout_mlm_loss": loss, "heldout_perplexity": math.exp(min(loss, 50.0)),
+                            "heldout_sentences": len(valid_s)})
+    jobs.check_finite_weights(model, cfg, dirs.work, dirs.ckpt_dir)
     info = {"train_runtime_s": float(output.metrics.get("train_runtime", 0.0)),
             "global_step": int(trainer.state.global_step), "epochs_trained": trainer.state.epoch,
             "encoding": {"train": summary, "heldout": enc_valid.summary()}, "text": corpus.sources,
-            "test_guard": guard_report, "metrics": metrics, "resumed_from": resume_from}
-    _write_output(cfg, spec, model, tokenizer, normalizer, info, final, work, overwrite)
-    _log(f"done in {time.time() - t0:.0f}s: {final} ({json.dumps(metrics)})")
-    return PretrainResult(final, metrics, int(trainer.state.global_step), info["train_runtime_s"], resume_from)
-
-
-def training_args(cfg: Any, work: Path, n_train: int, *, evaluate_each_epoch: bool = False, **extra: Any) -> Any:
-    """TrainingArguments shared by pretrain and distill (checkpoints in ``work/checkpoints``)."""
-    import torch
-    from transformers import TrainingArguments
-
-    on_gpu = torch.cuda.is_available()
-    if not on_gpu:
-        torch.set_flush_denormal(True)  # see parsner.training.train: denormal Adam moments stall x86 CPUs
-    max_steps = getattr(cfg, "max_steps", None)
-    total = max_steps or max(1, math.ceil(math.ceil(n_train / cfg.batch_size) * cfg.epochs))
-    strategy = "epoch" if evaluate_each_epoch else "steps"
-    return TrainingArguments(
-        output_dir=str(work / "checkpoints"), seed=cfg.seed, num_train_epochs=cfg.epochs,
-        max_steps=max_steps or -1, learning_rate=cfg.learning_rate, per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=max(cfg.batch_size, 64), warmup_steps=round(cfg.warmup_ratio * total),
-        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm, lr_scheduler_type=cfg.lr_scheduler,
-        eval_strategy="epoch" if evaluate_each_epoch else "no", save_strategy=strategy,
-        save_steps=getattr(cfg, "save_steps", 500), save_total_limit=cfg.save_total_limit,
-        logging_strategy="steps", logging_steps=cfg.logging_steps, use_cpu=not on_gpu,
-        dataloader_num_workers=0, dataloader_pin_memory=on_gpu, disable_tqdm=not cfg.progress, report_to="none",
-        remove_unused_columns=False, bf16=on_gpu and torch.cuda.is_bf16_supported(), **extra,
-    )
-
-
-def trainer_class(sampler_factory: Any, loss_fn: Any) -> Any:
-    """A Trainer with our sampler, an in-order eval sampler, ``loss_fn(model, inputs)`` and marked checkpoints."""
-    import torch
-    from transformers import Trainer
-
-    from parsner.training.checkpoints import CHECKPOINT_COMPLETE
-
-    class JobTrainer(Trainer):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.model_accepts_loss_kwargs = False  # our losses are batch means
-
-        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-            return sampler_factory()
-
-        def _get_eval_sampler(self, eval_dataset: Any) -> Any:
-            return torch.utils.data.SequentialSampler(eval_dataset)
-
-        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False, **kwargs: Any) -> Any:
-            loss, outputs = loss_fn(model, inputs)
-            if not bool(torch.isfinite(loss).all()):
-                from parsner.training.train import TrainingDiverged
-
-                raise TrainingDiverged(f"training diverged at optimiser step {self.state.global_step + 1}: "
-                                       f"the loss is {float(loss)}; lower learning_rate and start over")
-            return (loss, outputs) if return_outputs else loss
-
-        def _save_checkpoint(self, model: Any, trial: Any = None) -> None:
-            super()._save_checkpoint(model, trial)
-            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
-            if self.args.should_save and folder.is_dir():
-                (folder / CHECKPOINT_COMPLETE).write_text(json.dumps({"step": self.state.global_step}))
-
-    return JobTrainer
+            "test_guard": guard_report, "metrics": metrics, "resumed_from": dirs.resume_from}
+    _write_output(cfg, spec, model, tokenizer, normalizer, info, dirs, overwrite)
+    log.info(f"done in {time.time() - t0:.0f}s: {dirs.final} ({json.dumps(metrics)})")
+    return PretrainResult(dirs.final, metrics, int(trainer.state.global_step), info["train_runtime_s"],
+                          dirs.resume_from)
 
 
 def _make_trainer(cfg: PretrainConfig, model: Any, tokenizer: Any, train_w: list[Any], valid_w: list[Any],
-                  masker: WholeWordMasker, work: Path) -> tuple[Any, Any]:
+                  masker: WholeWordMasker, dirs: jobs.RunDirs) -> tuple[Any, jobs.SignalStopper]:
     from parsner.training.batching import PadCollator
-    from parsner.training.callbacks import SignalStopper, make_callbacks
+    from parsner.training.trainer import ParsnerTrainer
 
-    lengths = [len(w.input_ids) for w in train_w]
-    args = training_args(cfg, work, len(train_w), prediction_loss_only=True)
-    cls = trainer_class(lambda: epoch_sampler(lengths, cfg.batch_size, cfg.seed),
-                        lambda m, inputs: _with_outputs(masked_lm_loss(m, inputs)))
-    stopper = SignalStopper()
-    trainer = cls(
+    args = jobs.training_arguments(cfg, dirs.ckpt_dir, len(train_w), eval_strategy="no", save_strategy="steps",
+                                   save_steps=cfg.save_steps, prediction_loss_only=True)
+    callbacks, stopper = jobs.job_callbacks(dirs)
+    trainer = ParsnerTrainer(
         model=model, args=args, train_dataset=masked_dataset(train_w, masker),
         eval_dataset=masked_dataset(valid_w, masker) if valid_w else None, processing_class=tokenizer,
         data_collator=PadCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0),
-        callbacks=make_callbacks(stopper, work / "train_log.jsonl"),
+        callbacks=callbacks, window_lengths=[len(w.input_ids) for w in train_w], sampler_class=EpochIndexSampler,
+        loss_fn=lambda m, inputs: _with_outputs(masked_lm_loss(m, inputs)),
     )
     return trainer, stopper
 
 
-def run_trainer(trainer: Any, stopper: Any, resume_from: str | None, work: Path) -> Any:
-    """``trainer.train`` with parsner's signal handling: a signal saves a checkpoint, then TrainingInterrupted."""
-    from parsner.training.callbacks import TrainingInterrupted
-    from parsner.training.checkpoints import last_checkpoint
-
-    if resume_from:
-        with (work / "train_log.jsonl").open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"event": "resume", "checkpoint": resume_from, "time": time.time()}) + "\n")
-    stopper.install()
-    try:
-        output = trainer.train(resume_from_checkpoint=resume_from)
-    finally:
-        stopper.restore()
-    if stopper.signum is not None:
-        raise TrainingInterrupted(stopper.signum, work, last_checkpoint(work / "checkpoints"))
-    return output
-
-
-_run_trainer = run_trainer
-
-
 def _write_output(cfg: PretrainConfig, spec: Any, model: Any, tokenizer: Any, normalizer: Any,
-                  info: dict[str, Any], final: Path, work: Path, overwrite: bool) -> None:
+                  info: dict[str, Any], dirs: jobs.RunDirs, overwrite: bool) -> None:
     from parsner._version import __version__
-    from parsner.atomic import atomic_dir
-    from parsner.training import config as config_rules
 
     meta = {"parsner_version": __version__, "kind": "pretrained-base", "objective": "masked-LM",
             "whole_word_masking": cfg.whole_word_masking, "mlm_probability": cfg.mlm_probability,
             "normalizer": cfg.normalizer, "base_model": cfg.model, "stand_in": spec.stand_in is not None,
             "stand_in_description": spec.stand_in, "max_length": cfg.max_length}
-    with atomic_dir(final, overwrite=overwrite, kind=KIND) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        if normalizer is not None:
-            normalizer.save(tmp)
-        (tmp / "parsner.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", "utf-8")
-        (tmp / CONFIG_FILE).write_text(config_rules.dump_yaml(cfg), encoding="utf-8")
-        (tmp / "metrics.json").write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", "utf-8")
-        log = work / "train_log.jsonl"
-        (tmp / "train_log.jsonl").write_text(log.read_text("utf-8") if log.is_file() else "", "utf-8")
-        (tmp / "README.md").write_text(render_card(cfg, meta, info), encoding="utf-8")
-    shutil.rmtree(work, ignore_errors=True)
+    with jobs.publish(dirs, kind=KIND, overwrite=overwrite) as tmp:
+        jobs.save_model(tmp, model, tokenizer, normalizer)
+        jobs.write_json(tmp / "parsner.json", meta)
+        (tmp / CONFIG_FILE).write_text(dump_yaml(cfg), encoding="utf-8")
+        jobs.write_json(tmp / "metrics.json", info)
+        (tmp / "README.md").write_text(render_pretrain_card(cfg, meta, info), encoding="utf-8")
 
 
-def render_card(cfg: PretrainConfig, meta: dict[str, Any], info: dict[str, Any]) -> str:
+def render_pretrain_card(cfg: PretrainConfig, meta: dict[str, Any], info: dict[str, Any]) -> str:
     m = info["metrics"]
     name = cfg.out_dir.name
     lines = [
