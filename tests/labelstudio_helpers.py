@@ -186,3 +186,17 @@ class Recorder:
 
     def authorizations(self) -> list[str]:
         return [h.get("Authorization", "") for _m, _p, h in self.requests if h.get("Authorization")]
+
+
+def make_backend(tmp_path: Path, url: str | None = None, **opts: Any) -> Any:
+    """A Label Studio backend with retraining on: a stand-in model folder, a tiny config, a fresh work folder."""
+    from parsner.serving.labelstudio_backend import LabelStudioBackend, LabelStudioOptions
+    from parsner.serving.labelstudio_training import prepare_work_dir
+
+    model, work = tmp_path / "model", tmp_path / "work"
+    model.mkdir()
+    (model / "config.json").write_text("{}", encoding="utf-8")
+    cfg = tmp_path / "retrain.yaml"
+    cfg.write_text("model: tiny\n", encoding="utf-8")
+    prepare_work_dir(work, model)
+    return LabelStudioBackend(model, LabelStudioOptions(train_config=cfg, work_dir=work, label_studio_url=url, **opts))

@@ -344,20 +344,13 @@ def test_retrain_every_n_annotations_and_a_failed_export(tmp_path: Path) -> None
     """The N-th annotation starts a round; an export that fails says so in /health, without the token and
     without the network's answer (that goes to the round's log only)."""
     pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from labelstudio_helpers import make_backend
     from onnx_helpers import running_server
-    from parsner.serving.labelstudio_backend import LabelStudioBackend, LabelStudioOptions
-    from parsner.serving.labelstudio_training import prepare_work_dir
     from parsner.serving.server import ServeOptions, create_app
 
-    model, work = tmp_path / "model", tmp_path / "work"
-    model.mkdir()
-    (model / "config.json").write_text("{}", encoding="utf-8")
-    cfg = tmp_path / "retrain.yaml"
-    cfg.write_text("model: tiny\n", encoding="utf-8")
-    prepare_work_dir(work, model)
     closed = f"http://127.0.0.1:{_closed_port()}"
-    opts = LabelStudioOptions(train_config=cfg, retrain_every=2, work_dir=work, label_studio_url=closed)
-    backend = LabelStudioBackend(model, opts)
+    backend = make_backend(tmp_path, closed, retrain_every=2)
+    model, work = tmp_path / "model", tmp_path / "work"
     event = {"action": "ANNOTATION_CREATED", "project": {"id": 5, "label_config": CONFIG}, "annotation": {"result": []},
              "task": {"id": 1, "data": {"body": "x"}}}
     with running_server(create_app(FakeTagger(), str(model), ServeOptions(), label_studio=backend)) as url:

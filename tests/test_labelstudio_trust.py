@@ -18,15 +18,14 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'parsner[serve]')")
 
-from labelstudio_helpers import Recorder
+from labelstudio_helpers import Recorder, make_backend
 from onnx_helpers import bearer, http, running_server
-from parsner.serving.labelstudio_backend import MAX_PROJECTS, SHOWN_LABELS, LabelStudioBackend, LabelStudioOptions
+from parsner.serving.labelstudio_backend import MAX_PROJECTS, SHOWN_LABELS, LabelStudioBackend
 from parsner.serving.labelstudio_training import (
     HOLDOUT_KEY_FILE,
     check_label_studio_url,
     export_url,
     holdout_key,
-    prepare_work_dir,
     prune_models,
     read_holdout_key,
 )
@@ -34,17 +33,6 @@ from parsner.serving.server import ServeOptions, create_app
 from test_labelstudio_backend import CONFIG, EMOJI_TEXT, TOKEN, FakeTagger
 
 START = {"action": "START_TRAINING", "project": {"id": 5, "label_config": CONFIG}}
-
-
-def make_backend(tmp_path: Path, url: str | None = None, **opts: Any) -> LabelStudioBackend:
-    """A backend with retraining on (a stand-in model folder, a tiny config, a fresh work folder)."""
-    model, work = tmp_path / "model", tmp_path / "work"
-    model.mkdir()
-    (model / "config.json").write_text("{}", encoding="utf-8")
-    cfg = tmp_path / "retrain.yaml"
-    cfg.write_text("model: tiny\n", encoding="utf-8")
-    prepare_work_dir(work, model)
-    return LabelStudioBackend(model, LabelStudioOptions(train_config=cfg, work_dir=work, label_studio_url=url, **opts))
 
 
 @contextlib.contextmanager
