@@ -343,6 +343,18 @@ def parse_line(raw: bytes | TooLong, source: str, line: int, opts: RecordOptions
     return Record(source, line, stripped, _text_of(obj, source, line, opts, escapes="\\" in stripped))
 
 
+def text_problem(text: str, max_chars: int, *, escapes: bool = True) -> str | None:
+    """Why a text to tag cannot be given to the model (over ``max_chars``, a NUL, a lone surrogate), or None: the
+    one rule for JSON Lines records and Parquet rows. ``escapes=False`` skips the surrogate scan for a record whose
+    line holds no backslash (strictly decoded UTF-8 cannot hold a surrogate; only a JSON escape makes one)."""
+    if len(text) > max_chars:
+        return f"has {len(text):,} characters; the limit is {max_chars:,} (--max-chars)"
+    if "\0" in text:
+        return "contains a NUL character; is this text?"
+    why = surrogates.problem(text) if escapes else None  # refused, not replaced: parsner.surrogates says why
+    return None if why is None else f"holds {why}"
+
+
 def _text_of(obj: dict[str, Any], source: str, line: int, opts: RecordOptions, escapes: bool = True) -> str:
     """The record's text to tag, or :class:`BadRecord` when the model cannot be given it."""
     field = opts.text_field
@@ -351,14 +363,9 @@ def _text_of(obj: dict[str, Any], source: str, line: int, opts: RecordOptions, e
         raise BadRecord(source, line, f"no {field!r} field (choose the text field with --text-field)")
     if not isinstance(value, str):
         raise BadRecord(source, line, f"{field!r} is {_JSON_TYPES.get(type(value), 'not text')}, not a string")
-    if len(value) > opts.max_text_chars:
-        raise BadRecord(source, line, f"{field!r} has {len(value):,} characters; the limit is "
-                                      f"{opts.max_text_chars:,} (--max-chars)")
-    if "\0" in value:
-        raise BadRecord(source, line, f"{field!r} contains a NUL character; is this text?")
-    why = surrogates.problem(value) if escapes else None
-    if why is not None:  # refused, not replaced: parsner.surrogates says why
-        raise BadRecord(source, line, f"{field!r} holds {why}")
+    why = text_problem(value, opts.max_text_chars, escapes=escapes)
+    if why is not None:
+        raise BadRecord(source, line, f"{field!r} {why}")
     if opts.entities_field in obj:
         raise BadRecord(source, line, f"already has an {opts.entities_field!r} field, which parsner would replace "
                                       "(name the new field with --entities-field)")

@@ -20,7 +20,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from parsner import surrogates
 from parsner.errors import ConfigError, InputError
 from parsner.serving.archive import (
     DEFAULT_MAX_TEXT_CHARS,
@@ -29,6 +28,7 @@ from parsner.serving.archive import (
     check_output_outside,
     list_folder,
     note_left_out,
+    text_problem,
 )
 from parsner.serving.progress import Progress
 
@@ -78,15 +78,10 @@ def _open(path: Path) -> Any:
 
 
 def row_problem(text: Any, max_chars: int) -> str | None:
-    """Why a row's text cannot be tagged (the JSON Lines rules: see ``archive.parse_line``), or None."""
+    """Why a row's text cannot be tagged (the JSON Lines rules: ``archive.text_problem``), or None."""
     if not isinstance(text, str):
         return f"is {'null' if text is None else type(text).__name__}, not text"
-    if len(text) > max_chars:
-        return f"has {len(text):,} characters; the limit is {max_chars:,} (--max-chars)"
-    if "\0" in text:
-        return "contains a NUL character"
-    why = surrogates.problem(text)
-    return None if why is None else f"holds {why}"
+    return text_problem(text, max_chars)
 
 
 def _bad_rows(texts: Sequence[Any], path: Path, first_row: int, field: str, max_chars: int) -> Iterator[InputError]:

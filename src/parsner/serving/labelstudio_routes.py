@@ -91,14 +91,7 @@ async def tag(ls: Any, texts: list[str | None], reasons: list[str | None]) -> li
     return out
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Any:
-    from fastapi.responses import JSONResponse
-
-    return JSONResponse({"error": {"status": status, "code": code, "message": message}}, status_code=status,
-                        headers=headers)
-
-
-def start_training(ls: Any, pid: str | None, xml: Any = None, tasks: list[Any] | None = None) -> Any:
+def start_training(ls: Any, pid: str | None, xml: Any = None, tasks: list[Any] | None = None) -> dict[str, Any]:
     from parsner.serving.labelstudio_training import RetryLater
     from parsner.serving.server import ApiError
 
@@ -107,7 +100,7 @@ def start_training(ls: Any, pid: str | None, xml: Any = None, tasks: list[Any] |
     except LabelConfigError as exc:
         raise ls.config_error(exc) from None
     except RetryLater as exc:
-        return _error(429, "retrain_too_soon", str(exc), {"Retry-After": str(exc.seconds)})
+        raise ApiError(429, "retrain_too_soon", str(exc), {"Retry-After": str(exc.seconds)}) from None
     except LookupError as exc:
         raise ApiError(409, "no_token", str(exc)) from None
     except ValueError as exc:
@@ -182,7 +175,7 @@ def add_routes(app: Any, ls: Any) -> None:
         return {"results": results, "model_version": ls.version}
 
     @app.post(PREFIX + "/webhook")
-    async def ls_webhook(request: Request) -> Any:
+    async def ls_webhook(request: Request) -> dict[str, Any]:
         doc = await body(request)
         action, pid = doc.get("action"), project_id(doc.get("project"))
         project_doc = doc.get("project") if isinstance(doc.get("project"), dict) else {}
@@ -193,7 +186,7 @@ def add_routes(app: Any, ls: Any) -> None:
         return {"status": "ignored", "action": str(action)[:64]}
 
     @app.post(PREFIX + "/train")
-    async def ls_train(request: Request) -> Any:
+    async def ls_train(request: Request) -> dict[str, Any]:
         doc = await body(request)
         tasks = doc.get("annotations")
         if tasks is not None and not isinstance(tasks, list):

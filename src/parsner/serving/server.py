@@ -52,9 +52,11 @@ class ServeOptions:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    """An answer ``{"error": {"status", "code", "message"}}`` with ``status``, and ``headers`` (e.g. Retry-After)."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
 class MicroBatcher:
@@ -255,12 +257,13 @@ def create_app(tagger: Any, model_dir: str, options: ServeOptions | None = None,
     app.add_middleware(AuthMiddleware, auth=app.state.auth)
     extra = (lambda: {"label_studio": label_studio.status()}) if label_studio is not None else dict
 
-    def error(status: int, code: str, message: str) -> JSONResponse:
-        return JSONResponse({"error": {"status": status, "code": code, "message": message}}, status_code=status)
+    def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse({"error": {"status": status, "code": code, "message": message}}, status_code=status,
+                            headers=headers)
 
     @app.exception_handler(ApiError)
     async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
-        return error(exc.status, exc.code, exc.message)
+        return error(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
