@@ -54,35 +54,31 @@ def _reworded(exc: ConfigError, pairs: list[tuple[str, str]], to_python: bool) -
 
 
 @contextlib.contextmanager
+def _respelled(pairs: list[tuple[str, str]], to_python: bool) -> Iterator[None]:
+    """Re-raise a :class:`ConfigError` naming one spelling of these options in the other. Only errors of exactly
+    that class are reworded (its subclasses carry more than a message)."""
+    try:
+        yield
+    except ConfigError as exc:
+        new = _reworded(exc, pairs, to_python=to_python) if type(exc) is ConfigError else None
+        if new is None:
+            raise
+        raise new.with_traceback(exc.__traceback__) from None
+
+
 def parameter_names(parameters: Iterable[str], switches: Iterable[str] = (),
-                    also: Mapping[str, str] | None = None) -> Iterator[None]:
+                    also: Mapping[str, str] | None = None) -> contextlib.AbstractContextManager[None]:
     """Re-raise a :class:`ConfigError` that names these parameters' flags (``--out``, ``--overwrite``) naming the
     parameters instead (`` `out` ``, ``overwrite=True``): what a Python caller wrote.
 
-    ``also``: further ``{command-line words: Python words}`` (``{"--set": "`overrides`"}``). Only errors of exactly
-    that class are reworded (its subclasses carry more than a message).
+    ``also``: further ``{command-line words: Python words}`` (``{"--set": "`overrides`"}``).
     """
-    pairs = _spellings(parameters, switches, also)
-    try:
-        yield
-    except ConfigError as exc:
-        new = _reworded(exc, pairs, to_python=True) if type(exc) is ConfigError else None
-        if new is None:
-            raise
-        raise new.with_traceback(exc.__traceback__) from None
+    return _respelled(_spellings(parameters, switches, also), to_python=True)
 
 
-@contextlib.contextmanager
-def flag_names(parameters: Iterable[str], switches: Iterable[str] = ()) -> Iterator[None]:
+def flag_names(parameters: Iterable[str], switches: Iterable[str] = ()) -> contextlib.AbstractContextManager[None]:
     """The inverse of :func:`parameter_names`, for a command calling the Python API: its errors name its flags."""
-    pairs = _spellings(parameters, switches)
-    try:
-        yield
-    except ConfigError as exc:
-        new = _reworded(exc, pairs, to_python=False) if type(exc) is ConfigError else None
-        if new is None:
-            raise
-        raise new.with_traceback(exc.__traceback__) from None
+    return _respelled(_spellings(parameters, switches), to_python=False)
 
 
 def _check_sources(inputs: Sequence[str | Path], corpus: str | None, annotator: str | None,

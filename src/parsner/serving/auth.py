@@ -102,9 +102,7 @@ class ServerAuth:
         return cookie is not None and hmac.compare_digest(cookie.encode(), want)
 
     def usage(self, base_url: str) -> str:
-        """How to use this server, for the operator's terminal (it holds the token)."""
-        if self.token is None:
-            return "authentication is OFF (--no-auth): anyone who can reach the port can use every route"
+        """How to use this server (one with a token), for the operator's terminal: it holds the token."""
         return (f"page: {base_url}?token={self.token}\n"
                 f"  API: send the header 'Authorization: Bearer {self.token}'\n"
                 f"  Label Studio (Connect model, basic auth): user {self.user}, password {self.token}")
