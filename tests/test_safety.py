@@ -213,7 +213,8 @@ def test_bad_numbers_are_refused_before_training(item, message, config, tmp_path
 
 
 def test_diverging_training_stops_and_is_not_saved(config, tmp_path):
-    from parsner.training.train import TrainingDiverged, train
+    from parsner.training.jobs import TrainingDiverged
+    from parsner.training.train import train
 
     out = tmp_path / "run"
     cfg = dataclasses.replace(load_config(config, overrides={"out": str(out)}), learning_rate=5e5)  # past checks
@@ -239,7 +240,7 @@ def test_non_finite_weights_are_never_saved_as_complete(run_dir, monkeypatch, tm
     import torch
     from transformers import AutoModelForTokenClassification
 
-    from parsner.training.train import TrainingDiverged, check_finite_weights
+    from parsner.training.jobs import TrainingDiverged, check_finite_weights
 
     model = AutoModelForTokenClassification.from_pretrained(str(run_dir))
     check_finite_weights(model, load_config(None), tmp_path, tmp_path)  # finite: fine

@@ -15,14 +15,6 @@ from typing import Any
 
 from parsner.errors import ConfigError
 from parsner.training.config import RunConfig, dump_yaml, resume_safe_keys
-from parsner.training.jobs import (  # noqa: F401  (the work folder's names, also importable from here)
-    CHECKPOINT_COMPLETE,
-    INCOMPLETE_SUFFIX,
-    checkpoint_is_complete,
-    checkpoints,
-    drop_incomplete_checkpoints,
-    last_checkpoint,
-)
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,11 @@ short sequence of stages: prepare the run folders -> load the splits -> encode t
   (seed, step, rank) before every optimiser step, so a run resumed from any checkpoint (also one saved
   mid-epoch by a signal) ends with the same weights and metrics as an uninterrupted run on CPU.
 * **Signals.** SIGINT (Ctrl-C) and SIGTERM make the run save a checkpoint at the end of the current
-  optimiser step and stop; :class:`TrainingInterrupted` carries the exit code (130 / 143). A second
-  Ctrl-C stops at once. Under DDP the stop flag is agreed on by all ranks at every step.
-* **Non-finite training** (loss, gradients or final weights) stops with :class:`TrainingDiverged`; the last
-  good checkpoint is kept and nothing is saved as a finished run.
+  optimiser step and stop; :class:`~parsner.training.jobs.TrainingInterrupted` carries the exit code
+  (130 / 143). A second Ctrl-C stops at once. Under DDP the stop flag is agreed on by all ranks at every step.
+* **Non-finite training** (loss, gradients or final weights) stops with
+  :class:`~parsner.training.jobs.TrainingDiverged`; the last good checkpoint is kept and nothing is saved as a
+  finished run.
 """
 
 from __future__ import annotations
@@ -48,28 +49,20 @@ from parsner.training import jobs
 from parsner.training.batching import PadCollator
 from parsner.training.callbacks import FAULT_ENV
 from parsner.training.checkpoints import (
-    CHECKPOINT_COMPLETE,
     FINGERPRINT_FILE,
-    INCOMPLETE_SUFFIX,
     check_checkpoint_tokenizer,
     check_fingerprint,
     check_saved_config,
     data_fingerprint,
 )
 from parsner.training.config import RunConfig, dump_yaml
-from parsner.training.jobs import (  # noqa: F401  (importable from here, as before)
-    RunDirs,
-    TrainingDiverged,
-    TrainingInterrupted,
-    check_finite_weights,
-    last_checkpoint,
-)
+from parsner.training.jobs import RunDirs, check_finite_weights
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CHECKPOINT_COMPLETE", "FAULT_ENV", "FINGERPRINT_FILE", "INCOMPLETE_SUFFIX", "EncodedSplits", "RunResult",
-    "TrainingDiverged", "TrainingInterrupted", "check_run_outputs", "encode_splits", "run_training", "train",
+    "FAULT_ENV", "FINGERPRINT_FILE", "EncodedSplits", "RunResult", "check_run_outputs", "encode_splits", "run_training",
+    "train",
 ]
 
 
