@@ -71,6 +71,18 @@ def running_server(app: Any) -> Iterator[str]:
         sock.close()
 
 
+def wait_for_health(url: str, seconds: float = 30) -> None:
+    """Wait (bounded) until a server started in a subprocess answers ``GET /health``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if http("GET", f"{url}/health", timeout=2)[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer /health within {seconds:.0f} s")
+
+
 def bearer(url: str) -> dict[str, str]:
     """The ``Authorization`` header of the :func:`running_server` serving ``url``."""
     token = next(t for base, t in _TOKENS.items() if url == base or url.startswith(base + "/"))

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from http.client import HTTPConnection
 from pathlib import Path
 from urllib.parse import urlparse
@@ -16,7 +15,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'parsner[serve]')")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'parsner[serve]')")
 
-from onnx_helpers import TEXTS, bearer, http, running_server, train_tiny_run
+from onnx_helpers import TEXTS, bearer, http, running_server, train_tiny_run, wait_for_health
 from parsner.cli import main
 from parsner.errors import EXIT_USER_ERROR
 from parsner.serving.render import entity_record
@@ -211,12 +210,7 @@ def test_serve_command_runs_an_onnx_export_on_localhost(run_dir: Path, tmp_path:
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(300):  # bounded: 30 s
-            try:
-                if http("GET", f"{url}/health", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_health(url)
         assert http("GET", f"{url}/v1/model")[0] == 401
         status, info = http("GET", f"{url}/v1/model", headers=auth)
         assert status == 200 and info["backend"] == "onnx"

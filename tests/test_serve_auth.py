@@ -23,7 +23,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'parsner[serve]')")
 
-from onnx_helpers import http, running_server
+from onnx_helpers import http, running_server, wait_for_health
 from parsner.cli import main
 from parsner.errors import EXIT_USER_ERROR
 from parsner.serving.auth import ServerAuth
@@ -214,12 +214,7 @@ def test_serve_makes_a_token_prints_how_to_use_it_and_refuses_strangers(tmp_path
             lines.append(proc.stderr.readline())
         token = next(ln for ln in lines if "?token=" in ln).split("?token=")[1].strip()
         assert any(f"Bearer {token}" in ln for ln in lines) and any(f"password {token}" in ln for ln in lines)
-        for _ in range(300):  # bounded: 30 s
-            try:
-                if http("GET", f"{base}/health", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_health(base)
         assert http("POST", f"{base}/v1/ner", NER, auth=False)[0] == 401
         assert http("POST", f"{base}/v1/ner", NER, headers={"Authorization": f"Bearer {token}"})[0] == 200
     finally:
