@@ -1,4 +1,5 @@
-# Two commands for a newcomer: `make demo` (whole pipeline on the embedded sample) and `make test`.
+# Two commands for a newcomer: `make demo` (whole pipeline on the embedded sample) and `make test` (the fast tests,
+# a few minutes); `make test-all` adds the slow and integration tests (what CI runs).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-py313 lint lock wheel clean browser
+.PHONY: install demo test test-all test-py313 lint lock wheel clean browser
 
 # The development set is exact (LOCK: what is tested here); the package itself declares ranges (pyproject.toml).
 LOCK := requirements/py311-dev.txt
@@ -24,7 +25,12 @@ install: $(BIN)/parsner
 demo: install
 	$(BIN)/parsner quickstart --overwrite
 
-test: install browser
+# The fast set: everything but the tests marked slow (they train models, start servers and browsers, send
+# signals mid-run) or integration (a real Label Studio). Under 5 minutes on 2 cores.
+test: install
+	$(BIN)/python -m pytest -q -m "not slow and not integration"
+
+test-all: install browser
 	$(BIN)/python -m pytest -q
 
 # The page's browser test needs Chromium; Playwright's own download is not reachable offline, so install
@@ -51,7 +57,8 @@ wheel: install
 	rm -rf dist && $(BIN)/python -m build --no-isolation --outdir dist . && $(BIN)/twine check --strict dist/*
 
 lint: install
-	$(BIN)/ruff check src tests eval
+	$(BIN)/ruff check src tests eval tools
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs

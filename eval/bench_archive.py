@@ -77,7 +77,7 @@ def build_standin(out: Path, layers: int, hidden: int, sents: list[str]) -> str:
     import torch
 
     from parsner.data.normalize import PersianNormalizer
-    from parsner.inference.modeling import build_tiny_model, build_tiny_tokenizer
+    from parsner.inference.standins import build_tiny_model, build_tiny_tokenizer
 
     tok_dir = parsbert_v1_tokenizer_dir()
     if (tok_dir / "tokenizer.json").is_file():

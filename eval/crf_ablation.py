@@ -28,7 +28,7 @@ from parsner.data.wordfeatures import FeatureSpec, sentence_features
 from parsner.evaluation import metrics
 from parsner.labels import spans_from_tags
 from parsner.training.config import RunConfig, load
-from parsner.training.crf import test_sentences, word_clusters
+from parsner.training.crf_fit import test_sentences, word_clusters
 from parsner.training.train import load_training_data
 
 FOLDS = 5  # jackknife folds of the own-split gazetteer

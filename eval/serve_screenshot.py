@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from onnx_helpers import running_server
+    from helpers.serve import running_server
     from parsner.inference.tagger import Tagger
     from parsner.serving.server import create_app
 

@@ -37,3 +37,21 @@ def parsbert_tokenizer_dir() -> Path:
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run-like model folder (random tiny BERT; :func:`helpers.tagger.build_model_dir`), built once per session.
+    Read it, never write into it."""
+    from helpers.tagger import build_model_dir
+
+    return build_model_dir(tmp_path_factory.mktemp("tagger") / "run")
+
+
+@pytest.fixture(scope="session")
+def tagger(model_dir: Path):
+    """A CPU :class:`~parsner.inference.tagger.Tagger` over :func:`model_dir`."""
+    from parsner.inference.tagger import Tagger
+
+    return Tagger.from_pretrained(model_dir, device="cpu")
+

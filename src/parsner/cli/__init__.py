@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import importlib
 import logging
 import os
@@ -32,7 +31,7 @@ from typing import Any
 
 from parsner import surrogates
 from parsner._version import __version__
-from parsner.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, ParsnerError
+from parsner.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, USER_ERRNOS, ConfigError, ParsnerError, os_error_message
 
 #: Command modules, in the order of the pipeline.
 COMMAND_MODULES = (
@@ -119,14 +118,6 @@ def _logging_for(args: argparse.Namespace) -> Iterator[None]:
             logger.removeHandler(handler)
 
 
-#: Filesystem and environment errors that are the user's to fix (full disk, read-only folder, ...): one line.
-USER_ERRNOS = {
-    errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.ENOENT,
-    errno.EEXIST, errno.ENAMETOOLONG, errno.EFBIG, errno.EDQUOT, errno.EMFILE, errno.ELOOP, errno.EXDEV,
-    errno.ENOTEMPTY, errno.EIO,
-}
-
-
 class Terminated(BaseException):
     """SIGTERM, raised in the main thread so that cleanup (temporary files and folders) runs."""
 
@@ -160,15 +151,6 @@ def _bad_argument(argv: Sequence[str]) -> str | None:
             return f"command-line argument {i} holds {why}"
         return f"command-line argument {i} is not valid UTF-8: {shown!r}"
     return None
-
-
-def os_error_message(exc: OSError) -> str:
-    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
-    what = exc.strerror or str(exc)
-    hint = {errno.ENOSPC: " (free some space and run the command again)",
-            errno.EROFS: " (write the output somewhere writable)",
-            errno.EACCES: " (check the permissions)"}.get(exc.errno or 0, "")
-    return f"{where}: {what}{hint}" if where else f"{what}{hint}"
 
 
 def check_device(device: str | None) -> None:

@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from parsner.evaluation.benchmarks import run_benchmark
+    from parsner.workflows.benchmark import run_benchmark
 
     command = None
     if sys.argv[1:2] == ["benchmark"]:  # run from the shell: record the exact command line

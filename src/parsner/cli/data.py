@@ -94,28 +94,17 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _print_summary(stats: dict[str, Any], audit: dict[str, Any] | None) -> None:
-    from parsner.data.datastats import format_audit, format_stats_table
+    from parsner.data.datastats import summary_lines
 
-    print(format_stats_table(stats))
-    repaired = stats.get("repaired_total")
-    if repaired:
-        per = ", ".join(f"{i['path']} {i['repaired']:,}" for i in stats.get("inputs", []) if i["repaired"])
-        print(f"repaired IOB2 tags (orphan I- -> B-): {repaired:,} ({per})")
-    notes = stats.get("notes", [])
-    if notes:
-        print(f"notes ({len(notes)}):")
-        for n in notes[:10]:
-            print(f"  - {n}")
-        if len(notes) > 10:
-            print(f"  ... and {len(notes) - 10} more in stats.json")
-    if audit is not None:
-        print(format_audit(audit))
+    for text in summary_lines(stats, audit):
+        print(text)
 
 
 def _warn(lines: list[str]) -> None:
+    from parsner.data.api import warning_banner
+
     for w in lines:
-        bar = "!" * min(100, len(w) + 10)
-        print(f"{bar}\nparsner: WARNING: {w}\n{bar}", file=sys.stderr)
+        print(warning_banner(w), file=sys.stderr)
 
 
 def _command_from_args(args: argparse.Namespace) -> str:
@@ -182,12 +171,10 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def print_build(report: BuildReport) -> None:
     """What ``parsner data build`` prints about a finished build: stats, audit, the folder, then warnings."""
-    _print_summary(report.stats, report.audit)
-    t = report.timings
-    print(
-        f"wrote {report.out} ({', '.join(f'{s} {n:,}' for s, n in report.splits.items())} sentences; "
-        f"{len(report.label_names)} labels) in {t.get('total', 0):.1f}s"
-    )
+    from parsner.data.api import build_summary
+
+    for text in build_summary(report):
+        print(text)
     _warn(report.warnings)
 
 

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
 def print_eval(result: EvalResult, *, quiet: bool = False, plots: bool = True) -> None:
     """What ``parsner eval`` prints: the report (unless ``quiet``), then what it wrote."""
-    if not quiet:
-        print(result.report)
-    print(f"wrote {result.out_dir}/ (metrics.json, predictions.conll, analysis.json, report.md"
-          f"{', confusion.png' if plots else ''})")
+    from parsner.evaluation.api import eval_summary
+
+    for text in eval_summary(result, quiet=quiet, plots=plots):
+        print(text)

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     model = Path(args.model)
     if not model.is_dir():
         raise ModelLoadError(f"{args.model}: model directory not found")
-    from parsner.inference.crf import is_crf_dir
+    from parsner.inference.crf_tagger import is_crf_dir
 
     if is_crf_dir(model):
         raise ConfigError(f"{args.model} is a feature CRF (model.crfsuite), not a network: there is nothing to "

@@ -41,7 +41,7 @@ from parsner.serving.archive_resume import (
     RecordFile,
     check_resumable,
     manifest_path,
-    model_fingerprint,
+    model_folder_fingerprint,
     new_manifest,
     partial_path,
     read_manifest,
@@ -182,7 +182,7 @@ def plan_run(args: argparse.Namespace, *, progress: bool) -> Plan:
     if args.output is None:
         return plan
     options = output_options(args, opts)
-    fingerprint = model_fingerprint(args.model)
+    fingerprint = model_folder_fingerprint(args.model)
     if saved is not None and prefix is not None:
         check_resumable(saved, found, fingerprint, options)
         resume_point(args.output, found, prefix)

@@ -47,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
 def print_run(result: RunResult) -> None:
     """What ``parsner train`` prints about a finished run: its folder, validation F1, and a stand-in's note."""
-    m = result.metrics
-    print(f"{result.out_dir}: validation f1_strict={m.get('f1_strict', float('nan')):.4f} "
-          f"f1_default={m.get('f1_default', float('nan')):.4f}")
-    if result.stand_in:
-        print(f"NOTE: {result.stand_in}")
+    from parsner.training.api import run_summary
+
+    for text in run_summary(result):
+        print(text)

@@ -174,3 +174,22 @@ def build_dataset(
         from parsner.data.dataset import build_dataset as build_from_files
 
         return build_from_files([Path(p) for p in paths], out, **options)
+
+
+def build_summary(report: BuildReport) -> Iterator[str]:
+    """What ``parsner data build`` prints about a finished build, one piece at a time: stats, audit, the folder
+    (its warnings are :func:`warning_banner`'s)."""
+    from parsner.data.datastats import summary_lines
+
+    yield from summary_lines(report.stats, report.audit)
+    t = report.timings
+    yield (
+        f"wrote {report.out} ({', '.join(f'{s} {n:,}' for s, n in report.splits.items())} sentences; "
+        f"{len(report.label_names)} labels) in {t.get('total', 0):.1f}s"
+    )
+
+
+def warning_banner(warning: str) -> str:
+    """A build's or an audit's warning, between two bars of ``!`` (shown after everything else)."""
+    bar = "!" * min(100, len(warning) + 10)
+    return f"{bar}\nparsner: WARNING: {warning}\n{bar}"

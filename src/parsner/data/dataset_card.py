@@ -180,7 +180,7 @@ def _usage_and_licence(build: Mapping[str, Any], info: Mapping[str, Any]) -> str
     return "".join(out)
 
 
-def render_card(
+def render_dataset_card(
     *,
     name: str,
     stats: Mapping[str, Any],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from parsner.errors import ConfigError
@@ -230,6 +230,25 @@ def format_stats_table(stats: Mapping[str, Any]) -> str:
         cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def summary_lines(stats: Mapping[str, Any], audit: Mapping[str, Any] | None) -> Iterator[str]:
+    """What ``parsner data build`` and ``parsner data stats`` show of a dataset, one printed piece at a time: the
+    stats table, repaired tags, notes (ten at most) and the audit (when given)."""
+    yield format_stats_table(stats)
+    repaired = stats.get("repaired_total")
+    if repaired:
+        per = ", ".join(f"{i['path']} {i['repaired']:,}" for i in stats.get("inputs", []) if i["repaired"])
+        yield f"repaired IOB2 tags (orphan I- -> B-): {repaired:,} ({per})"
+    notes = stats.get("notes", [])
+    if notes:
+        yield f"notes ({len(notes)}):"
+        for n in notes[:10]:
+            yield f"  - {n}"
+        if len(notes) > 10:
+            yield f"  ... and {len(notes) - 10} more in stats.json"
+    if audit is not None:
+        yield format_audit(audit)
 
 
 def format_audit(audit: Mapping[str, Any]) -> str:

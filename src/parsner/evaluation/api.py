@@ -85,3 +85,10 @@ def evaluate(
         return evaluate_model(Path(model), data, split, out=out, batch_size=batch_size, device=device,
                               label_map=label_map, normalizer=normalizer, n_bootstrap=bootstrap, seed=seed,
                               overwrite=overwrite, plots=plots)
+
+
+def eval_summary(result: EvalResult, *, quiet: bool = False, plots: bool = True) -> list[str]:
+    """What ``parsner eval`` prints: the report (unless ``quiet``), then what it wrote."""
+    wrote = (f"wrote {result.out_dir}/ (metrics.json, predictions.conll, analysis.json, report.md"
+             f"{', confusion.png' if plots else ''})")
+    return [wrote] if quiet else [result.report, wrote]

@@ -11,7 +11,7 @@ so both backends give the same words, windows and spans.
   CPU; torch is not imported on this path.
 
 A directory holding ``model.onnx`` loads with ONNX Runtime; one holding ``model.safetensors`` with torch; one
-holding ``model.crfsuite`` (a feature CRF, :mod:`parsner.inference.crf`: it tags words, not sub-words) with
+holding ``model.crfsuite`` (a feature CRF, :mod:`parsner.inference.crf_tagger`: it tags words, not sub-words) with
 python-crfsuite (:func:`resolve_backend`); the loading itself is :mod:`parsner.inference.modeling`'s.
 ``pip install parsner[onnx]`` installs onnxruntime.
 """
@@ -168,7 +168,7 @@ def import_onnxruntime() -> Any:
 def resolve_backend(path_or_id: str | os.PathLike[str], backend: str | None) -> str:
     """``"onnx"``, ``"torch"`` or ``"crf"`` for this model: as asked, or ONNX when the directory holds
     ``model.onnx``, the CRF when it holds ``model.crfsuite``."""
-    from parsner.inference.crf import is_crf_dir
+    from parsner.inference.crf_tagger import is_crf_dir
 
     if backend is not None and backend not in BACKENDS:
         raise ConfigError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")

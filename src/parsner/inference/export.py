@@ -50,7 +50,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: str | None 
     runtimes other than onnxruntime; it is slower in onnxruntime.
     """
     from parsner.atomic import atomic_dir
-    from parsner.inference.crf import is_crf_dir
+    from parsner.inference.crf_tagger import is_crf_dir
     from parsner.inference.modeling import load_for_inference
 
     if quantize not in (None, *QUANTIZE_CHOICES):

@@ -88,7 +88,7 @@ class Tagger:
     ) -> None:
         from parsner.inference.backends import as_runner
 
-        #: A word-level runner (the feature CRF, :mod:`parsner.inference.crf`) tags words itself: no tokenizer,
+        #: A word-level runner (the feature CRF, :mod:`parsner.inference.crf_tagger`) tags words itself: no tokenizer,
         #: no windows.
         self.word_level = bool(getattr(model, "word_level", False))
         if not self.word_level and not getattr(tokenizer, "is_fast", False):

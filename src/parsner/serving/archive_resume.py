@@ -53,7 +53,7 @@ def read_manifest(out: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and doc.get("kind") == MANIFEST_KIND else None
 
 
-def model_fingerprint(model: str) -> str:
+def model_folder_fingerprint(model: str) -> str:
     """sha256 over the names and contents of a model folder's files (a hub id: its cached snapshot, else the id).
 
     Content, not paths or times: a copied or touched model resumes; retrained or re-exported weights do not.

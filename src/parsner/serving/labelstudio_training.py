@@ -1,5 +1,5 @@
 """The server's side of retraining for ``parsner serve --label-studio``: the work folder, one round at a time,
-the export fetched with the project's token, the worker process (:mod:`parsner.cli.labelstudio_retrain`) and
+the export fetched with the project's token, the worker process (:mod:`parsner.workflows.labelstudio_retrain`) and
 the swap.
 
 The work folder (``--work-dir``; a parsner-made folder, marker kind ``label-studio``) holds::
@@ -49,13 +49,13 @@ HOLDOUT_KEY_FILE = "holdout.key"
 _MODEL_NAME = re.compile(r"parsner-([0-9]+)(\.incomplete)?")
 _URL_PATH = re.compile(r"(/[A-Za-z0-9._~%-]+)*/?")
 #: The worker process's module (``python -m``; named, not imported: it runs the training commands).
-WORKER_MODULE = "parsner.cli.labelstudio_retrain"
+WORKER_MODULE = "parsner.workflows.labelstudio_retrain"
 
 #: Weight files whose hash names a model version, in order of preference.
 WEIGHT_FILES = ("model.safetensors", "model.onnx", "pytorch_model.bin", "model.crfsuite", "config.json")
 
 
-def model_fingerprint(model_dir: str | Path) -> str:
+def weights_fingerprint(model_dir: str | Path) -> str:
     """The first 8 hex digits of the sha256 of the model's weights (its version's short hash)."""
     for name in WEIGHT_FILES:
         path = Path(model_dir) / name
@@ -167,7 +167,7 @@ def last_swapped(work_dir: Path, model_dir: Path) -> tuple[Path, str | None, int
 
 
 def initial_version(model_dir: Path, round_no: int = 0) -> str:
-    return f"parsner-{round_no}-{model_fingerprint(model_dir)}"
+    return f"parsner-{round_no}-{weights_fingerprint(model_dir)}"
 
 
 def past_versions(work_dir: Path | None) -> list[str]:

@@ -162,7 +162,8 @@ def _check_model(model: str) -> None:
     """A model folder without its config, weights or tokenizer, or with an unknown architecture, fails here, before
     Ray starts (in an actor it would fail once per actor, under Ray's own log lines)."""
     from parsner.inference.backends import resolve_backend
-    from parsner.inference.modeling import check_model_files, existing_label_names, parse_spec
+    from parsner.inference.hub import check_model_files, parse_spec
+    from parsner.inference.modeling import existing_label_names
 
     if resolve_backend(model, None) == "torch":
         spec = parse_spec(model)

@@ -93,3 +93,13 @@ def train(
     cfg = resolve_config(config, overrides, out)
     with parameter_names(TRAIN_PARAMETERS, TRAIN_SWITCHES):
         return run(cfg, resume=resume, overwrite=overwrite)
+
+
+def run_summary(result: RunResult) -> list[str]:
+    """What ``parsner train`` prints about a finished run: its folder, validation F1, and a stand-in's note."""
+    m = result.metrics
+    lines = [f"{result.out_dir}: validation f1_strict={m.get('f1_strict', float('nan')):.4f} "
+             f"f1_default={m.get('f1_default', float('nan')):.4f}"]
+    if result.stand_in:
+        lines.append(f"NOTE: {result.stand_in}")
+    return lines

@@ -21,14 +21,15 @@ import os
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from parsner.data.wordfeatures import MAX_AFFIX, MAX_NAME_WORDS, MAX_WINDOW
 from parsner.errors import ConfigError
-from parsner.inference.modeling import TINY_DEFAULTS  # the tiny stand-in's sizes (re-exported)
 from parsner.inference.runmeta import DEFAULT_MAX_LENGTH, DEFAULT_STRIDE
+from parsner.inference.standins import TINY_DEFAULTS  # the tiny stand-in's sizes
 from parsner.paths import shipped_recipe_for
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class TinySizes:
 
 @dataclass
 class CrfOptions:
-    """The feature CRF's settings (``model: crf``; :mod:`parsner.training.crf`); other models ignore them."""
+    """The feature CRF's settings (``model: crf``; :mod:`parsner.training.crf_fit`); other models ignore them."""
 
     crf_c1: float = option(0.05, help="feature CRF: L1 regularisation (drops useless features)", ge=0)
     crf_c2: float = option(0.05, help="feature CRF: L2 regularisation", ge=0)
@@ -365,6 +366,41 @@ def dump_yaml(cfg: Any) -> str:
 def resume_safe_keys(cls: type = RunConfig) -> set[str]:
     """Keys a resumed run may change (speed and display only)."""
     return {f.name for f in fields(cls) if f.metadata.get("resume_safe")}
+
+
+def _type_cell(cls: type, name: str) -> str:
+    base, optional = _base_type(cls, name)
+    allowed = choices(cls, name)
+    plain = base.__name__ if isinstance(base, type) else str(base)  # list[int] reads as itself
+    text = " \\| ".join(f"`{c}`" for c in allowed) if allowed else plain
+    return f"{text} or null" if optional else text
+
+
+def _range_cell(meta: Mapping[str, Any]) -> str:
+    signs = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤"}
+    return ", ".join(f"{signs[k]} {meta[k]:g}" for k in signs if meta.get(k) is not None)
+
+
+def _default_cell(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        return f"`{f.default!r}`" if f.default is not None else "null"
+    return "(required)" if f.default_factory is dataclasses.MISSING else f"`{f.default_factory()!r}`"
+
+
+def config_reference(cls: type = RunConfig) -> str:
+    """A Markdown table of ``cls``'s keys (type or choices, default, range, whether a resumed run may change it,
+    the help text): made from the same field declarations that check a config and make the command's flags, so the
+    docs cannot drift from them."""
+    rows = ["| key | type | default | range | help |", "|---|---|---|---|---|"]
+    for f in fields(cls):
+        helptext = f.metadata.get("help", "").replace("|", "\\|")
+        if f.metadata.get("flag"):
+            helptext += f" (flag `--{f.name.replace('_', '-')}`)"
+        if f.metadata.get("resume_safe"):
+            helptext += " (may change on --resume)"
+        rows.append(f"| `{f.name}` | {_type_cell(cls, f.name)} | {_default_cell(f)} | "
+                    f"{_range_cell(f.metadata)} | {helptext} |")
+    return "\n".join(rows) + "\n"
 
 
 # ------------------------------------------------------------------------------------------ command line

@@ -223,7 +223,7 @@ def build_student(cfg: DistillConfig, teacher: Any, teacher_tok: Any, labels: li
     """(student model, tokenizer, description) for ``cfg.student``."""
     import torch
 
-    from parsner.inference import modeling
+    from parsner.inference import hub, modeling
 
     torch.manual_seed(cfg.seed)
     spec_text = cfg.student.strip()
@@ -239,7 +239,7 @@ def build_student(cfg: DistillConfig, teacher: Any, teacher_tok: Any, labels: li
         encoder.layer = encoder.layer[: int(raw)]
         student.config.num_hidden_layers = int(raw)
         return student, teacher_tok, f"the teacher's first {raw} of {n_layers} layers"
-    spec = modeling.parse_spec(spec_text)
+    spec = hub.parse_spec(spec_text)
     tiny = jobs.tiny_options(cfg)
     tok = modeling.load_tokenizer(spec, train_words=words, tiny_options=tiny)
     model = modeling.load_model(spec, labels, tok, tiny_options=tiny, reinit_classifier=True)
@@ -406,6 +406,7 @@ def _make_trainer(cfg: DistillConfig, student: Any, tok: Any, labels: list[str],
 def _write_run(cfg: DistillConfig, model: Any, tok: Any, normalizer: Any, meta: dict[str, Any],
                info: dict[str, Any], dirs: jobs.RunDirs, overwrite: bool) -> None:
     from parsner._version import __version__
+    from parsner.training.model_card import render_model_card
 
     jobs.check_finite_weights(model, cfg, dirs.work, dirs.ckpt_dir)
     meta = {"parsner_version": __version__, **meta}
@@ -414,34 +415,5 @@ def _write_run(cfg: DistillConfig, model: Any, tok: Any, normalizer: Any, meta: 
         jobs.write_json(tmp / "parsner.json", meta)
         (tmp / "run_config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
         jobs.write_json(tmp / "metrics.json", info)
-        (tmp / "README.md").write_text(render_distill_card(cfg, meta, info), encoding="utf-8")
-
-
-def render_distill_card(cfg: DistillConfig, meta: dict[str, Any], info: dict[str, Any]) -> str:
-    m = info["metrics"]
-    types = sorted({lab[2:] for lab in meta["labels"] if lab != "O"})
-    lines = [
-        "---", "language: [fa]", "library_name: transformers", "pipeline_tag: token-classification",
-        "tags: [token-classification, ner, persian, parsner, distillation]", "---", "",
-        f"# {cfg.name}: a distilled Persian NER tagger (ParsNER)", "",
-        f"Student `{meta['student']}` trained to reproduce the per-word tag distributions of the teacher "
-        f"`{meta['distilled_from']}` (KL at temperature {cfg.temperature:g}, weight {cfg.alpha:g}; gold tags "
-        f"weight {1 - cfg.alpha:g}) on `{cfg.data}` ({info['labelled_sentences']} labelled sentences) and "
-        f"{info['unlabelled_sentences']} unlabelled sentences. Entity types: {', '.join(types)} (IOB2). "
-        "The teacher's labels and normaliser (`normalizer.json`) carry over.", "",
-    ]
-    if meta.get("stand_in_description"):
-        lines += [f"> **{meta['stand_in_description']}.**", ""]
-    lines += [
-        "## Usage", "", "```python", "from parsner import Tagger", "",
-        f'tagger = Tagger.from_pretrained("{cfg.out_dir}")', 'print(tagger("حمید رحمانی دیروز به تهران رفت."))',
-        "```", "", "## Results (validation split of this run)", "", "| seqeval mode | precision | recall | F1 |",
-        "|---|---|---|---|",
-    ]
-    for mode in ("strict", "default"):
-        vals = [m.get(f"{k}_{mode}") for k in ("precision", "recall", "f1")]
-        lines.append(f"| {mode} | " + " | ".join("-" if v is None else f"{100 * v:.2f}" for v in vals) + " |")
-    lines += ["", f"{info['global_step']} optimiser steps ({info['epochs_trained']} epochs) in "
-              f"{info['train_runtime_s']:.0f} s, batch {cfg.batch_size}, learning rate {cfg.learning_rate:g}, "
-              f"seed {cfg.seed}. These are validation scores; run `parsner eval` for the test split."]
-    return "\n".join(lines) + "\n"
+        card = render_model_card(cfg=cfg, meta=meta, metrics=info, kind="distill")
+        (tmp / "README.md").write_text(card, encoding="utf-8")

@@ -1,14 +1,20 @@
-"""The model card (``README.md``) of a trained run, following Hugging Face conventions.
+"""The model card (``README.md``) of every training job's output, following Hugging Face conventions.
 
-YAML front matter (``language: fa``, ``library_name``, ``pipeline_tag``, ``datasets``, ``metrics``,
-``model-index`` with the validation scores of the actual run), then usage, training data and
-hyper-parameters, results, limitations — and, for stand-ins, a warning at the top that the scores are
-not ParsBERT's.
+One renderer, :func:`render_model_card`, for each kind of output: a fine-tuned run (``kind="run"``: a token
+classifier, or a feature CRF), a base model adapted by masked-LM training (``"pretrain"``) and a distilled
+student (``"distill"``). Every card is YAML front matter, a ``# NAME: WHAT (ParsNER)`` title and its kind's
+sections, built from the shared ones here (usage, settings, the validation scores) — and, for stand-ins, a warning
+that the scores are not ParsBERT's.
+
+A run's front matter has ``language: fa``, ``library_name``, ``pipeline_tag``, ``datasets``, ``metrics`` and
+``model-index`` with the validation scores of the actual run; then usage, training data and hyper-parameters,
+results, limitations.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -18,11 +24,56 @@ from parsner.training.config import RunConfig
 KNOWN_DATASETS = {"peyma": "PNLPhub/PEYMA", "arman": "ArmanPersoNERCorpus", "parstwiner": "ParsTwiNER"}
 
 
-def _pct(x: Any) -> str:
+#: The sentence every card's usage example tags.
+EXAMPLE = "حمید رحمانی دیروز به تهران رفت."
+
+
+class _Card(NamedTuple):
+    """A kind's part of a card: its front matter (``flow``: YAML lists on one line), title and sections."""
+
+    front: dict[str, Any]
+    name: str
+    what: str
+    body: list[str]
+    flow: bool = False
+
+
+def _pct(x: Any, missing: str = "n/a") -> str:
     try:
         return f"{100 * float(x):.2f}"
     except (TypeError, ValueError):
-        return "n/a"
+        return missing
+
+
+# ------------------------------------------------------------------------------------------ shared sections
+
+
+def _front_matter(front: dict[str, Any], flow: bool = False) -> list[str]:
+    dumped = yaml.safe_dump(front, sort_keys=False, allow_unicode=True, default_flow_style=None if flow else False)
+    return ["---", dumped.rstrip(), "---", ""]
+
+
+def _usage(path: Any, install: str = "") -> list[str]:
+    """The Python example: the Tagger loading the output at ``path`` and tagging a sentence."""
+    return ["## Usage", "", "```python", f"from parsner import Tagger{install}", "",
+            f'tagger = Tagger.from_pretrained("{path}")', f'print(tagger("{EXAMPLE}"))', "```", ""]
+
+
+def _settings(cfg: Any, keys: tuple[str, ...]) -> list[str]:
+    return ["| setting | value |", "|---|---|", *[f"| {key} | `{getattr(cfg, key)}` |" for key in keys]]
+
+
+def _scores(m: dict[str, Any], modes: dict[str, str], missing: str) -> list[str]:
+    """The validation scores table, one row per seqeval mode (``modes``: ``{mode: row name}``)."""
+    lines = ["## Results (validation split of this run)", "", "| seqeval mode | precision | recall | F1 |",
+             "|---|---|---|---|"]
+    for mode, shown in modes.items():
+        cells = [_pct(m.get(f"{k}_{mode}"), missing) for k in ("precision", "recall", "f1")]
+        lines.append(f"| {shown} | " + " | ".join(cells) + " |")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ a fine-tuned run
 
 
 def _dataset_id(name: str) -> str:
@@ -60,8 +111,8 @@ def _model_index(cfg: RunConfig, m: dict[str, Any], dataset_name: str, dataset_i
     }]
 
 
-def _front_matter(cfg: RunConfig, meta: dict[str, Any], m: dict[str, Any], dataset_name: str,
-                  publish_scores: bool = True) -> list[str]:
+def _run_front(cfg: RunConfig, meta: dict[str, Any], m: dict[str, Any], dataset_name: str,
+               publish_scores: bool = True) -> dict[str, Any]:
     stand_in = meta.get("stand_in_description")
     dataset_id = _dataset_id(dataset_name)
     tags = ["token-classification", "ner", "persian", "parsner"]
@@ -79,23 +130,22 @@ def _front_matter(cfg: RunConfig, meta: dict[str, Any], m: dict[str, Any], datas
         front["base_model"] = meta["base_model"]
     if publish_scores:  # not when the validation scores are on training sentences
         front["model-index"] = _model_index(cfg, m, dataset_name, dataset_id)
-    return ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", ""]
+    return front
 
 
-def _title(cfg: RunConfig, stand_in: str | None) -> list[str]:
-    lines = [f"# {cfg.name}: Persian named-entity recognition (ParsNER)", ""]
-    if stand_in:
-        lines += [
-            f"> **WARNING — {stand_in}.** This model was trained from randomly initialised weights as an "
-            "offline stand-in for ParsBERT; its scores say nothing about ParsBERT. To train the real model, "
-            "run `parsner train --config training/peyma.yaml --model HooshvareLab/bert-fa-base-uncased` on a "
-            "machine that can download it (or pass a local copy).",
-            "",
-        ]
-    return lines
+def _stand_in_warning(stand_in: str | None) -> list[str]:
+    if not stand_in:
+        return []
+    return [
+        f"> **WARNING — {stand_in}.** This model was trained from randomly initialised weights as an "
+        "offline stand-in for ParsBERT; its scores say nothing about ParsBERT. To train the real model, "
+        "run `parsner train --config training/peyma.yaml --model HooshvareLab/bert-fa-base-uncased` on a "
+        "machine that can download it (or pass a local copy).",
+        "",
+    ]
 
 
-def _usage(cfg: RunConfig, meta: dict[str, Any], dataset_name: str) -> list[str]:
+def _classifier_usage(cfg: RunConfig, meta: dict[str, Any], dataset_name: str) -> list[str]:
     labels = meta.get("labels", [])
     types = sorted({lab[2:] for lab in labels if lab != "O"})
     return [
@@ -103,15 +153,7 @@ def _usage(cfg: RunConfig, meta: dict[str, Any], dataset_name: str) -> list[str]
         f"[ParsNER](https://github.com/) on `{dataset_name}`. Entity types: {', '.join(types) or 'none'} "
         "(IOB2 tags).",
         "",
-        "## Usage",
-        "",
-        "```python",
-        "from parsner import Tagger",
-        "",
-        f'tagger = Tagger.from_pretrained("models/{cfg.name}")',
-        'print(tagger("حمید رحمانی دیروز به تهران رفت."))',
-        "```",
-        "",
+        *_usage(f"models/{cfg.name}"),
         "It also loads with plain transformers (`AutoModelForTokenClassification.from_pretrained`, "
         "`AutoTokenizer.from_pretrained`), but then **apply the saved normalisation yourself** "
         "(`normalizer.json`, `parsner.data.normalize.PersianNormalizer.load`) to each word before tokenising, "
@@ -141,11 +183,8 @@ def _crf_sections(cfg: RunConfig, meta: dict[str, Any], metrics: dict[str, Any],
         "A linear-chain CRF over word, shape, affix, context, word-cluster and gazetteer features (python-crfsuite), "
         f"trained with [ParsNER](https://github.com/) on `{dataset_name}`; no pretrained weights. Entity types: "
         f"{', '.join(types) or 'none'} (IOB2 tags).", "",
-        "## Usage", "", "```python", "from parsner import Tagger  # pip install 'parsner[crf]'", "",
-        f'tagger = Tagger.from_pretrained("models/{cfg.name}")', 'print(tagger("حمید رحمانی دیروز به تهران رفت."))',
-        "```", "",
-        "## Training", "", "| setting | value |", "|---|---|",
-        *[f"| {key} | `{getattr(cfg, key)}` |" for key in CRF_CARD_SETTINGS], "",
+        *_usage(f"models/{cfg.name}", install="  # pip install 'parsner[crf]'"),
+        "## Training", "", *_settings(cfg, CRF_CARD_SETTINGS), "",
         f"{metrics.get('iterations')} L-BFGS iterations in {float(metrics.get('train_runtime_s') or 0):.0f} s; word "
         f"clusters for {clusters.get('clustered_words', 0):,} words, learnt from {clusters.get('words', 0):,} words "
         f"of text; {names:,} gazetteer names from other corpora.{seen}", "",
@@ -154,8 +193,7 @@ def _crf_sections(cfg: RunConfig, meta: dict[str, Any], metrics: dict[str, Any],
 
 
 def _training(cfg: RunConfig, metrics: dict[str, Any]) -> list[str]:
-    lines = ["## Training", "", "| setting | value |", "|---|---|"]
-    lines += [f"| {key} | `{getattr(cfg, key)}` |" for key in CARD_SETTINGS]
+    lines = ["## Training", "", *_settings(cfg, CARD_SETTINGS)]
     enc = metrics.get("encoding", {})
     lines += [
         "",
@@ -174,14 +212,7 @@ def _results(m: dict[str, Any], meta: dict[str, Any], seen: bool = False) -> lis
                 f"so its F1 ({_pct(m.get('f1_default'))}) says nothing about quality on new text: run `parsner eval` "
                 "on a test split.", ""]
     return [
-        "## Results (validation split of this run)",
-        "",
-        "| seqeval mode | precision | recall | F1 |",
-        "|---|---|---|---|",
-        f"| strict IOB2 | {_pct(m.get('precision_strict'))} | {_pct(m.get('recall_strict'))} | "
-        f"{_pct(m.get('f1_strict'))} |",
-        f"| default (conlleval-like) | {_pct(m.get('precision_default'))} | {_pct(m.get('recall_default'))} | "
-        f"{_pct(m.get('f1_default'))} |",
+        *_scores(m, {"strict": "strict IOB2", "default": "default (conlleval-like)"}, missing="n/a"),
         "",
         (f"The checkpoint was selected by validation `{meta.get('selection_metric')}`; these" if
          meta.get("selection_metric") else "These") + " are validation scores, not test scores (run `parsner eval` "
@@ -208,22 +239,91 @@ def _limitations(meta: dict[str, Any], stand_in: str | None) -> list[str]:
     return lines
 
 
-def render_model_card(
-    *, cfg: RunConfig, meta: dict[str, Any], metrics: dict[str, Any], dataset_name: str
-) -> str:
-    """README.md of a run: front matter, title (and stand-in warning), usage, training, results, limitations."""
+def _run_card(cfg: RunConfig, meta: dict[str, Any], metrics: dict[str, Any], dataset_name: str) -> _Card:
+    """A fine-tuned run (a token classifier or a feature CRF): usage, training, results, limitations."""
     m = metrics.get("metrics", {})
     seen = bool(metrics.get("validation_seen_in_training"))
     stand_in = meta.get("stand_in_description")
     if _is_crf(meta):
         body = _crf_sections(cfg, meta, metrics, dataset_name)
     else:
-        body = [*_usage(cfg, meta, dataset_name), *_training(cfg, metrics)]
-    lines = [
-        *_front_matter(cfg, meta, m, dataset_name, publish_scores=not seen),
-        *_title(cfg, stand_in),
-        *body,
-        *_results(m, meta, seen),
-        *_limitations(meta, stand_in),
+        body = [*_classifier_usage(cfg, meta, dataset_name), *_training(cfg, metrics)]
+    body = [*_stand_in_warning(stand_in), *body, *_results(m, meta, seen), *_limitations(meta, stand_in)]
+    return _Card(_run_front(cfg, meta, m, dataset_name, publish_scores=not seen), cfg.name,
+                 "Persian named-entity recognition", body)
+
+
+# ------------------------------------------------------------------------------------------ pre-training
+
+
+def _pretrain_card(cfg: Any, meta: dict[str, Any], info: dict[str, Any], _dataset_name: str) -> _Card:
+    """A base model adapted by masked-LM training: the text it read, the test guard, training, held-out loss."""
+    m = info["metrics"]
+    front = {"language": ["fa"], "library_name": "transformers", "pipeline_tag": "fill-mask",
+             "tags": ["persian", "parsner", "domain-adaptive-pretraining"]}
+    lines = []
+    if meta["stand_in"]:
+        lines += [f"> **{meta['stand_in_description']}** — pre-trained here from random weights on the text "
+                  "below only; it is not ParsBERT.", ""]
+    lines += [
+        f"Continued masked-LM training of `{cfg.model}` on unlabelled text, "
+        f"{'whole-word' if cfg.whole_word_masking else 'sub-word'} masking of {cfg.mlm_probability:.0%} of the "
+        f"sub-words, normaliser `{cfg.normalizer}` (saved as `normalizer.json`). Fine-tune it for NER with",
+        "", "```bash",
+        f"parsner train --config training/peyma.yaml --model {cfg.out_dir} --normalizer {cfg.normalizer}",
+        "```", "", "## Text", "", "| input | read as | sentences | words |", "|---|---|---:|---:|",
     ]
+    lines += [f"| `{s['path']}` | {s['kind']} | {s['sentences']:,} | {s['words']:,} |" for s in info["text"]]
+    g = info["test_guard"]
+    lines += ["", f"Test guard ({', '.join(f'`{x}`' for x in g['guards']) or 'none given'}): "
+              f"{g['overlapping_sentences']} sentence(s) contained a test sentence of ≥ {g['min_words']} words "
+              f"(mode `{g['mode']}`).", "", "## Training", "",
+              f"{info['global_step']} optimiser steps ({info['epochs_trained']} epochs) in "
+              f"{info['train_runtime_s']:.0f} s; batch {cfg.batch_size}, learning rate {cfg.learning_rate:g}, "
+              f"windows of {cfg.max_length} sub-words, seed {cfg.seed}."]
+    if "heldout_mlm_loss" in m:
+        lines.append(f"Held-out masked-LM loss {m['heldout_mlm_loss']:.3f} (perplexity "
+                     f"{m['heldout_perplexity']:.1f}) on {m['heldout_sentences']} sentences.")
+    return _Card(front, cfg.out_dir.name, "a Persian base model adapted by masked-LM training", lines, flow=True)
+
+
+# ------------------------------------------------------------------------------------------ distillation
+
+
+def _distill_card(cfg: Any, meta: dict[str, Any], info: dict[str, Any], _dataset_name: str) -> _Card:
+    """A distilled student: what it learnt from, usage, validation scores, training."""
+    types = sorted({lab[2:] for lab in meta["labels"] if lab != "O"})
+    front = {"language": ["fa"], "library_name": "transformers", "pipeline_tag": "token-classification",
+             "tags": ["token-classification", "ner", "persian", "parsner", "distillation"]}
+    lines = [
+        f"Student `{meta['student']}` trained to reproduce the per-word tag distributions of the teacher "
+        f"`{meta['distilled_from']}` (KL at temperature {cfg.temperature:g}, weight {cfg.alpha:g}; gold tags "
+        f"weight {1 - cfg.alpha:g}) on `{cfg.data}` ({info['labelled_sentences']} labelled sentences) and "
+        f"{info['unlabelled_sentences']} unlabelled sentences. Entity types: {', '.join(types)} (IOB2). "
+        "The teacher's labels and normaliser (`normalizer.json`) carry over.", "",
+    ]
+    if meta.get("stand_in_description"):
+        lines += [f"> **{meta['stand_in_description']}.**", ""]
+    lines += [*_usage(cfg.out_dir), *_scores(info["metrics"], {"strict": "strict", "default": "default"}, "-")]
+    lines += ["", f"{info['global_step']} optimiser steps ({info['epochs_trained']} epochs) in "
+              f"{info['train_runtime_s']:.0f} s, batch {cfg.batch_size}, learning rate {cfg.learning_rate:g}, "
+              f"seed {cfg.seed}. These are validation scores; run `parsner eval` for the test split."]
+    return _Card(front, cfg.name, "a distilled Persian NER tagger", lines, flow=True)
+
+
+#: Each kind of output's part of its card.
+KINDS: dict[str, Callable[[Any, dict[str, Any], dict[str, Any], str], _Card]] = {
+    "run": _run_card, "pretrain": _pretrain_card, "distill": _distill_card,
+}
+
+
+def render_model_card(*, cfg: Any, meta: dict[str, Any], metrics: dict[str, Any], dataset_name: str = "",
+                      kind: str = "run") -> str:
+    """README.md of a job's output: front matter, ``# NAME: WHAT (ParsNER)``, then the sections of its ``kind``.
+
+    ``cfg`` is the job's config (a :class:`RunConfig` for a run, the pretrain or distill config), ``meta`` its
+    ``parsner.json``, ``metrics`` its ``metrics.json`` document; ``dataset_name`` names a run's training data.
+    """
+    card = KINDS[kind](cfg, meta, metrics, dataset_name)
+    lines = [*_front_matter(card.front, card.flow), f"# {card.name}: {card.what} (ParsNER)", "", *card.body]
     return "\n".join(lines) + "\n"

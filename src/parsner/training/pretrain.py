@@ -198,7 +198,7 @@ def load_mlm(spec: Any, tokenizer: Any, cfg: PretrainConfig) -> Any:
     """A masked-LM model: random for the stand-ins, else the checkpoint's weights (its LM head if it has one)."""
     from transformers import AutoConfig, AutoModelForMaskedLM, BertConfig, BertForMaskedLM
 
-    from parsner.inference import modeling
+    from parsner.inference import hub, runmeta, standins
 
     if spec.kind == "tiny":
         hidden, heads = cfg.tiny_hidden, cfg.tiny_heads
@@ -207,17 +207,17 @@ def load_mlm(spec: Any, tokenizer: Any, cfg: PretrainConfig) -> Any:
         config = BertConfig(
             vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=spec.layers or cfg.tiny_layers,
             num_attention_heads=heads, intermediate_size=cfg.tiny_intermediate,
-            max_position_embeddings=modeling.DEFAULT_MAX_LENGTH, pad_token_id=tokenizer.pad_token_id,
+            max_position_embeddings=runmeta.DEFAULT_MAX_LENGTH, pad_token_id=tokenizer.pad_token_id,
         )
         return BertForMaskedLM(config)
     if spec.kind == "parsbert-standin":
-        config = AutoConfig.from_pretrained(str(modeling._parsbert_dir()), trust_remote_code=False)
+        config = AutoConfig.from_pretrained(str(standins.parsbert_dir()), trust_remote_code=False)
         if spec.layers:
             config.num_hidden_layers = spec.layers
         config.architectures = ["BertForMaskedLM"]
         return AutoModelForMaskedLM.from_config(config, trust_remote_code=False)
-    modeling.check_model_files(spec)
-    return modeling._from_pretrained(AutoModelForMaskedLM, spec, "weights")
+    hub.check_model_files(spec)
+    return hub.from_pretrained(AutoModelForMaskedLM, spec, "weights")
 
 
 # ----------------------------------------------------------------------------------------- run
@@ -225,7 +225,7 @@ def load_mlm(spec: Any, tokenizer: Any, cfg: PretrainConfig) -> Any:
 
 def pretrain(cfg: PretrainConfig, *, resume: bool = False, overwrite: bool = False) -> PretrainResult:
     """Run masked-LM training as ``cfg`` says; the run directory is locked for the whole run."""
-    from parsner.inference.modeling import parse_spec
+    from parsner.inference.hub import parse_spec
 
     spec = parse_spec(cfg.model)
     job = jobs.Job(cfg.out_dir, KIND, [*cfg.text, *cfg.guard, cfg.model if spec.kind == "local" else None],
@@ -330,6 +330,7 @@ def _make_trainer(cfg: PretrainConfig, model: Any, tokenizer: Any, train_w: list
 def _write_output(cfg: PretrainConfig, spec: Any, model: Any, tokenizer: Any, normalizer: Any,
                   info: dict[str, Any], dirs: jobs.RunDirs, overwrite: bool) -> None:
     from parsner._version import __version__
+    from parsner.training.model_card import render_model_card
 
     meta = {"parsner_version": __version__, "kind": "pretrained-base", "objective": "masked-LM",
             "whole_word_masking": cfg.whole_word_masking, "mlm_probability": cfg.mlm_probability,
@@ -340,40 +341,8 @@ def _write_output(cfg: PretrainConfig, spec: Any, model: Any, tokenizer: Any, no
         jobs.write_json(tmp / "parsner.json", meta)
         (tmp / CONFIG_FILE).write_text(dump_yaml(cfg), encoding="utf-8")
         jobs.write_json(tmp / "metrics.json", info)
-        (tmp / "README.md").write_text(render_pretrain_card(cfg, meta, info), encoding="utf-8")
-
-
-def render_pretrain_card(cfg: PretrainConfig, meta: dict[str, Any], info: dict[str, Any]) -> str:
-    m = info["metrics"]
-    name = cfg.out_dir.name
-    lines = [
-        "---", "language: [fa]", "library_name: transformers", "pipeline_tag: fill-mask",
-        "tags: [persian, parsner, domain-adaptive-pretraining]", "---", "",
-        f"# {name}: a Persian base model adapted by masked-LM training (ParsNER)", "",
-    ]
-    if meta["stand_in"]:
-        lines += [f"> **{meta['stand_in_description']}** — pre-trained here from random weights on the text "
-                  "below only; it is not ParsBERT.", ""]
-    lines += [
-        f"Continued masked-LM training of `{cfg.model}` on unlabelled text, "
-        f"{'whole-word' if cfg.whole_word_masking else 'sub-word'} masking of {cfg.mlm_probability:.0%} of the "
-        f"sub-words, normaliser `{cfg.normalizer}` (saved as `normalizer.json`). Fine-tune it for NER with",
-        "", "```bash",
-        f"parsner train --config training/peyma.yaml --model {cfg.out_dir} --normalizer {cfg.normalizer}",
-        "```", "", "## Text", "", "| input | read as | sentences | words |", "|---|---|---:|---:|",
-    ]
-    lines += [f"| `{s['path']}` | {s['kind']} | {s['sentences']:,} | {s['words']:,} |" for s in info["text"]]
-    g = info["test_guard"]
-    lines += ["", f"Test guard ({', '.join(f'`{x}`' for x in g['guards']) or 'none given'}): "
-              f"{g['overlapping_sentences']} sentence(s) contained a test sentence of ≥ {g['min_words']} words "
-              f"(mode `{g['mode']}`).", "", "## Training", "",
-              f"{info['global_step']} optimiser steps ({info['epochs_trained']} epochs) in "
-              f"{info['train_runtime_s']:.0f} s; batch {cfg.batch_size}, learning rate {cfg.learning_rate:g}, "
-              f"windows of {cfg.max_length} sub-words, seed {cfg.seed}."]
-    if "heldout_mlm_loss" in m:
-        lines.append(f"Held-out masked-LM loss {m['heldout_mlm_loss']:.3f} (perplexity "
-                     f"{m['heldout_perplexity']:.1f}) on {m['heldout_sentences']} sentences.")
-    return "\n".join(lines) + "\n"
+        card = render_model_card(cfg=cfg, meta=meta, metrics=info, kind="pretrain")
+        (tmp / "README.md").write_text(card, encoding="utf-8")
 
 
 def _with_outputs(loss: Any) -> tuple[Any, dict[str, Any]]:

@@ -61,8 +61,7 @@ from parsner.training.jobs import RunDirs, check_finite_weights
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "FAULT_ENV", "FINGERPRINT_FILE", "EncodedSplits", "RunResult", "check_run_outputs", "encode_splits", "run_training",
-    "train",
+    "FAULT_ENV", "FINGERPRINT_FILE", "EncodedSplits", "RunResult", "encode_splits", "run_training", "train",
 ]
 
 
@@ -276,11 +275,6 @@ def run_job(cfg: RunConfig) -> jobs.Job:
     return jobs.Job(cfg.out_dir, "run", [cfg.data, model_dir], "a training run")
 
 
-def check_run_outputs(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> None:
-    """The output rule (:mod:`parsner.atomic`) for a run, checked before anything is loaded."""
-    jobs.check_outputs(run_job(cfg), resume=resume, overwrite=overwrite)
-
-
 def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> RunResult:
     """Train according to ``cfg``; returns the final directory and the validation metrics.
 
@@ -293,8 +287,8 @@ def train(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False) -> R
 
 
 def _train_crf(cfg: RunConfig, *, resume: bool, overwrite: bool) -> RunResult:
-    """A feature CRF (:mod:`parsner.training.crf`): same folders, data checks and normalisation as a network."""
-    from parsner.training.crf import check_inputs, train_crf
+    """A feature CRF (:mod:`parsner.training.crf_fit`): same folders, data checks and normalisation as a network."""
+    from parsner.training.crf_fit import check_inputs, train_crf
 
     check_inputs(cfg)
     dirs = prepare_run(cfg, resume=resume, overwrite=overwrite)
@@ -312,7 +306,7 @@ def prepare_run(cfg: RunConfig, *, resume: bool, overwrite: bool) -> RunDirs:
                          check_saved=lambda work: check_saved_config(work, cfg))
 
 
-def training_arguments(cfg: RunConfig, n_train_windows: int, ckpt_dir: Path) -> Any:
+def fine_tuning_arguments(cfg: RunConfig, n_train_windows: int, ckpt_dir: Path) -> Any:
     """The Trainer's arguments: the config's recipe, checkpoints in ``ckpt_dir``, CPU or GPU as available."""
     import torch
 
@@ -351,13 +345,13 @@ def _train(cfg: RunConfig, *, resume: bool, overwrite: bool) -> RunResult:
     import torch
     import transformers
 
-    from parsner.inference import modeling
+    from parsner.inference import hub, modeling
 
     t_start = time.time()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     dirs = prepare_run(cfg, resume=resume, overwrite=overwrite)
-    spec = modeling.parse_spec(cfg.model)
+    spec = hub.parse_spec(cfg.model)
     data = load_training_data(cfg, dirs.resume_from, dirs.work)
     tokenizer = modeling.load_tokenizer(spec, train_words=data.train_words, tiny_options=cfg.tiny_options)
     if dirs.resume_from:
@@ -369,7 +363,7 @@ def _train(cfg: RunConfig, *, resume: bool, overwrite: bool) -> RunResult:
     model = modeling.load_model(spec, enc.label_names, tokenizer, tiny_options=cfg.tiny_options,
                                 reinit_classifier=cfg.reinit_classifier)
     with jobs.cpu_float_mode():
-        args = training_arguments(cfg, len(enc.train.windows), dirs.ckpt_dir)
+        args = fine_tuning_arguments(cfg, len(enc.train.windows), dirs.ckpt_dir)
         fingerprint = json.dumps(data.fingerprint, ensure_ascii=False, indent=1) + "\n"
         jobs.start_work(dirs, {"run_config.yaml": dump_yaml(cfg), FINGERPRINT_FILE: fingerprint}, args)
         trainer, stopper = make_trainer(cfg, model, tokenizer, enc, args, dirs)

@@ -46,7 +46,7 @@ FORMATS = ("peyma", "arman", "parstwiner", "tsv", "conll")
 #: No token line is this long; a longer line means raw text or a wrong format (and must not hang the reader).
 MAX_LINE_CHARS = 100_000
 
-#: Sentences per pseudo-document in files without ``-DOCSTART-`` (``parsner.data.dataset`` splits by the same blocks).
+#: Sentences per pseudo-document in files without ``-DOCSTART-`` (``parsner.data.splits`` splits by the same blocks).
 DOC_BLOCK = 10
 
 #: Entity types of the corpora ParsNER knows (after :func:`parsner.labels.canonical_type`).
