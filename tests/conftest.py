@@ -55,3 +55,12 @@ def tagger(model_dir: Path):
 
     return Tagger.from_pretrained(model_dir, device="cpu")
 
+
+@pytest.fixture(scope="session")
+def model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The model the ``predict`` tests tag with (:func:`helpers.tagger.build_model_dir`, seed 1), as the path string
+    a command line takes; built once per session. Read it, never write into it (a module may define its own)."""
+    from helpers.tagger import build_model_dir
+
+    return str(build_model_dir(tmp_path_factory.mktemp("predict") / "run", seed=1))
+

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.tagger import build_model_dir, check_entities
+from helpers.tagger import check_entities, predict
 from parsner.cli import main
 from parsner.errors import EXIT_USER_ERROR
 
@@ -19,19 +19,8 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(build_model_dir(tmp_path_factory.mktemp("cli") / "run", seed=1))
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    code = main(["predict", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_jsonl_from_arguments(model: str, capsys) -> None:
-    code, out, err = run(["--model", model, *TEXTS], capsys)
+    code, out, err = predict(["--model", model, *TEXTS], capsys)
     assert code == 0, err
     recs = [json.loads(line) for line in out.splitlines()]
     assert [r["id"] for r in recs] == ["arg:1", "arg:2"]
@@ -45,7 +34,7 @@ def test_jsonl_from_arguments(model: str, capsys) -> None:
 def test_file_input_answers_every_line(model: str, tmp_path: Path, capsys) -> None:
     f = tmp_path / "in.txt"
     f.write_bytes(("\ufeff" + TEXTS[0] + "\r\n\n" + TEXTS[1] + "\n").encode("utf-8"))
-    code, out, err = run(["--model", model, "--input", str(f), "--batch-size", "1"], capsys)
+    code, out, err = predict(["--model", model, "--input", str(f), "--batch-size", "1"], capsys)
     assert code == 0, err
     recs = [json.loads(line) for line in out.splitlines()]
     assert [r["id"] for r in recs] == [f"{f}:1", f"{f}:2", f"{f}:3"]
@@ -59,7 +48,7 @@ def test_directory_input_one_text_per_file(model: str, tmp_path: Path, capsys) -
     (d / "b.txt").write_text(TEXTS[1] + "\n" + TEXTS[0], encoding="utf-8")
     (d / "a.txt").write_text(TEXTS[0], encoding="utf-8")
     (d / "skip.md").write_text("not me", encoding="utf-8")
-    code, out, err = run(["--model", model, "--input", str(d)], capsys)
+    code, out, err = predict(["--model", model, "--input", str(d)], capsys)
     assert code == 0, err
     recs = [json.loads(line) for line in out.splitlines()]
     assert [Path(r["id"]).name for r in recs] == ["a.txt", "b.txt"]
@@ -101,7 +90,7 @@ def test_stdin_results_stream_before_input_ends(model: str, monkeypatch) -> None
 def test_html_output_file(model: str, tmp_path: Path, capsys) -> None:
     target = tmp_path / "out" / "page.html"
     argv = ["--model", model, "--format", "html", "--output", str(target), "<b>تهران</b>", *TEXTS]
-    code, _, err = run(argv, capsys)
+    code, _, err = predict(argv, capsys)
     assert code == 0, err
     page = target.read_text(encoding="utf-8")
     assert '<html lang="fa" dir="rtl">' in page and page.count("<article>") == 3
@@ -112,7 +101,7 @@ def test_html_output_file(model: str, tmp_path: Path, capsys) -> None:
 
 
 def test_conll_text_and_json_formats(model: str, capsys) -> None:
-    code, out, _ = run(["--model", model, "--format", "conll", TEXTS[0]], capsys)
+    code, out, _ = predict(["--model", model, "--format", "conll", TEXTS[0]], capsys)
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "-DOCSTART-\tO"
@@ -120,11 +109,11 @@ def test_conll_text_and_json_formats(model: str, capsys) -> None:
     assert [w for w, _ in rows] == ["علی", "رضایی", "در", "دانشگاه", "تهران", "گفت", "."]
     assert all(re.fullmatch(r"O|[BI]-(LOC|ORG|PER)", t) for _, t in rows)
 
-    code, out, _ = run(["--model", model, "--format", "text", TEXTS[1]], capsys)
+    code, out, _ = predict(["--model", model, "--format", "text", TEXTS[1]], capsys)
     assert code == 0
     assert re.sub(r"\[([^\]]*)\]\((LOC|ORG|PER)\)", r"\1", out.rstrip("\n")) == TEXTS[1]
 
-    code, out, _ = run(["--model", model, "--format", "json", *TEXTS], capsys)
+    code, out, _ = predict(["--model", model, "--format", "json", *TEXTS], capsys)
     assert code == 0
     assert [r["text"] for r in json.loads(out)] == TEXTS
 
@@ -134,7 +123,7 @@ def test_bad_utf8_input_fails_cleanly_without_output(model: str, tmp_path: Path,
     f.write_bytes(TEXTS[0].encode() + b"\n" + TEXTS[1].encode() + b"\nabc \xff\xfe def\n")
     target = tmp_path / "res.jsonl"
     argv = ["--model", model, "--input", str(f), "--output", str(target), "--batch-size", "1"]
-    code, _, err = run(argv, capsys)
+    code, _, err = predict(argv, capsys)
     assert code == EXIT_USER_ERROR
     assert f"{f}:3" in err and "UTF-8" in err
     assert not target.exists() and list(tmp_path.iterdir()) == [f]
@@ -152,6 +141,6 @@ def test_bad_utf8_input_fails_cleanly_without_output(model: str, tmp_path: Path,
 )
 def test_user_errors_exit_2(model: str, tmp_path: Path, capsys, argv: list[str], message: str) -> None:
     argv = [a.format(tmp=tmp_path, model=model) for a in argv]
-    code, out, err = run(argv, capsys)
+    code, out, err = predict(argv, capsys)
     assert code == EXIT_USER_ERROR
     assert message in err and out == ""

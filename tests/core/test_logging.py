@@ -182,3 +182,21 @@ def test_file_sha256_is_the_sha256_of_the_bytes(tmp_path: Path) -> None:
     (tmp_path / "empty").write_bytes(b"")
     assert file_sha256(tmp_path / "f") == hashlib.sha256(data).hexdigest()
     assert file_sha256(tmp_path / "empty") == hashlib.sha256(b"").hexdigest()
+
+
+def test_transformers_bars_stay_out_of_a_log_and_stay_on_a_terminals_choice(model: str) -> None:
+    """``parsner predict`` with stderr to a file (a log, CI): no "Loading weights" bar from transformers; the
+    variable that turns such bars off is the user's to set either way, and stays as they set it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    env.update({"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    argv = [sys.executable, "-m", "parsner", "predict", "--model", model, "علی به تهران رفت."]
+    quiet = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert quiet.returncode == 0 and "parsner predict:" in quiet.stderr
+    assert "Loading weights" not in quiet.stderr and "it/s]" not in quiet.stderr, quiet.stderr
+    shown = subprocess.run(argv, capture_output=True, text=True, env={**env, "HF_HUB_DISABLE_PROGRESS_BARS": "0"},
+                           timeout=120)
+    assert shown.returncode == 0 and "Loading weights" in shown.stderr  # the user's own choice wins

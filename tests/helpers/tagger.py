@@ -59,3 +59,14 @@ def check_entities(text: str, entities: list[dict]) -> None:
         assert ent["label"] in {"LOC", "ORG", "PER"}
         assert 0.0 < ent["score"] <= 1.0
         prev_end = ent["end"]
+
+
+def predict(argv: list[str], capsys) -> tuple[int, str, str]:
+    """``parsner predict ARGV`` in this process: exit code, stdout, stderr (which never holds a traceback)."""
+    from helpers.train import assert_no_traceback
+    from parsner.cli import main
+
+    code = main(["predict", *argv])
+    out, err = capsys.readouterr()
+    assert_no_traceback(err)
+    return code, out, err

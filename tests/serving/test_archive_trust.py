@@ -16,25 +16,12 @@ from pathlib import Path
 import pytest
 
 from helpers.archive import make_records, run_measured, write_huge_gzip, write_jsonl
-from helpers.tagger import build_model_dir
+from helpers.tagger import predict
 from helpers.train import assert_no_traceback
-from parsner.cli import main
 from parsner.errors import EXIT_USER_ERROR
 
 #: Peak RSS allowed for a run over an archive holding one huge text (the tiny model loaded: about 0.4 GB).
 RSS_LIMIT = 1_500_000_000
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(build_model_dir(tmp_path_factory.mktemp("trust") / "run", seed=1))
-
-
-def predict(argv: list[str], capsys) -> tuple[int, str, str]:
-    code = main(["predict", *argv])
-    out, err = capsys.readouterr()
-    assert_no_traceback(err)
-    return code, out, err
 
 
 def _lines(n: int, seed: int = 0) -> list[str]:

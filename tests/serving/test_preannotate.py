@@ -147,13 +147,6 @@ def test_brat_names() -> None:
 # ----------------------------------------------------------------------------------------- the CLI loop
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from helpers.tagger import build_model_dir
-
-    return str(build_model_dir(tmp_path_factory.mktemp("pre") / "run", seed=1))
-
-
 TEXTS = [
     "علی رضایی در دانشگاه تهران گفت.",
     "سازمان ملل متحد 😀 در نیویورک اعلام کرد که ۳۵ درصد کمک‌ها به ایران می‌رسد.",

@@ -15,23 +15,11 @@ from pathlib import Path
 import pytest
 
 from helpers.archive import AWKWARD_LINES, make_records, strip_entities, write_jsonl
-from helpers.tagger import build_model_dir, check_entities
+from helpers.tagger import build_model_dir, check_entities, predict
 from helpers.train import assert_no_traceback
-from parsner.cli import main
 from parsner.errors import EXIT_USER_ERROR
 from parsner.serving.archive import RecordOptions, batches, file_sources, iter_records, survey
 from parsner.serving.progress import Progress
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(build_model_dir(tmp_path_factory.mktemp("records") / "run", seed=1))
-
-
-def predict(argv: list[str], capsys) -> tuple[int, str, str]:
-    code = main(["predict", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_records_come_back_byte_for_byte_with_entities(model: str, tmp_path: Path, capsys) -> None:

@@ -14,7 +14,6 @@ import pytest
 pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'parsner[ray]')")
 
 from helpers.archive import AWKWARD_LINES, make_records, write_jsonl
-from helpers.tagger import build_model_dir
 from parsner.cli import main
 from parsner.errors import EXIT_USER_ERROR, ConfigError
 
@@ -42,11 +41,6 @@ def ray_cluster():
         ray.shutdown()
         if hook is None:  # ray.init points breakpoint() at Ray's debugger; later tests get theirs back
             os.environ.pop("PYTHONBREAKPOINT", None)
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(build_model_dir(tmp_path_factory.mktemp("ray") / "run", seed=1))
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 page send them; no cross-site requests; strict JSON bodies; and the command's access options.
 
 A real uvicorn server on 127.0.0.1 around the real app, with a lexicon tagger in place of a model (the routes and
-the middleware are what is tested; tests/test_serve.py covers the model behind them).
+the middleware are what is tested; tests/serving/test_serve.py covers the model behind them).
 """
 
 from __future__ import annotations

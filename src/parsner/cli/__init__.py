@@ -89,6 +89,13 @@ class _PrefixFormatter(logging.Formatter):
         return f"parsner {_COMMANDS[-1]}: {text}" if _COMMANDS and _COMMANDS[-1] else f"parsner: {text}"
 
 
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
+
+
 @contextlib.contextmanager
 def _logging_for(args: argparse.Namespace) -> Iterator[None]:
     """The ``parsner`` logger's stderr handler and level for one command (a nested call keeps the outer level)."""
@@ -108,11 +115,20 @@ def _logging_for(args: argparse.Namespace) -> Iterator[None]:
         logger.setLevel(logging.INFO)
     if not logger.isEnabledFor(logging.INFO) and hasattr(args, "quiet"):
         args.quiet = True  # the command's own -q: its progress lines are not logging's
+    bars_off = "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ and (
+        not logger.isEnabledFor(logging.INFO) or not _is_terminal(sys.stderr))
+    if bars_off:
+        # transformers' and the Hub's own bars ("Loading weights", "Writing model shards") are a terminal's; in a
+        # log or under -q they are noise. Read when huggingface_hub is first imported, so a command's process is
+        # covered and a program that already imported it keeps its own choice.
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     _COMMANDS.append(args.command or "")
     try:
         yield
     finally:
         _COMMANDS.pop()
+        if bars_off:
+            os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
         logger.setLevel(previous)
         if added:
             logger.removeHandler(handler)

@@ -61,12 +61,10 @@ def _check_out(out: Path, args: argparse.Namespace, inputs: list[Path | None]) -
 def run(args: argparse.Namespace) -> int:
     from parsner.data.api import flag_names
     from parsner.evaluation import evaluate as ev
-    from parsner.evaluation.api import EVAL_PARAMETERS, EVAL_SWITCHES, evaluate
+    from parsner.evaluation.api import EVAL_PARAMETERS, EVAL_SWITCHES, check_eval_options, evaluate
 
-    if args.bootstrap < 0:
-        raise ConfigError("--bootstrap must be >= 0")
-    if args.batch_size < 1:
-        raise ConfigError("--batch-size must be >= 1")
+    with flag_names(EVAL_PARAMETERS, EVAL_SWITCHES):
+        check_eval_options(bootstrap=args.bootstrap, batch_size=args.batch_size)
     if args.predictions is not None:
         if args.model is not None or args.data is not None:
             raise ConfigError("use either --predictions FILE or --model DIR --data DIR, not both")

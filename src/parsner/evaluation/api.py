@@ -70,10 +70,7 @@ def evaluate(
     from parsner.atomic import check_output_dir
     from parsner.evaluation.evaluate import evaluate_model
 
-    if bootstrap < 0:
-        raise ConfigError("`bootstrap` must be >= 0")
-    if batch_size < 1:
-        raise ConfigError("`batch_size` must be >= 1")
+    check_eval_options(bootstrap=bootstrap, batch_size=batch_size)
     with parameter_names(EVAL_PARAMETERS, EVAL_SWITCHES):
         if out is not None:  # before minutes of prediction: only an earlier evaluation is replaced
             check_output_dir(out, kind="eval", overwrite=overwrite,
@@ -85,6 +82,14 @@ def evaluate(
         return evaluate_model(Path(model), data, split, out=out, batch_size=batch_size, device=device,
                               label_map=label_map, normalizer=normalizer, n_bootstrap=bootstrap, seed=seed,
                               overwrite=overwrite, plots=plots)
+
+
+def check_eval_options(*, bootstrap: int, batch_size: int) -> None:
+    """The numeric options' bounds, checked before anything is read (``parsner eval --predictions`` too)."""
+    if bootstrap < 0:
+        raise ConfigError("`bootstrap` must be >= 0")
+    if batch_size < 1:
+        raise ConfigError("`batch_size` must be >= 1")
 
 
 def eval_summary(result: EvalResult, *, quiet: bool = False, plots: bool = True) -> list[str]:

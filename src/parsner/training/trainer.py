@@ -26,7 +26,7 @@ from parsner.training.jobs import CHECKPOINT_COMPLETE, TrainingDiverged, last_ch
 log = logging.getLogger(__name__)
 
 #: The private ``Trainer`` methods :class:`ParsnerTrainer` overrides or calls. transformers may rename them in
-#: any release; ``tests/test_trainer.py`` checks that each still exists with the arguments used here.
+#: any release; ``tests/training/test_batching.py`` checks that each still exists with the arguments used here.
 PRIVATE_HOOKS: dict[str, tuple[str, ...]] = {
     "_get_train_sampler": ("train_dataset",),
     "_get_eval_sampler": ("eval_dataset",),
