@@ -1,6 +1,6 @@
 """The server's side of retraining for ``parsner serve --label-studio``: the work folder, one round at a time,
-the export fetched with the project's token, the worker process (:mod:`parsner.workflows.labelstudio_retrain`) and
-the swap.
+the export fetched with the project's token, the worker process (:mod:`parsner.cli.labelstudio_worker`, running
+:mod:`parsner.workflows.labelstudio_retrain`) and the swap.
 
 The work folder (``--work-dir``; a parsner-made folder, marker kind ``label-studio``) holds::
 
@@ -49,7 +49,7 @@ HOLDOUT_KEY_FILE = "holdout.key"
 _MODEL_NAME = re.compile(r"parsner-([0-9]+)(\.incomplete)?")
 _URL_PATH = re.compile(r"(/[A-Za-z0-9._~%-]+)*/?")
 #: The worker process's module (``python -m``; named, not imported: it runs the training commands).
-WORKER_MODULE = "parsner.workflows.labelstudio_retrain"
+WORKER_MODULE = "parsner.cli.labelstudio_worker"
 
 #: Weight files whose hash names a model version, in order of preference.
 WEIGHT_FILES = ("model.safetensors", "model.onnx", "pytorch_model.bin", "model.crfsuite", "config.json")

@@ -1,5 +1,5 @@
-"""One retraining round of the Label Studio loop, in its own process (``python -m
-parsner.workflows.labelstudio_retrain ROUND``).
+"""One retraining round of the Label Studio loop, run in its own process (``python -m
+parsner.cli.labelstudio_worker ROUND``, which sets up the log and calls :func:`run_round_dir`).
 
 ``parsner serve --label-studio`` writes ``ROUND/request.json`` (the served model and its version, the training
 config, the label map, the project's labeling config) and ``ROUND/export.json`` (the project's tasks, fetched
@@ -19,7 +19,7 @@ from Label Studio; no token anywhere), then starts this. Under the work folder's
    ``--keep-models``; never the served one).
 
 Progress goes to ``ROUND/status.json`` (:class:`RoundStatus`), the outcome to ``ROUND/result.json``, the round's log
-to ``ROUND/log.txt``: :func:`main` writes this module's log records to stderr, which the server points at that file.
+to ``ROUND/log.txt``: the worker process writes the log records to stderr, which the server points at that file.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -143,13 +142,13 @@ def _build(round_dir: Path, data: Path) -> None:
 
 def _train(req: dict[str, Any], data: Path, out: Path) -> None:
     """Train on the round's dataset with the operator's config (a validation split carved from train if it has
-    none) and log the run's line."""
-    from parsner.training.api import resolve_config, run_summary, train
+    none); training logs its own lines (epochs, the kept model, the stand-in's note)."""
+    from parsner.training.api import resolve_config, train
 
     cfg = resolve_config(req["train_config"], {"data": str(data), "progress": False}, out=out)
     if not cfg.validation_fraction:
         cfg = resolve_config(cfg, {"validation_fraction": 0.2})
-    _log_lines(run_summary(train(cfg)))
+    train(cfg)
 
 
 def _evaluate(model: str, data: Path, out: Path, label_map: str | None) -> None:
@@ -198,21 +197,10 @@ def run_round(round_dir: Path, req: dict[str, Any], progress: RoundStatus) -> di
             "new": {"model": str(new), "version": version, **scores["new"]}}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The worker process: one round, its log on stderr (the server points it at ``ROUND/log.txt``)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(handler)
-    previous = log.level
-    log.setLevel(logging.INFO)
-    try:
-        return _main(Path((sys.argv[1:] if argv is None else argv)[0]))
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(previous)
-
-
-def _main(round_dir: Path) -> int:
+def run_round_dir(round_dir: Path) -> int:
+    """One round from its folder (``request.json`` and ``export.json`` in, ``status.json``, ``result.json`` out),
+    under the work folder's run lock; 0 when the round swapped or kept a model, 1 when it failed. Logs through
+    this module's logger; the worker process (:mod:`parsner.cli.labelstudio_worker`) shows it."""
     from parsner.errors import ParsnerError
     from parsner.runlock import RunLock
 
@@ -233,7 +221,3 @@ def _main(round_dir: Path) -> int:
     log.info(f"round {req['round']}: {json.dumps(result, ensure_ascii=False)}")
     atomic_write_text(round_dir / "result.json", json.dumps(result, ensure_ascii=False, indent=1))
     return 0 if result["status"] != "failed" else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
