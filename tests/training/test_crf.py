@@ -125,6 +125,7 @@ def test_training_writes_a_complete_run(crf_setup: dict[str, Path]) -> None:
     assert doc["gazetteer"]["names"] == 2 and doc["validation_seen_in_training"] is False
     card = (run / "README.md").read_text(encoding="utf-8")
     assert "library_name: python-crfsuite" in card and "crf_c1" in card and "sub-words" not in card
+    assert meta["license"]["license"] == "other" and "\n## Licence\n" in card
     assert not Path(f"{run}.incomplete").exists()
 
 

@@ -115,6 +115,8 @@ def test_student_run_loads_everywhere(student, teacher, data, work):
         assert f in names, f
     meta = json.loads((student / "parsner.json").read_text("utf-8"))
     assert meta["labels"] == LABELS and meta["distilled_from"] == str(teacher)
+    assert meta["license"]["level"] == "unknown"  # a synthetic dataset without build.json: nobody stated terms
+    assert "license: other" in (student / "README.md").read_text("utf-8")
     assert (student / "normalizer.json").read_text("utf-8") == (teacher / "normalizer.json").read_text("utf-8")
     info = json.loads((student / "metrics.json").read_text("utf-8"))
     assert info["unlabelled_sentences"] == 40 and info["labelled_sentences"] == 48

@@ -88,6 +88,7 @@ def test_pretrained_base_is_complete_and_fine_tunes(pretrained, data, work):
         assert f in names, f
     meta = json.loads((pretrained / "parsner.json").read_text("utf-8"))
     assert meta["kind"] == "pretrained-base" and meta["whole_word_masking"] is True
+    assert meta["license"]["level"] == "unknown"  # text given by the user
     info = json.loads((pretrained / "metrics.json").read_text("utf-8"))
     assert info["global_step"] == 8 and info["test_guard"]["overlapping_sentences"] == 0
     assert [s["kind"] for s in info["text"]] == ["text", "dataset (train+validation; test never read)"]
@@ -96,6 +97,8 @@ def test_pretrained_base_is_complete_and_fine_tunes(pretrained, data, work):
     res = run_cli(["train", "--model", str(pretrained), "--data", str(data), "--out", str(out), "--epochs", "1",
                    "--set", "progress=false", "--set", "num_threads=1", "--set", "batch_size=8"])
     assert res.returncode == 0, res.stderr[-3000:]
+    sources = json.loads((out / "parsner.json").read_text("utf-8"))["license"]["sources"]
+    assert any(s["name"] == "the text `news.txt`" for s in sources)  # the base model's text carries over
     from safetensors.torch import load_file
 
     base, tuned = load_file(str(pretrained / "model.safetensors")), load_file(str(out / "model.safetensors"))

@@ -1,7 +1,7 @@
 """``parsner data``: build a dataset from annotated files or a named corpus, and show its stats and audit.
 
 parsner data build INPUT... --out DIR [--format F] [--label-map M] [--split-ratios 0.8,0.1,0.1]
-                            [--seed N] [--splits-file F] [--strict] [--overwrite]
+                            [--seed N] [--splits-file F] [--strict] [--overwrite] [--license ID]
 parsner data build --corpus peyma|arman|parstwiner|sample [--fold K|all] [--data-dir D] --out DIR
 parsner data stats DIR          # the saved stats again
 parsner data audit DIR          # duplicate and train/validation/test overlap audit of any built dataset
@@ -69,6 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--strict", action="store_true", help="fail on invalid IOB2 instead of repairing")
     b.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
     b.add_argument("--name", help="dataset name for the card (default: the corpus or folder name)")
+    b.add_argument(
+        "--license",
+        metavar="ID",
+        help="licence of the INPUT files that are not a known corpus's: a Hub licence id (mit, cc-by-4.0, ...), "
+        "research-only or academic-only (default: unknown; known corpus files keep their own licence)",
+    )
     b.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     b.set_defaults(func=cmd_build)
 
@@ -121,6 +127,7 @@ def _command_from_args(args: argparse.Namespace) -> str:
         "seed",
         "splits_file",
         "name",
+        "license",
     ):
         value = getattr(args, flag)
         if value is not None:
@@ -140,6 +147,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise ConfigError("give either INPUT files or --corpus, not both")
     if args.corpus and args.annotator is not None:
         raise ConfigError("--annotator applies to Label Studio INPUT files, not to --corpus")
+    if args.corpus and args.license is not None:
+        raise ConfigError("--license applies to INPUT files; a --corpus has its own licence")
     if not args.corpus:
         if not args.inputs:
             raise ConfigError("nothing to build: give INPUT files or --corpus NAME")
@@ -163,7 +172,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             args.inputs, out=args.out, corpus=args.corpus, fold=args.fold, data_dir=args.data_dir,
             allow_leakage=args.allow_leakage, from_hub=args.from_hub, format=args.format, annotator=args.annotator,
             label_map=args.label_map, split_ratios=args.split_ratios, seed=args.seed, splits_file=args.splits_file,
-            strict=args.strict, overwrite=args.overwrite, name=args.name, log=log, command=_command_from_args(args),
+            strict=args.strict, overwrite=args.overwrite, name=args.name, license=args.license, log=log,
+            command=_command_from_args(args),
         )
     print_build(report)
     return 0
@@ -221,7 +231,7 @@ def cmd_corpora(args: argparse.Namespace) -> int:
     for name, info in CORPORA.items():
         folds = ["1", "2", "3", "all"] if info.has_folds else [None]
         hub = info.hub_id or "-"
-        print(f"{name:<11} {info.pretty_name}  (licence: {info.license or 'unknown'}; hub: {hub})")
+        print(f"{name:<11} {info.pretty_name}  (licence: {info.terms.terms}; hub: {hub})")
         seen: set[Path] = set()
         for fold in folds:
             for f in expected_files(name, args.data_dir, fold):

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: ``parsner.build_dataset``'s parameters that ``parsner data build`` has as flags, and those of them that are switches.
 BUILD_PARAMETERS = (
     "out", "corpus", "fold", "data_dir", "allow_leakage", "from_hub", "format", "annotator", "label_map",
-    "split_ratios", "seed", "splits_file", "strict", "overwrite", "name",
+    "split_ratios", "seed", "splits_file", "strict", "overwrite", "name", "license",
 )
 BUILD_SWITCHES = ("allow_leakage", "from_hub", "strict", "overwrite")
 
@@ -82,12 +82,14 @@ def flag_names(parameters: Iterable[str], switches: Iterable[str] = ()) -> conte
 
 
 def _check_sources(inputs: Sequence[str | Path], corpus: str | None, annotator: str | None,
-                   corpus_only: Mapping[str, Any]) -> None:
+                   corpus_only: Mapping[str, Any], license: str | None = None) -> None:
     """Files or a named corpus, and only the options that apply to the one given."""
     if corpus and inputs:
         raise ConfigError("give either `inputs` (annotated files) or `corpus`, not both")
     if corpus and annotator is not None:
         raise ConfigError("`annotator` applies to Label Studio `inputs`, not to a `corpus`")
+    if corpus and license is not None:
+        raise ConfigError("`license` applies to annotated `inputs`; a `corpus` has its own licence")
     if not corpus:
         if not inputs:
             raise ConfigError("nothing to build: give `inputs` (annotated files) or `corpus` (a corpus name)")
@@ -114,6 +116,7 @@ def build_dataset(
     strict: bool = False,
     overwrite: bool = False,
     name: str | None = None,
+    license: str | None = None,
     log: Callable[[str], None] | None = None,
     command: str | None = None,
 ) -> BuildReport:
@@ -143,6 +146,9 @@ def build_dataset(
         strict: Refuse invalid IOB2 instead of repairing orphan ``I-`` tags.
         overwrite: Replace an existing dataset folder that parsner wrote.
         name: The dataset's name on its card (default: the corpus's or the folder's name).
+        license: The licence of ``inputs`` that are not a known corpus's files: a Hub licence id (``mit``,
+            ``cc-by-4.0``, ...), ``research-only`` or ``academic-only`` (default: unknown, card ``license: other``).
+            Known corpus files keep their corpus's licence; build.json and the card carry the most restrictive.
         log: Called with each progress line (default: the ``parsner.data.api`` logger, at INFO).
         command: The command line recorded in ``build.json`` and the card, when there was one.
 
@@ -155,7 +161,7 @@ def build_dataset(
         InputError: A bad input file (the message names the file and line).
     """
     paths = [inputs] if isinstance(inputs, str | Path) else list(inputs or [])
-    _check_sources(paths, corpus, annotator, {"fold": fold, "data_dir": data_dir, "from_hub": from_hub})
+    _check_sources(paths, corpus, annotator, {"fold": fold, "data_dir": data_dir, "from_hub": from_hub}, license)
     options: dict[str, Any] = {"format": format, "label_map": label_map, "strict": strict,
                                "split_ratios": split_ratios, "seed": seed, "overwrite": overwrite, "command": command}
     options["log"] = log or logging.getLogger(__name__).info
@@ -165,6 +171,8 @@ def build_dataset(
         options["reader_options"] = {"annotator": annotator}
     if splits_file is not None:
         options["splits_file"] = splits_file
+    if license is not None:
+        options["license"] = license
     with parameter_names(BUILD_PARAMETERS, BUILD_SWITCHES):
         if corpus:
             from parsner.data.corpora import build_corpus

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from parsner.data.licence import CORPUS_TERMS, Terms
 from parsner.data.records import ReadResult, Sentence
 from parsner.errors import ConfigError, InputError
 from parsner.labels import TagError, canonical_tag, first_invalid_transition, repair_iob2
@@ -52,12 +53,23 @@ class CorpusInfo:
     pretty_name: str
     description: str
     folder: str  # under the data dir
-    license: str | None  # HF card licence id, when known
-    license_note: str
     citation: str
     format: str | None = None  # reader format of the local files
     hub_id: str | None = None  # optional; only used with --from-hub
     has_folds: bool = False
+
+    @property
+    def terms(self) -> Terms:
+        """Its licence (:data:`parsner.data.licence.CORPUS_TERMS`, where each is cited)."""
+        return CORPUS_TERMS[self.name]
+
+    @property
+    def license(self) -> str:
+        return self.terms.license
+
+    @property
+    def license_note(self) -> str:
+        return f"Licence: {self.terms.terms}. {self.terms.source}"
 
 
 CORPORA: dict[str, CorpusInfo] = {
@@ -70,11 +82,6 @@ CORPORA: dict[str, CorpusInfo] = {
             "train/dev/test split that ParsBERT and later papers use (8028/925/1026 sentences)."
         ),
         folder="peyma/hooshvare_split",
-        license="other",
-        license_note=(
-            "Licence: research use. The PEYMA paper says the dataset is distributed free for research "
-            "purposes; the repository the files come from does not state a licence for them."
-        ),
         citation=_PEYMA_CITATION,
         hub_id="PNLPhub/PEYMA",
     ),
@@ -87,8 +94,6 @@ CORPORA: dict[str, CorpusInfo] = {
             "cross-validation folds. Numbers are masked as `0`; Arabic ك/ي are mixed with Persian letters."
         ),
         folder="arman/ArmanPersoNERCorpus",
-        license="other",
-        license_note="Licence: academic research use only (as stated by the corpus README).",
         citation=_ARMAN_CITATION,
         hub_id="persian_ner",
         has_folds=True,
@@ -102,8 +107,6 @@ CORPORA: dict[str, CorpusInfo] = {
             "news models; it has orphan I- tags, repaired to B- unless --strict."
         ),
         folder="parstwiner",
-        license="mit",
-        license_note="Licence: MIT (the overfit-ir/parstwiner repository's LICENSE).",
         citation=_PARSTWINER_CITATION,
     ),
     "sample": CorpusInfo(
@@ -115,8 +118,6 @@ CORPORA: dict[str, CorpusInfo] = {
             "articles with character offsets), split by article."
         ),
         folder="",
-        license="mit",
-        license_note="Licence: MIT, like the ParsNER repository that ships it.",
         citation="",
     ),
 }
@@ -223,14 +224,13 @@ def recipe(
     card_info: dict[str, Any] = {
         "pretty_name": info.pretty_name + (f" fold {fold_key}" if fold_key else ""),
         "description": info.description,
+        "license": info.license,
         "license_note": info.license_note,
         "citation": info.citation,
         "warnings": warnings,
         "corpus": info.name,
         "fold": fold_key,
     }
-    if info.license:
-        card_info["license"] = info.license
     if info.name == "sample":
         return Recipe(
             name=info.name,

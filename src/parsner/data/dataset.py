@@ -8,7 +8,8 @@ and file names, or a seeded split by document), builds the columns, and writes a
 * ``stats.json``  - sentences, tokens and entities per type per split, repaired tags and notes per input;
 * ``audit.json``  - exact duplicates inside each split and train/validation/test overlap;
 * ``README.md``   - a dataset card (HF conventions) filled from the two files above;
-* ``build.json``  - the inputs (path, sha256, format) and every build option, so a build can be replayed.
+* ``build.json``  - the inputs (path, sha256, format) and every build option, so a build can be replayed, and the
+  licence of the data (:mod:`parsner.data.licence`: each source's terms, the most restrictive one on top).
 
 ``load_dataset_dir`` and ``read_json`` read such a folder back. The numbers in ``stats.json``/``audit.json`` come
 from :mod:`parsner.data.datastats`, the card from :mod:`parsner.data.dataset_card`. ``datasets`` is imported inside
@@ -31,6 +32,7 @@ from parsner._version import __version__
 from parsner.atomic import atomic_dir, check_output_dir, file_sha256
 from parsner.data.dataset_card import render_dataset_card
 from parsner.data.datastats import _audit_from_columns, _label_warnings, _stats_from_columns
+from parsner.data.licence import CORPUS_TERMS, USER_FILES, Terms, combine, file_terms, given_terms
 from parsner.data.records import ReadResult, Sentence
 from parsner.data.splits import BLOCK_SIZE, assign_splits, named_splits, parse_split_ratios
 from parsner.errors import ConfigError, InputError
@@ -274,6 +276,7 @@ def _options_record(
     seed: int,
     splits_path: Path | None,
     reader_options: Mapping[str, Any] | None,
+    license: str | None = None,
 ) -> dict[str, Any]:
     """build.json's ``options``: every option the build was given, so that it can be replayed."""
     return {
@@ -288,7 +291,21 @@ def _options_record(
         "splits_file": str(splits_path) if splits_path else None,
         "block_size": BLOCK_SIZE,
         **({"reader_options": dict(reader_options)} if reader_options else {}),
+        **({"license": license} if license else {}),
     }
+
+
+def _licence_record(read: Sequence[ReadInput], corpus: Terms | None, given: Terms | None) -> dict[str, Any]:
+    """build.json's ``license``: the terms of each input (a named corpus's, a known corpus file's, else the user's
+    ``license`` or unknown), combined by :func:`parsner.data.licence.combine`, with the inputs each covers."""
+    groups: dict[Terms, list[str]] = {}
+    for res, sha, _ in read:
+        terms = corpus or file_terms(res.path, sha) or given or USER_FILES
+        groups.setdefault(terms, []).append(res.path)
+    record = combine(groups)
+    for src, paths in zip(record["sources"], groups.values(), strict=True):
+        src["inputs"] = paths
+    return record
 
 
 def _build_record(
@@ -302,8 +319,10 @@ def _build_record(
     records: list[dict[str, Any]],
     options: dict[str, Any],
     card_info: Mapping[str, Any] | None,
+    licence: dict[str, Any],
 ) -> dict[str, Any]:
-    """build.json: versions, time, how the splits were made, the inputs with their sha256, the options."""
+    """build.json: versions, time, how the splits were made, the inputs with their sha256, the options, the
+    licence."""
     build = {
         "parsner_version": __version__,
         "datasets_version": _datasets_version(),
@@ -316,6 +335,7 @@ def _build_record(
         "has_texts": any(getattr(res, "texts", None) for res, _, _ in read),
         "inputs": records,
         "options": options,
+        "license": licence,
     }
     if card_info:
         build["card_info"] = {
@@ -385,6 +405,7 @@ def build_dataset(
     command: str | None = None,
     log: Log | None = log.info,  # the module's log (the parameter shadows it)
     reader_options: Mapping[str, Any] | None = None,
+    license: str | None = None,
 ) -> BuildReport:
     """Read ``inputs``, split, and write the dataset, stats, audit, card and build record to ``out``.
 
@@ -393,7 +414,8 @@ def build_dataset(
     before anything is read; a missing validation split is carved from train by document, ``split_ratios[1]`` of
     train); otherwise a seeded split by document with ``split_ratios``. Already-read :class:`ReadResult` objects
     (e.g. from the Hub) may stand for files. ``card_info`` (licence, citation, description, warnings) fills the
-    dataset card. Nothing is written unless everything succeeds.
+    dataset card; ``license`` is the licence of the input files that no known corpus claims (default: unknown;
+    :mod:`parsner.data.licence`). Nothing is written unless everything succeeds.
     """
     log = log or (lambda _msg: None)
     t_start = time.perf_counter()
@@ -402,6 +424,7 @@ def build_dataset(
     if not inputs:
         raise ConfigError("no inputs to build from")
     ratios = parse_split_ratios(split_ratios)
+    corpus_terms, given = _licence_inputs(card_info, license)
     lmap = _resolve_label_map(label_map)
     splits_path = Path(splits_file) if splits_file is not None else None
     _check_out(out, overwrite, inputs, splits_path, label_map)
@@ -434,9 +457,10 @@ def build_dataset(
     timings["to_dataset"] = time.perf_counter() - t0
 
     options = _options_record(format=format, label_map=label_map, lmap=lmap, strict=strict, ratios=ratios,
-                              seed=seed, splits_path=splits_path, reader_options=reader_options)
+                              seed=seed, splits_path=splits_path, reader_options=reader_options, license=license)
     build = _build_record(name=stats["name"], command=command, method=method, split_idx=split_idx, names=names,
-                          read=read, records=records, options=options, card_info=card_info)
+                          read=read, records=records, options=options, card_info=card_info,
+                          licence=_licence_record(read, corpus_terms, given))
     files = {"stats.json": stats, "audit.json": audit, "build.json": build}
     timings.update(_write_build(out, overwrite, dd, files, read, card_info))
     timings["total"] = time.perf_counter() - t_start
@@ -451,6 +475,16 @@ def build_dataset(
         warnings=warnings,
         timings=timings,
     )
+
+
+def _licence_inputs(card_info: Mapping[str, Any] | None, license: str | None) -> tuple[Terms | None, Terms | None]:
+    """(a named corpus's terms, the terms the caller gave for other files), checked before anything is read."""
+    info = card_info or {}
+    corpus = CORPUS_TERMS.get(str(info.get("corpus")))
+    if corpus is not None:
+        return corpus, None
+    given = license or info.get("license")  # a caller's card_info may carry the licence of its files
+    return None, given_terms(str(given)) if given else None
 
 
 def _save_quietly(dd: DatasetDict, path: Path) -> None:

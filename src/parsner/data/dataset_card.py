@@ -2,7 +2,8 @@
 
 YAML front matter (language, licence, task, size category, features and splits), then the summary and
 warnings, split and entity counts, the overlap audit, the source files, the build options, usage and the
-licence. Everything in it comes from ``stats.json``, ``audit.json`` and ``build.json`` of the same build.
+licence. Everything in it comes from ``stats.json``, ``audit.json`` and ``build.json`` of the same build; the
+licence is build.json's record (:mod:`parsner.data.licence`): the most restrictive of its sources' licences.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from parsner.data import licence
 
 #: Notes listed one by one on the card; all of them are in stats.json.
 MAX_CARD_NOTES = 20
@@ -43,13 +46,19 @@ def _features_meta(names: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-def _front_matter(name: str, stats: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]:
+def _licence(build: Mapping[str, Any]) -> dict[str, Any]:
+    """build.json's licence record; a build dict without one (not from this ParsNER) has unknown terms."""
+    record = build.get("license")
+    return dict(record) if isinstance(record, Mapping) else licence.combine([])
+
+
+def _front_matter(name: str, stats: Mapping[str, Any], info: Mapping[str, Any],
+                  build: Mapping[str, Any]) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "language": ["fa"],
         "pretty_name": info.get("pretty_name", name),
+        **licence.front_matter(_licence(build)),
     }
-    if info.get("license"):
-        meta["license"] = info["license"]
     meta.update(
         {
             "task_categories": ["token-classification"],
@@ -172,9 +181,9 @@ def _usage_and_licence(build: Mapping[str, Any], info: Mapping[str, Any]) -> str
         'label_names = ds["train"].features["ner_tags"].feature.names\n```\n'
     )
     out.append("\n## Licence and citation\n\n")
-    out.append(
-        f"{info.get('license_note') or 'Licence: as stated by the source files (not recorded here).'}\n"
-    )
+    out.append("\n".join(licence.card_lines(_licence(build), "the data in this dataset")) + "\n")
+    out.append("\nA model trained on this dataset carries the same licence (the most restrictive of its training "
+               "data's).\n")
     if info.get("citation"):
         out.append(f"\n```\n{info['citation'].strip()}\n```\n")
     return "".join(out)
@@ -192,7 +201,7 @@ def render_dataset_card(
     import yaml
 
     info = dict(card_info or {})
-    meta = _front_matter(name, stats, info)
+    meta = _front_matter(name, stats, info, build)
     front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
     return "".join(
         [

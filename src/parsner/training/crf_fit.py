@@ -276,6 +276,7 @@ def _iterations(log: Path) -> int:
 def _publish(cfg: RunConfig, data: Any, dirs: RunDirs, doc: dict[str, Any], *, overwrite: bool) -> None:
     """The finished run directory (:func:`parsner.training.jobs.publish`)."""
     from parsner.atomic import file_sha256
+    from parsner.data.licence import combine, dataset_terms
     from parsner.inference.crf_tagger import CRF_FILE, FEATURES_FILE, SHA256_KEY
     from parsner.inference.runmeta import RunMeta
     from parsner.training.jobs import publish
@@ -283,7 +284,8 @@ def _publish(cfg: RunConfig, data: Any, dirs: RunDirs, doc: dict[str, Any], *, o
 
     meta = RunMeta(parsner_version=__version__, max_length=None, stride=None, constrained_decoding=False,
                    label_scheme="IOB2", labels=list(data.names), normalizer=cfg.normalizer, base_model="crf",
-                   extra={"model_type": "feature-crf", SHA256_KEY: file_sha256(dirs.work / CRF_FILE)})
+                   extra={"model_type": "feature-crf", SHA256_KEY: file_sha256(dirs.work / CRF_FILE),
+                          "license": combine(dataset_terms(str(cfg.data)))})
     with publish(dirs, kind="run", overwrite=overwrite) as tmp:
         for name in (CRF_FILE, FEATURES_FILE):
             shutil.copyfile(dirs.work / name, tmp / name)

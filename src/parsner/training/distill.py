@@ -350,6 +350,7 @@ def _distill(cfg: DistillConfig, job: jobs.Job, *, resume: bool, overwrite: bool
         "stand_in": "stand-in" in desc, "stand_in_description": desc if "stand-in" in desc else None,
         "selection_metric": cfg.selection_metric,
         "distilled_from": str(cfg.teacher), "student": desc, "temperature": cfg.temperature, "alpha": cfg.alpha,
+        "license": _licence(cfg, t_meta, data.sources),
     }
     info = {"split": "validation", "dataset": str(cfg.data), "selection_metric": cfg.selection_metric,
             "metrics": metrics, "train_runtime_s": float(output.metrics.get("train_runtime", 0.0)),
@@ -361,6 +362,17 @@ def _distill(cfg: DistillConfig, job: jobs.Job, *, resume: bool, overwrite: bool
     log.info(f"done in {time.time() - t0:.0f}s: {dirs.final} (validation f1_strict={metrics.get('f1_strict', 0):.4f})")
     return DistillResult(dirs.final, metrics, int(trainer.state.global_step), info["train_runtime_s"],
                          dirs.resume_from)
+
+
+def _licence(cfg: DistillConfig, t_meta: dict[str, Any], text: list[dict[str, Any]]) -> dict[str, Any]:
+    """The student's licence record: the teacher's (what its training data allows carries over through its
+    predictions), the dataset's and the unlabelled text's, combined."""
+    from parsner.data.licence import base_model_terms, combine, dataset_terms, sources, text_terms
+
+    teacher = sources(t_meta.get("license"), f"the teacher `{cfg.teacher}`",
+                      "licence unknown: its parsner.json records no licence of its training data")
+    student = base_model_terms(cfg.student) if cfg.student else []
+    return combine([*teacher, *dataset_terms(str(cfg.data)), *text_terms(text), *student])
 
 
 def _make_trainer(cfg: DistillConfig, student: Any, tok: Any, labels: list[str], data: DistillData,

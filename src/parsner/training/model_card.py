@@ -6,9 +6,10 @@ student (``"distill"``). Every card is YAML front matter, a ``# NAME: WHAT (Pars
 sections, built from the shared ones here (usage, settings, the validation scores) — and, for stand-ins, a warning
 that the scores are not ParsBERT's.
 
-A run's front matter has ``language: fa``, ``library_name``, ``pipeline_tag``, ``datasets``, ``metrics`` and
-``model-index`` with the validation scores of the actual run; then usage, training data and hyper-parameters,
-results, limitations.
+A run's front matter has ``language: fa``, ``license``, ``library_name``, ``pipeline_tag``, ``datasets``, ``metrics``
+and ``model-index`` with the validation scores of the actual run; then usage, training data and hyper-parameters,
+results, limitations. Every card ends with its licence: ``meta["license"]``, the record the job made of its training
+data's licences (:mod:`parsner.data.licence`: the most restrictive of them, each source named with its terms).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from parsner.data import licence
 from parsner.training.config import RunConfig
 
 #: Hub ids of known corpora, used in the card's `datasets:` field when the dataset name matches.
@@ -29,13 +31,15 @@ EXAMPLE = "حمید رحمانی دیروز به تهران رفت."
 
 
 class _Card(NamedTuple):
-    """A kind's part of a card: its front matter (``flow``: YAML lists on one line), title and sections."""
+    """A kind's part of a card: its front matter (``flow``: YAML lists on one line), title and sections, and what
+    its licence covers (``made_from``)."""
 
     front: dict[str, Any]
     name: str
     what: str
     body: list[str]
     flow: bool = False
+    made_from: str = "the data this model was trained on"
 
 
 def _pct(x: Any, missing: str = "n/a") -> str:
@@ -228,8 +232,6 @@ def _limitations(meta: dict[str, Any], stand_in: str | None) -> list[str]:
         "- Trained on news text; expect lower scores on informal text (social media, chat).",
         "- Input must be split into words and normalised like the training data (`normalizer.json`); "
         "the `Tagger` does this.",
-        "- The training corpora are licensed for research use; check the dataset's licence before any "
-        "other use.",
     ]
     if not _is_crf(meta):
         lines.append(f"- Windows of {meta.get('max_length')} sub-words with a stride of {meta.get('stride')}: words "
@@ -284,7 +286,8 @@ def _pretrain_card(cfg: Any, meta: dict[str, Any], info: dict[str, Any], _datase
     if "heldout_mlm_loss" in m:
         lines.append(f"Held-out masked-LM loss {m['heldout_mlm_loss']:.3f} (perplexity "
                      f"{m['heldout_perplexity']:.1f}) on {m['heldout_sentences']} sentences.")
-    return _Card(front, cfg.out_dir.name, "a Persian base model adapted by masked-LM training", lines, flow=True)
+    return _Card(front, cfg.out_dir.name, "a Persian base model adapted by masked-LM training", lines, flow=True,
+                 made_from="the text this model was trained on")
 
 
 # ------------------------------------------------------------------------------------------ distillation
@@ -308,7 +311,8 @@ def _distill_card(cfg: Any, meta: dict[str, Any], info: dict[str, Any], _dataset
     lines += ["", f"{info['global_step']} optimiser steps ({info['epochs_trained']} epochs) in "
               f"{info['train_runtime_s']:.0f} s, batch {cfg.batch_size}, learning rate {cfg.learning_rate:g}, "
               f"seed {cfg.seed}. These are validation scores; run `parsner eval` for the test split."]
-    return _Card(front, cfg.name, "a distilled Persian NER tagger", lines, flow=True)
+    return _Card(front, cfg.name, "a distilled Persian NER tagger", lines, flow=True,
+                 made_from="the data this model and its teacher were trained on")
 
 
 #: Each kind of output's part of its card.
@@ -322,8 +326,14 @@ def render_model_card(*, cfg: Any, meta: dict[str, Any], metrics: dict[str, Any]
     """README.md of a job's output: front matter, ``# NAME: WHAT (ParsNER)``, then the sections of its ``kind``.
 
     ``cfg`` is the job's config (a :class:`RunConfig` for a run, the pretrain or distill config), ``meta`` its
-    ``parsner.json``, ``metrics`` its ``metrics.json`` document; ``dataset_name`` names a run's training data.
+    ``parsner.json`` (whose ``license`` is the licence record of its training data; none: unknown), ``metrics`` its
+    ``metrics.json`` document; ``dataset_name`` names a run's training data.
     """
     card = KINDS[kind](cfg, meta, metrics, dataset_name)
-    lines = [*_front_matter(card.front, card.flow), f"# {card.name}: {card.what} (ParsNER)", "", *card.body]
+    record = meta.get("license")
+    record = record if isinstance(record, dict) else licence.combine([])
+    front = {k: v for k, v in card.front.items() if k == "language"}  # the Hub's order: language, then licence
+    front.update({**licence.front_matter(record), **card.front})
+    lines = [*_front_matter(front, card.flow), f"# {card.name}: {card.what} (ParsNER)", "", *card.body]
+    lines += ["", "## Licence", "", *licence.card_lines(record, card.made_from)]
     return "\n".join(lines) + "\n"

@@ -330,12 +330,14 @@ def _make_trainer(cfg: PretrainConfig, model: Any, tokenizer: Any, train_w: list
 def _write_output(cfg: PretrainConfig, spec: Any, model: Any, tokenizer: Any, normalizer: Any,
                   info: dict[str, Any], dirs: jobs.RunDirs, overwrite: bool) -> None:
     from parsner._version import __version__
+    from parsner.data.licence import base_model_terms, combine, text_terms
     from parsner.training.model_card import render_model_card
 
     meta = {"parsner_version": __version__, "kind": "pretrained-base", "objective": "masked-LM",
             "whole_word_masking": cfg.whole_word_masking, "mlm_probability": cfg.mlm_probability,
             "normalizer": cfg.normalizer, "base_model": cfg.model, "stand_in": spec.stand_in is not None,
-            "stand_in_description": spec.stand_in, "max_length": cfg.max_length}
+            "stand_in_description": spec.stand_in, "max_length": cfg.max_length,
+            "license": combine([*text_terms(info["text"]), *base_model_terms(cfg.model)])}
     with jobs.publish(dirs, kind=KIND, overwrite=overwrite) as tmp:
         jobs.save_model(tmp, model, tokenizer, normalizer)
         jobs.write_json(tmp / "parsner.json", meta)

@@ -398,6 +398,7 @@ def _result(cfg: RunConfig, spec: Any, trainer: Any, output: Any, enc: EncodedSp
 def _write_run(cfg: RunConfig, spec: Any, trainer: Any, tokenizer: Any, data: TrainingData, enc: EncodedSplits,
                result: RunResult, dirs: RunDirs, *, overwrite: bool) -> None:
     """The finished run directory (:func:`parsner.training.jobs.publish`)."""
+    from parsner.data.licence import base_model_terms, combine, dataset_terms
     from parsner.inference.runmeta import RunMeta
     from parsner.training.model_card import render_model_card
 
@@ -408,6 +409,8 @@ def _write_run(cfg: RunConfig, spec: Any, trainer: Any, tokenizer: Any, data: Tr
         label_all_subtokens=cfg.label_all_subtokens, first_subtoken_prediction=True, normalizer=cfg.normalizer,
         base_model=cfg.model, stand_in=spec.stand_in is not None, stand_in_description=spec.stand_in,
         selection_metric=cfg.selection_metric, best_checkpoint_step=jobs.step_of(trainer.state.best_model_checkpoint),
+        # the card's licence, also read by a student distilled from this run
+        extra={"license": combine([*dataset_terms(str(cfg.data)), *base_model_terms(cfg.model)])},
     )
     metrics_doc = {
         "split": "validation", "dataset": str(cfg.data), "selection_metric": cfg.selection_metric,
