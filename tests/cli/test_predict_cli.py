@@ -144,3 +144,61 @@ def test_user_errors_exit_2(model: str, tmp_path: Path, capsys, argv: list[str],
     code, out, err = predict(argv, capsys)
     assert code == EXIT_USER_ERROR
     assert message in err and out == ""
+
+
+# ------------------------------------------------------------------------------------------ --min-score
+
+
+def _entities(out: str) -> list[dict]:
+    return [e for line in out.splitlines() for e in json.loads(line)["entities"]]
+
+
+def test_min_score_keeps_only_entities_scored_at_least_it(model: str, tmp_path: Path, capsys) -> None:
+    """--min-score 0.9 on a model whose calibration.json spreads scores over 0.5-1.0: only entities >= 0.9 stay,
+    exactly those of the unfiltered run; the CoNLL output tags the dropped ones' words O."""
+    import shutil
+
+    from parsner.inference.calibration import Calibrator
+
+    run = tmp_path / "calibrated"
+    shutil.copytree(model, run)
+    code, out, err = predict(["--model", str(run), *TEXTS], capsys)
+    assert code == 0, err
+    raw = sorted(e["score"] for e in _entities(out))
+    assert len(raw) >= 2
+    mid = raw[len(raw) // 2]  # half the raw scores calibrate to >= 0.9, half below
+    Calibrator(x=[0.0, mid, 1.0], y=[0.5, 0.9, 1.0]).save(run)
+    code, out, err = predict(["--model", str(run), *TEXTS], capsys)
+    assert code == 0, err
+    every = _entities(out)
+    assert any(e["score"] < 0.9 for e in every) and any(e["score"] >= 0.9 for e in every)
+    code, out, err = predict(["--model", str(run), "--min-score", "0.9", *TEXTS], capsys)
+    assert code == 0, err
+    kept = _entities(out)
+    assert kept == [e for e in every if e["score"] >= 0.9]
+    code, out, err = predict(["--model", str(run), "--min-score", "0.9", "--format", "conll", *TEXTS], capsys)
+    assert code == 0, err
+    begins = sum(line.split()[-1].startswith("B-") for line in out.splitlines() if line.strip()
+                 and not line.startswith("#"))
+    assert begins == len(kept)
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.01", "abc", "nan", ""])
+def test_bad_min_score_exits_2_before_loading(tmp_path: Path, capsys, value: str) -> None:
+    code, out, err = predict(["--model", str(tmp_path / "no-model"), "--min-score", value, "x"], capsys)
+    assert code == EXIT_USER_ERROR and out == ""
+    assert "--min-score" in err and "from 0 to 1" in err
+
+
+def test_min_score_applies_to_records_too(model: str, tmp_path: Path, capsys) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(TEXTS)),
+                   encoding="utf-8")
+    counts = {}
+    for floor in ("0", "1"):
+        out = tmp_path / f"out-{floor}.jsonl"
+        code, _, err = predict(["--model", model, "--input", str(src), "--output", str(out), "-q",
+                                "--min-score", floor], capsys)
+        assert code == 0, err
+        counts[floor] = sum(len(json.loads(line)["entities"]) for line in out.read_text(encoding="utf-8").splitlines())
+    assert counts["0"] > 0 and counts["1"] == 0  # raw span probabilities of a random model stay below 1

@@ -67,8 +67,41 @@ def test_evaluate_model_end_to_end(random_run: Path, sample_dataset: Path, tmp_p
     assert rescored["default"] == m["default"] and rescored["strict"] == m["strict"]
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "stand-in model" in report and "NOT those of a real" in report
-    for name in ("metrics.json", "analysis.json", "confusion.png", "report.md"):
+    for name in ("metrics.json", "analysis.json", "confusion.png", "report.md", "threshold.png", "reliability.png"):
         assert (out / name).is_file()
+
+
+def test_eval_reports_scores_by_threshold_and_calibration(random_run: Path, sample_dataset: Path,
+                                                          tmp_path: Path) -> None:
+    """metrics.json and report.md hold the threshold table and the ECE with its reliability table; the two plots are
+    written beside confusion.png, and not with --no-plots."""
+    from parsner.evaluation.calibration import THRESHOLDS
+
+    out = tmp_path / "ev"
+    res = evaluate_model(random_run, sample_dataset, "test", out=out, batch_size=8, n_bootstrap=0, device="cpu")
+    conf = res.metrics["confidence"]
+    assert conf["score"].startswith("raw") and conf["entities"] > 0
+    assert conf["gold_entities"] == res.metrics["n_gold_entities"]
+    assert [r["threshold"] for r in conf["thresholds"]] == list(THRESHOLDS)
+    first = conf["thresholds"][0]  # threshold 0 keeps every entity: the strict scores
+    assert first["entities"] == conf["entities"]
+    assert first["f1"] == pytest.approx(res.metrics["strict"]["f1"], abs=1e-9)
+    assert [r["entities"] for r in conf["thresholds"]] == sorted((r["entities"] for r in conf["thresholds"]),
+                                                                reverse=True)
+    assert 0.0 <= conf["ece"] <= 1.0 and len(conf["reliability"]) == 10
+    assert sum(r["entities"] for r in conf["reliability"]) == conf["entities"]
+    on_disk = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["confidence"]
+    assert on_disk["ece"] == pytest.approx(conf["ece"])
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "by threshold" in report and "Expected calibration error" in report
+    assert "(threshold.png)" in report and "(reliability.png)" in report
+    assert (out / "threshold.png").stat().st_size > 1000 and (out / "reliability.png").stat().st_size > 1000
+    code = main(["eval", "--model", str(random_run), "--data", str(sample_dataset), "--bootstrap", "0",
+                 "--device", "cpu", "--quiet", "--no-plots", "--out", str(tmp_path / "np")])
+    assert code == 0
+    assert not list((tmp_path / "np").glob("*.png"))
+    assert "threshold.png" not in (tmp_path / "np" / "report.md").read_text(encoding="utf-8")
+    assert "confidence" in json.loads((tmp_path / "np" / "metrics.json").read_text(encoding="utf-8"))
 
 
 def test_eval_cli_model(random_run: Path, sample_dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,3 +158,11 @@ def test_eval_of_a_freshly_trained_tiny_model(sample_dataset: Path, tmp_path: Pa
     assert (tmp_path / "ev" / "curves.png").is_file()
     assert "## Training curves" in (tmp_path / "ev" / "report.md").read_text(encoding="utf-8")
     assert res.metrics["n_tokens"] == sum(len(t) for t in split_tags(sample_dataset, "test").tokens)
+    # the entity-score calibration, fitted on the validation split after training, travels with the run
+    record = json.loads((run / "metrics.json").read_text(encoding="utf-8"))["calibration"]
+    if record["file"] is not None:
+        assert (run / "calibration.json").is_file() and record["split"] == "validation"
+        assert record["ece_fitted"] <= record["ece_raw"]
+        assert res.metrics["confidence"]["score"] == "calibrated"
+    else:
+        assert "raw" in record["why"] and not (run / "calibration.json").exists()

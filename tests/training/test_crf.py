@@ -111,8 +111,11 @@ def test_training_writes_a_complete_run(crf_setup: dict[str, Path]) -> None:
     run = crf_setup["run"]
     assert sorted(p.name for p in run.iterdir() if p.name != ".parsner-output.json") == sorted(
         ["model.crfsuite", "crf.json", "normalizer.json", "parsner.json", "run_config.yaml", "metrics.json",
-         "train_log.jsonl", "README.md"])
+         "train_log.jsonl", "README.md", "calibration.json"])
     doc = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    # entity scores calibrated on the validation split (crfsuite's marginals, multiplied over each entity's words)
+    assert doc["calibration"]["file"] == "calibration.json" and doc["calibration"]["split"] == "validation"
+    assert doc["calibration"]["ece_fitted"] <= doc["calibration"]["ece_raw"]
     assert doc["model_type"] == "feature-crf" and 0 < doc["iterations"] <= 40
     assert doc["metrics"]["f1_strict"] > 0.9  # templated sentences: a CRF learns them
     guard = doc["word_clusters"]["test_guard"]
@@ -125,6 +128,7 @@ def test_training_writes_a_complete_run(crf_setup: dict[str, Path]) -> None:
     assert doc["gazetteer"]["names"] == 2 and doc["validation_seen_in_training"] is False
     card = (run / "README.md").read_text(encoding="utf-8")
     assert "library_name: python-crfsuite" in card and "crf_c1" in card and "sub-words" not in card
+    assert "### Entity scores" in card and "calibrated on the" in card
     assert meta["license"]["license"] == "other" and "\n## Licence\n" in card
     assert not Path(f"{run}.incomplete").exists()
 
@@ -205,6 +209,7 @@ def test_training_on_validation_says_its_validation_scores_are_seen(crf_setup: d
     assert "150 training sentences (train+validation)" in res.stderr and "on sentences it trained on" in res.stderr
     doc = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert doc["validation_seen_in_training"] is True and doc["train_sentences"] == 150
+    assert doc["calibration"]["file"] is None and not (out / "calibration.json").exists()  # no unseen data to fit
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "says nothing about quality" in card and "model-index" not in card  # no seen-data figure published
 

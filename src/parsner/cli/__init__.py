@@ -187,6 +187,18 @@ def check_device(device: str | None) -> None:
         raise ConfigError(f"--device {device}: MPS is not available here; use --device cpu")
 
 
+def check_min_score(value: str | float | None, flag: str = "--min-score") -> float | None:
+    """A ``--min-score`` as a float from 0 to 1 (None when not given), checked before any work starts."""
+    if value is None:
+        return None
+    from parsner.inference.calibration import check_min_score as check
+
+    try:
+        return check(value, flag)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} (entities scored below it are dropped; 0 keeps every entity)") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     bad = _bad_argument(argv)

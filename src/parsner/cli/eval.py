@@ -45,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help="bootstrap resamples for the F1 CI (0 disables; default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
-    p.add_argument("--no-plots", action="store_true", help="do not write confusion.png")
+    p.add_argument("--no-plots", action="store_true",
+                   help="do not write confusion.png, threshold.png and reliability.png")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.add_argument("--quiet", action="store_true", help="do not print the report")
     p.set_defaults(func=run)

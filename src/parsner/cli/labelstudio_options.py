@@ -85,7 +85,8 @@ def options_from_args(args: argparse.Namespace) -> LabelStudioOptions | None:
     if args.train_config is None:
         for flag in _retrain_flags(args):
             raise ConfigError(f"{flag} needs --train-config")
-        return LabelStudioOptions(label_map=args.label_map, label_studio_url=url)
+        return LabelStudioOptions(label_map=args.label_map, label_studio_url=url,
+                                  min_score=getattr(args, "min_score", None) or 0.0)
     if url is None:
         raise ConfigError("--train-config needs --label-studio-url URL: the Label Studio that retraining fetches "
                           "the project's annotations from (e.g. http://localhost:8080)")
@@ -102,7 +103,8 @@ def options_from_args(args: argparse.Namespace) -> LabelStudioOptions | None:
     prepare_work_dir(work, model)
     return LabelStudioOptions(train_config=args.train_config.resolve(), retrain_every=args.retrain_every,
                               work_dir=work.resolve(), label_map=args.label_map, label_studio_url=url,
-                              keep_models=keep, min_retrain_interval=interval)
+                              keep_models=keep, min_retrain_interval=interval,
+                              min_score=getattr(args, "min_score", None) or 0.0)
 
 
 def served_model(opts: LabelStudioOptions, model_dir: Path) -> tuple[Path, str | None]:

@@ -63,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="document order: as given (default, streamed) or the least certain first (active learning)",
     )
     p.add_argument("--batch-size", type=int, default=32, help="texts / model windows per batch (default 32)")
+    p.add_argument("--min-score", default=None, metavar="X",
+                   help="drop entities whose (calibrated) score is below X, from 0 to 1 (default: keep all); "
+                        "their words are tagged O in every output")
     p.add_argument("--output", type=Path, metavar="FILE", help="write here instead of stdout")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --output FILE (only one parsner wrote and nobody changed since)")
@@ -294,8 +297,10 @@ def _check_model(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from parsner.cli import check_min_score
     from parsner.serving.archive import input_kind
 
+    args.min_score = check_min_score(args.min_score)
     if args.input not in (None, "-") and not Path(args.input).exists():
         raise InputError(args.input, None, "input not found")
     if input_kind(args.input, args.input_format) == "records":
@@ -310,7 +315,8 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     tagger = Tagger.from_pretrained(args.model, device=args.device, quantize=args.quantize,
-                                    normalizer=args.normalizer, label_map=args.label_map)
+                                    normalizer=args.normalizer, label_map=args.label_map,
+                                    min_score=args.min_score or 0.0)
     load_s = time.perf_counter() - t0
     with _output_for(args) as out:
         writer = _writer(args, out, tagger.labels)

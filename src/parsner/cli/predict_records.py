@@ -96,9 +96,12 @@ def output_options(args: argparse.Namespace, opts: RecordOptions) -> dict[str, A
         from parsner.atomic import file_sha256
 
         label_map = f"{label_map} sha256:{file_sha256(Path(label_map))}"
-    return {"text_field": opts.text_field, "entities_field": opts.entities_field, "skip_bad": opts.skip_bad,
-            "batch_size": opts.batch_size, "max_chars": opts.max_chars, "max_text_chars": opts.max_text_chars,
-            "normalizer": args.normalizer, "label_map": label_map, "quantize": bool(args.quantize)}
+    options = {"text_field": opts.text_field, "entities_field": opts.entities_field, "skip_bad": opts.skip_bad,
+               "batch_size": opts.batch_size, "max_chars": opts.max_chars, "max_text_chars": opts.max_text_chars,
+               "normalizer": args.normalizer, "label_map": label_map, "quantize": bool(args.quantize)}
+    if getattr(args, "min_score", None):  # only when given: manifests written before --min-score still resume
+        options["min_score"] = args.min_score
+    return options
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -242,7 +245,8 @@ def _load_tagger(args: argparse.Namespace) -> Any:
     from parsner.inference.tagger import Tagger
 
     return Tagger.from_pretrained(args.model, device=args.device, quantize=args.quantize,
-                                  normalizer=args.normalizer, label_map=args.label_map)
+                                  normalizer=args.normalizer, label_map=args.label_map,
+                                  min_score=getattr(args, "min_score", None) or 0.0)
 
 
 def run_records(args: argparse.Namespace) -> int:

@@ -42,6 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-body-bytes", type=int, default=1_000_000, help="request body limit (default 1 MB)")
     p.add_argument("--max-texts", type=int, default=64, help="texts per request (default 64)")
     p.add_argument("--max-chars", type=int, default=100_000, help="characters per text (default 100000)")
+    p.add_argument("--min-score", default=None, metavar="X",
+                   help="leave out entities whose (calibrated) score is below X, from 0 to 1 (default: keep all): "
+                        "the server-wide default of /v1/ner (a request may send \"min_score\") and of "
+                        "--label-studio predictions")
     p.add_argument("--label-map", metavar="FILE|PRESET", default=None,
                    help="map the model's types (a preset or a YAML/JSON file of TYPE: TYPE, TYPE: O drops one), "
                         "as parsner predict --label-map does")
@@ -96,6 +100,9 @@ def server_auth(args: argparse.Namespace) -> ServerAuth:
 
 
 def _options(args: argparse.Namespace) -> dict:
+    from parsner.cli import check_min_score
+
+    args.min_score = check_min_score(args.min_score)
     for name in ("port", "workers", "max_batch_texts", "max_body_bytes", "max_texts", "max_chars"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
@@ -104,7 +111,8 @@ def _options(args: argparse.Namespace) -> dict:
     if args.batch_window_ms < 0:
         raise ConfigError("--batch-window-ms must be >= 0")
     return {"max_body_bytes": args.max_body_bytes, "max_texts": args.max_texts, "max_chars": args.max_chars,
-            "max_batch_texts": args.max_batch_texts, "batch_window_ms": args.batch_window_ms}
+            "max_batch_texts": args.max_batch_texts, "batch_window_ms": args.batch_window_ms,
+            "min_score": args.min_score or 0.0}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -94,6 +94,7 @@ def check_eval_options(*, bootstrap: int, batch_size: int) -> None:
 
 def eval_summary(result: EvalResult, *, quiet: bool = False, plots: bool = True) -> list[str]:
     """What ``parsner eval`` prints: the report (unless ``quiet``), then what it wrote."""
+    pngs = ", confusion.png" + (", threshold.png, reliability.png" if result.metrics.get("confidence") else "")
     wrote = (f"wrote {result.out_dir}/ (metrics.json, predictions.conll, analysis.json, report.md"
-             f"{', confusion.png' if plots else ''})")
+             f"{pngs if plots else ''})")
     return [wrote] if quiet else [result.report, wrote]

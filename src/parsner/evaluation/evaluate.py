@@ -41,6 +41,9 @@ class TaggedSet:
     pred: list[list[str]]
     ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: per sentence, {(start, end, type): score} of the predicted entities (None: no scores, e.g. a predictions file)
+    entity_scores: list[dict[tuple, float]] | None = None
+    calibrated: bool = False  # the scores went through the model's calibration.json
 
 
 @dataclass
@@ -241,14 +244,22 @@ def _confusion_section(analysis: ErrorAnalysis, confusion_png: str | None) -> li
 
 
 def render_report(metrics: dict[str, Any], analysis: ErrorAnalysis, *, title: str,
-                  confusion_png: str | None = "confusion.png") -> str:
-    """report.md: overall scores with CIs, per-type table, error analysis and confusion matrix."""
+                  confusion_png: str | None = "confusion.png", plots: bool = True) -> str:
+    """report.md: overall scores with CIs, per-type table, entity scores (threshold table, calibration), error
+    analysis and confusion matrix."""
+    conf_lines: list[str] = []
+    if metrics.get("confidence"):
+        from parsner.evaluation.calibration import confidence_markdown
+
+        conf_lines = confidence_markdown(metrics["confidence"], "threshold.png" if plots else None,
+                                         "reliability.png" if plots else None)
     lines = [
         f"# Evaluation: {title}",
         "",
         *_source_lines(metrics),
         *_overall_section(metrics),
         *_per_type_section(metrics),
+        *conf_lines,
         "", "## Errors", "", summary_markdown(analysis), "",
         *_confusion_section(analysis, confusion_png),
     ]
@@ -295,9 +306,15 @@ def evaluate_tags(
         src["notes"] = [*src.get("notes", []), *data.notes]
     metrics["source"] = src
     metrics["errors"] = {c: int(n) for c, n in analysis.to_dict()["counts"].items()}
+    if data.entity_scores is not None:
+        from parsner.evaluation.calibration import confidence_report, entity_outcomes
+
+        metrics["confidence"] = confidence_report(entity_outcomes(data.gold, data.pred, data.entity_scores),
+                                                  calibrated=data.calibrated)
     log_path = Path(train_log) if train_log is not None else None
     want_curves = plots and log_path is not None and log_path.is_file()
-    report = render_report(metrics, analysis, title=title, confusion_png="confusion.png" if plots else None)
+    report = render_report(metrics, analysis, title=title, confusion_png="confusion.png" if plots else None,
+                           plots=plots)
     out_dir: Path | None = None
     if out is not None:
         out_dir = Path(out)
@@ -310,6 +327,8 @@ def evaluate_tags(
 
                 rows, cols, matrix = analysis.confusion_matrix()
                 plot_confusion(rows, cols, matrix, tmp / "confusion.png", title=f"{title}: entity confusion")
+                if metrics.get("confidence"):
+                    _plot_confidence(metrics["confidence"], tmp, title)
             if want_curves and log_path is not None:
                 from parsner.evaluation.plots import plot_training_curves
 
@@ -317,6 +336,15 @@ def evaluate_tags(
                     report += "\n## Training curves\n\n![loss and F1 during training](curves.png)\n"
             (tmp / "report.md").write_text(report, encoding="utf-8")
     return EvalResult(metrics=metrics, analysis=analysis, report=report, out_dir=out_dir)
+
+
+def _plot_confidence(conf: dict[str, Any], out: Path, title: str) -> None:
+    """threshold.png and reliability.png beside the other plots."""
+    from parsner.evaluation.plots import plot_reliability, plot_thresholds
+
+    plot_thresholds(conf["thresholds"], out / "threshold.png", title=f"{title}: entities by score threshold")
+    plot_reliability(conf["reliability"], out / "reliability.png", ece=conf.get("ece"),
+                     title=f"{title}: reliability")
 
 
 def restrict_types(tags: Sequence[Sequence[str]], types: set[str]) -> list[list[str]]:
@@ -419,8 +447,13 @@ def evaluate_model(
     data = split_tags(data_dir, split)
     tagger = Tagger.from_pretrained(str(model_dir), device=device, normalizer=normalizer, label_map=label_map)
     t0 = time.perf_counter()
-    data.pred = [list(p) for p in tagger.predict_words(data.tokens, batch_size=batch_size)]
+    pred, word_scores = tagger.predict_words(data.tokens, batch_size=batch_size, return_scores=True)
+    data.pred = [list(p) for p in pred]
     seconds = time.perf_counter() - t0
+    from parsner.evaluation.calibration import sentence_entity_scores
+
+    data.entity_scores = sentence_entity_scores(data.pred, word_scores, tagger.entity_score)
+    data.calibrated = getattr(tagger, "calibrator", None) is not None
     n_words = sum(len(t) for t in data.tokens)
     meta = {**read_model_meta(model_dir), **(getattr(tagger, "meta", None) or {})}
     source: dict[str, Any] = {

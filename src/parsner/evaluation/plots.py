@@ -1,4 +1,5 @@
-"""PNG pictures: the entity confusion matrix and a training run's loss/F1 curves.
+"""PNG pictures: the entity confusion matrix, a training run's loss/F1 curves, entity scores by threshold and their
+reliability diagram.
 
 Uses matplotlib's object API with the Agg canvas (no pyplot, no global backend switch), so it works on
 headless machines and does not disturb a notebook's backend. matplotlib is imported inside the functions.
@@ -154,3 +155,55 @@ def plot_training_curves(run_dir_or_log: str | Path, path: str | Path | None = N
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     return out
+
+
+def plot_thresholds(rows: Sequence[dict[str, Any]], path: str | Path, *,
+                    title: str = "Entities kept at each score threshold") -> Path:
+    """Precision, recall and F1 against the score threshold (rows of ``calibration.threshold_table``)."""
+    path = Path(path)
+    fig = _figure(5.0, 3.6)
+    ax = fig.add_subplot(1, 1, 1)
+    xs = [r["threshold"] for r in rows]
+    for key, style in (("precision", "o-"), ("recall", "s-"), ("f1", "^-")):
+        ax.plot(xs, [r[key] for r in rows], style, label=key if key != "f1" else "F1", markersize=4)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlabel("minimum entity score (--min-score)")
+    ax.set_ylabel("share")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def plot_reliability(rows: Sequence[dict[str, Any]], path: str | Path, *, ece: float | None = None,
+                     title: str = "Reliability of entity scores") -> Path:
+    """The reliability diagram: per score bin, the share of right entities beside the diagonal, and the counts."""
+    path = Path(path)
+    fig = _figure(5.0, 5.0)
+    ax = fig.add_subplot(2, 1, 1)
+    width = (rows[0]["hi"] - rows[0]["lo"]) if rows else 0.1
+    filled = [r for r in rows if r["entities"]]
+    ax.bar([r["lo"] for r in filled], [r["accuracy"] for r in filled], width=width, align="edge",
+           edgecolor="black", color="tab:blue", alpha=0.7, label="share right")
+    ax.plot([r["mean_score"] for r in filled], [r["accuracy"] for r in filled], "o", color="black", markersize=3,
+            label="(mean score, share right)")
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_ylabel("share right")
+    ax.legend(loc="upper left", fontsize=7)
+    ax.set_title(title + ("" if ece is None else f" (ECE {ece:.3f})"), fontsize=9)
+    ax2 = fig.add_subplot(2, 1, 2)
+    ax2.bar([r["lo"] for r in rows], [r["entities"] for r in rows], width=width, align="edge", edgecolor="black",
+            color="tab:gray")
+    ax2.set_xlim(0.0, 1.0)
+    ax2.set_xlabel("entity score")
+    ax2.set_ylabel("entities")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path

@@ -28,7 +28,7 @@ from parsner.inference.backends import ONNX_EXTRA_HINT, ONNX_FILE
 OPSET = 17
 QUANTIZE_CHOICES = ("int8",)
 #: Files of the run directory that travel with the exported model (when present).
-COPIED_FILES = ("normalizer.json", "README.md", "metrics.json", "run_config.yaml")
+COPIED_FILES = ("normalizer.json", "README.md", "metrics.json", "run_config.yaml", "calibration.json")
 #: fp32 export must reproduce torch's logits to this absolute tolerance (observed: ~1e-6).
 FP32_TOLERANCE = 1e-3
 

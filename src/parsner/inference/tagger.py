@@ -40,7 +40,10 @@ class Entity(TypedDict):
         label: Its canonical upper-case type (``PER``, ``LOC``, ...).
         start: Offset of its first character in the ORIGINAL text (code points; normalisation undone).
         end: Offset just past its last character.
-        score: The model's probability of the entity's word tags (their mean, or minimum: ``Tagger.score_reduce``).
+        score: The entity's confidence: the probability of its span (the product of its words' tag probabilities,
+            :mod:`parsner.inference.calibration`), calibrated when the model folder holds ``calibration.json``
+            (``Tagger.calibrator``); ``Tagger.score_reduce`` ``"mean"``/``"min"`` give the older, uncalibrated
+            readings.
     """
 
     text: str
@@ -81,10 +84,12 @@ class Tagger:
         stride: int | None = None,
         device: str | None = None,
         meta: dict[str, Any] | None = None,
-        score_reduce: str = "mean",
+        score_reduce: str = "product",
         max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         constrained: bool | None = None,
         label_map: Mapping[str, str] | str | os.PathLike[str] | None = None,
+        calibrator: Any | None = None,
+        min_score: float = 0.0,
     ) -> None:
         from parsner.inference.backends import as_runner
 
@@ -93,8 +98,15 @@ class Tagger:
         self.word_level = bool(getattr(model, "word_level", False))
         if not self.word_level and not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError("the Tagger needs a fast tokenizer (tokenizer.json) for word_ids()")
-        if score_reduce not in ("mean", "min"):
-            raise ValueError("score_reduce must be 'mean' or 'min'")
+        if score_reduce not in ("product", "mean", "min"):
+            raise ValueError("score_reduce must be 'product', 'mean' or 'min'")
+        from parsner.inference.calibration import check_min_score
+
+        #: Entities whose (calibrated) score is below this are dropped, their words tagged O.
+        self.min_score = check_min_score(min_score)
+        #: The map from raw to calibrated entity scores (:class:`parsner.inference.calibration.Calibrator`), fitted
+        #: on the raw ``product`` score: applied only with ``score_reduce="product"``. None: raw scores.
+        self.calibrator = calibrator if score_reduce == "product" else None
         self.meta = dict(meta or {})
         #: Maps padded (input_ids, attention_mask) batches to logits: torch, or ONNX Runtime
         #: (parsner.inference.backends).
@@ -155,7 +167,9 @@ class Tagger:
 
         ``quantize=True`` applies dynamic int8 quantisation to the Linear layers (CPU only).
         Extra keyword arguments go to :class:`Tagger` (``max_length``, ``stride``, ``score_reduce``,
-        ``max_batch_tokens``, ``label_map``: a preset, file or mapping applied to the model's labels).
+        ``max_batch_tokens``, ``label_map``: a preset, file or mapping applied to the model's labels, ``min_score``).
+        The folder's ``calibration.json``, when there is one, calibrates entity scores (``calibrator=None`` here keeps
+        the raw ones).
         ``normalizer``: ``auto`` (the model's normalizer.json, else the default for its hub id), a preset
         (``parsbert``, ``parsbert-zwnj``, ``none``) or a normalizer.json path. ``backend``: ``"torch"`` or
         ``"onnx"`` (default: ONNX Runtime when the directory holds ``model.onnx``, see
@@ -170,6 +184,8 @@ class Tagger:
         model, tokenizer, norm, meta, device = load_for_tagger(
             path_or_id, backend=backend, device=device, normalizer=normalizer, quantize=quantize
         )
+        if "calibrator" not in kwargs:
+            kwargs["calibrator"] = _saved_calibration(path_or_id)
         return cls(model, tokenizer, norm, device=device, meta=meta, **kwargs)
 
     @property
@@ -190,8 +206,16 @@ class Tagger:
             return self.tag_documents([texts], batch_size=batch_size)[0].entities
         return [doc.entities for doc in self.tag_documents(list(texts), batch_size=batch_size)]
 
-    def tag_documents(self, texts: Sequence[str], batch_size: int = 32) -> list[TaggedDoc]:
-        """Tag raw texts: per text a :class:`TaggedDoc` (words, tags, scores, entities; original offsets)."""
+    def tag_documents(
+        self, texts: Sequence[str], batch_size: int = 32, *, min_score: float | None = None
+    ) -> list[TaggedDoc]:
+        """Tag raw texts: per text a :class:`TaggedDoc` (words, tags, scores, entities; original offsets).
+
+        ``min_score`` (default ``self.min_score``) drops entities scored below it; their words' tags become ``O``.
+        """
+        from parsner.inference.calibration import check_min_score
+
+        floor = self.min_score if min_score is None else check_min_score(min_score)
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"text {i} is {type(text).__name__}, not str")
@@ -209,15 +233,29 @@ class Tagger:
             for s, _ in doc.sentence_word_ranges:
                 tags, scores = results[k]
                 k += 1
-                doc.tags.extend(tags)
-                doc.scores.extend(scores)
+                tags = list(tags)
                 for ws, we, label in spans_from_tags(tags):
+                    score = self.entity_score(scores[ws:we])
+                    if score < floor:
+                        tags[ws:we] = ["O"] * (we - ws)
+                        continue
                     start, end = doc.words[s + ws].start, doc.words[s + we - 1].end
-                    sc = scores[ws:we]
-                    score = min(sc) if self.score_reduce == "min" else sum(sc) / len(sc)
                     doc.entities.append(Entity(text=doc.text[start:end], label=label, start=start, end=end,
                                                score=score))
+                doc.tags.extend(tags)
+                doc.scores.extend(scores)
         return docs
+
+    def entity_score(self, word_scores: Sequence[float]) -> float:
+        """An entity's score from its words' tag probabilities: ``score_reduce``, then the calibration if any."""
+        from parsner.inference.calibration import span_confidence
+
+        if self.score_reduce == "min":
+            return min(word_scores)
+        if self.score_reduce == "mean":
+            return sum(word_scores) / len(word_scores)
+        raw = span_confidence(word_scores)
+        return self.calibrator(raw) if self.calibrator is not None else raw
 
     def _segment_normalized(self, text: str) -> tuple[list[Word], list[str], list[tuple[int, int]]]:
         """Words of ``text`` with ORIGINAL offsets, the normalised word strings the model sees, sentence ranges.
@@ -321,6 +359,17 @@ def _refuse_surrogate(text: str, where: str) -> None:
     why = surrogates.problem(text)
     if why is not None:
         raise ValueError(f"{where}: {why}; replace it before tagging (e.g. with U+FFFD, which keeps offsets)")
+
+
+def _saved_calibration(path_or_id: str | os.PathLike[str]) -> Any:
+    """The calibration.json of a model folder (or hub repo), None where there is none."""
+    from parsner.inference.calibration import CALIBRATION_FILE, load_calibration
+    from parsner.inference.hub import fetch_optional, parse_spec
+
+    spec = parse_spec(path_or_id)
+    if spec.kind not in ("local", "hub"):
+        return None
+    return load_calibration(fetch_optional(spec, CALIBRATION_FILE))
 
 
 def _identity(word: str) -> str:

@@ -64,6 +64,7 @@ class LabelStudioOptions:
     label_studio_url: str | None = None  # the one Label Studio exports are fetched from (checked base URL)
     keep_models: int = KEEP_MODELS  # retrained models kept in the work folder (the served one always stays)
     min_retrain_interval: float = MIN_RETRAIN_INTERVAL_S  # seconds between accepted retraining requests
+    min_score: float = 0.0  # entities scored below this (after calibration) are not proposed (serve --min-score)
 
 
 def short(text: Any, limit: int = SHOWN_CHARS) -> str:
@@ -230,6 +231,8 @@ class LabelStudioBackend:
     def result(self, doc: Any, cfg: LabelingConfig, project: Project) -> dict[str, Any]:
         if doc is None:
             return {"result": [], "score": 0.0, "model_version": self.version}
+        if self.opts.min_score > 0:  # this request's own docs: filtered in place
+            doc.entities = [e for e in doc.entities if e["score"] >= self.opts.min_score]
         found = regions(doc, cfg, TypeMapper(cfg.labels), utf16=project.utf16, dropped=self.dropped)
         return {"result": found, "score": task_score(doc), "model_version": getattr(doc, "model_version",
                                                                                     self.version)}

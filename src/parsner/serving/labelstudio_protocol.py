@@ -149,7 +149,11 @@ def regions(doc: Any, cfg: LabelingConfig, mapper: TypeMapper, *, utf16: bool = 
 
 
 def task_score(doc: Any) -> float:
-    """The model's confidence in its least certain word (1.0 for a text without words)."""
+    """A prediction's score, which Label Studio sorts by: its least confident entity's (calibrated) score; for a
+    text without entities, the model's confidence in its least certain word (1.0 for a text without words)."""
+    entities = list(getattr(doc, "entities", []) or [])
+    if entities:
+        return round(min(float(e.get("score", 0.0)) for e in entities), 4)
     scores = list(getattr(doc, "scores", []) or [])
     return round(min(scores), 4) if scores else 1.0
 

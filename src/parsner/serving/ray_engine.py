@@ -173,7 +173,8 @@ def _check_model(model: str) -> None:
 
 
 def _tagger_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"quantize": bool(args.quantize), "normalizer": args.normalizer, "label_map": args.label_map}
+    return {"quantize": bool(args.quantize), "normalizer": args.normalizer, "label_map": args.label_map,
+            "min_score": getattr(args, "min_score", None) or 0.0}
 
 
 class LoadedTagger:

@@ -49,6 +49,9 @@ class ServeOptions:
     batch_window_ms: float = 0.0
     max_queued_texts: int = 4096  # beyond this, 503 (busy) instead of an ever-growing queue
     batch_size: int = 64  # the Tagger's batch_size (windows per forward pass)
+    # Entities scored below this (after the model's calibration) are left out of answers, /v1/ner and Label
+    # Studio's alike (`serve --min-score`); a /v1/ner request may send its own "min_score".
+    min_score: float = 0.0
 
 
 class ApiError(Exception):
@@ -161,13 +164,20 @@ async def read_body(request: Any, limit: int) -> bytes:
 
 def parse_ner_request(body: bytes, opts: ServeOptions) -> tuple[list[str], bool]:
     """``(texts, single)`` from a ``{"text"}`` or ``{"texts"}`` body, or an :class:`ApiError`."""
+    texts, single, _ = ner_request(body, opts)
+    return texts, single
+
+
+def ner_request(body: bytes, opts: ServeOptions) -> tuple[list[str], bool, float]:
+    """``(texts, single, min_score)`` from a ``{"text"}`` or ``{"texts"}`` body with an optional ``"min_score"``
+    (0 to 1; default the server's ``--min-score``), or an :class:`ApiError`."""
     try:
         doc = loads(body)
     except JSONRefused as exc:
         raise ApiError(400, "malformed_json", f"body refused: {exc}") from None
     if not isinstance(doc, dict):
         raise ApiError(422, "bad_shape", 'send a JSON object: {"text": "..."} or {"texts": ["...", ...]}')
-    keys = set(doc)
+    keys = set(doc) - {"min_score"}
     if keys not in ({"text"}, {"texts"}):
         raise ApiError(422, "bad_shape", f'send exactly one of "text" or "texts" (got keys {sorted(keys)})')
     single = "text" in doc
@@ -185,7 +195,15 @@ def parse_ner_request(body: bytes, opts: ServeOptions) -> tuple[list[str], bool]
         why = surrogates.problem(text)  # refused, not replaced: parsner.surrogates says why
         if why is not None:
             raise ApiError(422, "invalid_text", f"{where} holds {why}; send whole characters")
-    return texts, single
+    min_score = opts.min_score
+    if "min_score" in doc:
+        from parsner.inference.calibration import check_min_score
+
+        try:
+            min_score = check_min_score(doc["min_score"], '"min_score"')
+        except ValueError as exc:
+            raise ApiError(422, "bad_min_score", str(exc)) from None
+    return texts, single, min_score
 
 
 def model_info(tagger: Any, model_dir: str, opts: ServeOptions) -> dict[str, Any]:
@@ -219,6 +237,8 @@ def model_info(tagger: Any, model_dir: str, opts: ServeOptions) -> dict[str, Any
         "limits": {"max_body_bytes": opts.max_body_bytes, "max_texts": opts.max_texts,
                    "max_chars": opts.max_chars},
         "batching": {"max_batch_texts": opts.max_batch_texts, "batch_window_ms": opts.batch_window_ms},
+        "min_score": opts.min_score,
+        "calibrated": getattr(tagger, "calibrator", None) is not None,
     }
 
 
@@ -292,14 +312,14 @@ def create_app(tagger: Any, model_dir: str, options: ServeOptions | None = None,
 
     @app.post("/v1/ner")
     async def ner(request: Request) -> JSONResponse:
-        texts, single = parse_ner_request(await read_body(request, opts.max_body_bytes), opts)
+        texts, single, min_score = ner_request(await read_body(request, opts.max_body_bytes), opts)
         try:
             docs = await batcher.submit(texts)
         except ApiError:
             raise
         except Exception as exc:
             return error(500, "model_error", f"tagging failed: {type(exc).__name__}: {exc}")
-        results = [{"entities": [entity_record(e) for e in d.entities]} for d in docs]
+        results = [{"entities": [entity_record(e) for e in d.entities if e["score"] >= min_score]} for d in docs]
         return JSONResponse(results[0] if single else {"results": results})
 
     if label_studio is not None:

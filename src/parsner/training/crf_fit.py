@@ -211,8 +211,11 @@ def fit_crf(cfg: RunConfig, words: list[list[str]], tags: list[list[str]], spec:
     return model_path
 
 
-def validation_metrics(model_dir: Path, words: list[list[str]], gold: list[list[str]]) -> dict[str, float]:
-    """Validation scores of the trained CRF, tagged through the Tagger as at inference (``f1_strict``, ...)."""
+def validation_metrics(model_dir: Path, words: list[list[str]], gold: list[list[str]],
+                       calibrate: bool = False) -> Any:
+    """Validation scores of the trained CRF, tagged through the Tagger as at inference (``f1_strict``, ...); with
+    ``calibrate``, ``(scores, calibrator)``: entity scores calibrated on the same tags
+    (:func:`parsner.evaluation.calibration.fit_from_predictions`; None without predicted entities)."""
     from parsner.evaluation import metrics
     from parsner.inference.crf_tagger import CrfRunner
     from parsner.inference.tagger import Tagger
@@ -220,10 +223,15 @@ def validation_metrics(model_dir: Path, words: list[list[str]], gold: list[list[
     labels = sorted({t for s in gold for t in s} | {"O"})
     runner = CrfRunner(model_dir, labels)
     tagger = Tagger(runner, None, None, meta={"model_name": str(model_dir)})
-    sc = metrics.score(gold, tagger.predict_words(words))
+    pred, word_scores = tagger.predict_words(words, return_scores=True)
+    sc = metrics.score(gold, pred)
     out = {f"{k}_{mode}": float(sc[mode][k]) for mode in ("strict", "default") for k in ("precision", "recall", "f1")}
     out["token_accuracy"] = float(sc["token_accuracy"])
-    return out
+    if not calibrate:
+        return out
+    from parsner.evaluation.calibration import fit_from_predictions
+
+    return out, fit_from_predictions(gold, pred, word_scores)
 
 
 def train_crf(cfg: RunConfig, data: Any, dirs: RunDirs, *, overwrite: bool) -> dict[str, Any]:
@@ -254,14 +262,18 @@ def train_crf(cfg: RunConfig, data: Any, dirs: RunDirs, *, overwrite: bool) -> d
     t_fit = time.time()
     fit_crf(cfg, words, tags, spec, work)
     fit_seconds = time.time() - t_fit
-    scores = validation_metrics(work, data.valid_words, gold)
+    # Calibrated on validation sentences the CRF did not train on; trained on them, its scores stay raw.
+    scores, calibrator = validation_metrics(work, data.valid_words, gold, calibrate=True)
+    if cfg.crf_train_on_validation:
+        calibrator = None
     iterations = _iterations(work / "train_log.jsonl")
     doc = {"split": "validation", "dataset": str(cfg.data), "selection_metric": None, "metrics": scores,
            "model_type": "feature-crf", "train_runtime_s": round(fit_seconds, 1),
            "total_runtime_s": round(time.time() - t0, 1), "iterations": iterations,
            "train_sentences": len(tags), "validation_seen_in_training": cfg.crf_train_on_validation,
-           "word_clusters": cluster_report, "gazetteer": gazetteer_report, "stand_in": None}
-    _publish(cfg, data, dirs, doc, overwrite=overwrite)
+           "word_clusters": cluster_report, "gazetteer": gazetteer_report, "stand_in": None,
+           "calibration": calibration_record(calibrator, cfg.crf_train_on_validation)}
+    _publish(cfg, data, dirs, doc, overwrite=overwrite, calibrator=calibrator)
     seen = " on sentences it trained on" if cfg.crf_train_on_validation else ""
     log.info(f"done in {time.time() - t0:.0f}s: {dirs.final} (validation{seen} f1_strict={scores['f1_strict']:.4f}, "
              f"f1_default={scores['f1_default']:.4f})")
@@ -273,7 +285,17 @@ def _iterations(log: Path) -> int:
     return max((int(r.get("iteration", 0)) for r in rows), default=0)
 
 
-def _publish(cfg: RunConfig, data: Any, dirs: RunDirs, doc: dict[str, Any], *, overwrite: bool) -> None:
+def calibration_record(calibrator: Any, trained_on_validation: bool = False) -> dict[str, Any]:
+    """What metrics.json says of the run's calibration.json (or why there is none)."""
+    if calibrator is not None:
+        return {"file": "calibration.json", **calibrator.info}
+    why = ("the validation split was trained on" if trained_on_validation
+           else "no entity was predicted on the validation split")
+    return {"file": None, "why": f"entity scores are raw: {why}"}
+
+
+def _publish(cfg: RunConfig, data: Any, dirs: RunDirs, doc: dict[str, Any], *, overwrite: bool,
+             calibrator: Any = None) -> None:
     """The finished run directory (:func:`parsner.training.jobs.publish`)."""
     from parsner.atomic import file_sha256
     from parsner.data.licence import combine, dataset_terms
@@ -292,6 +314,8 @@ def _publish(cfg: RunConfig, data: Any, dirs: RunDirs, doc: dict[str, Any], *, o
         if data.normalizer is not None:
             data.normalizer.save(tmp)
         meta.save(tmp)
+        if calibrator is not None:
+            calibrator.save(tmp)
         (tmp / "run_config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
         (tmp / "metrics.json").write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", "utf-8")
         card = render_model_card(cfg=cfg, meta=meta.to_dict(), metrics=doc, dataset_name=data.data_name)

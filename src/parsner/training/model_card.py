@@ -225,6 +225,27 @@ def _results(m: dict[str, Any], meta: dict[str, Any], seen: bool = False) -> lis
     ]
 
 
+def _entity_scores(metrics: dict[str, Any]) -> list[str]:
+    """What an entity's ``score`` means for this run: calibrated (calibration.json) or raw."""
+    cal = metrics.get("calibration")
+    if not isinstance(cal, dict):
+        return []
+    if cal.get("file"):
+        ece_raw, ece_fit = cal.get("ece_raw"), cal.get("ece_fitted")
+        ece = (f" (expected calibration error {ece_raw:.3f} raw, {ece_fit:.3f} after, on those entities)"
+               if isinstance(ece_raw, float) and isinstance(ece_fit, float) else "")
+        text = ("An entity's `score` is the probability of its span (the product of its words' tag "
+                "probabilities), calibrated on the "
+                f"{cal.get('entities', 0):,} entities it predicted on the validation split{ece} by the isotonic map "
+                "in `calibration.json`; `parsner eval` measures it on a test split. Filter with "
+                "`parsner predict --min-score X`.")
+    else:
+        why = str(cal.get("why", "")).removeprefix("entity scores are raw: ")
+        text = (f"An entity's `score` is the raw probability of its span, not calibrated ({why}); "
+                "run `parsner eval` before choosing a `--min-score`.")
+    return ["### Entity scores", "", text, ""]
+
+
 def _limitations(meta: dict[str, Any], stand_in: str | None) -> list[str]:
     lines = [
         "## Limitations",
@@ -250,7 +271,8 @@ def _run_card(cfg: RunConfig, meta: dict[str, Any], metrics: dict[str, Any], dat
         body = _crf_sections(cfg, meta, metrics, dataset_name)
     else:
         body = [*_classifier_usage(cfg, meta, dataset_name), *_training(cfg, metrics)]
-    body = [*_stand_in_warning(stand_in), *body, *_results(m, meta, seen), *_limitations(meta, stand_in)]
+    body = [*_stand_in_warning(stand_in), *body, *_results(m, meta, seen), *_entity_scores(metrics),
+            *_limitations(meta, stand_in)]
     return _Card(_run_front(cfg, meta, m, dataset_name, publish_scores=not seen), cfg.name,
                  "Persian named-entity recognition", body)
 

@@ -422,10 +422,28 @@ def _write_run(cfg: RunConfig, spec: Any, trainer: Any, tokenizer: Any, data: Tr
     with jobs.publish(dirs, kind="run", overwrite=overwrite) as tmp:
         jobs.save_model(tmp, model, tokenizer, data.normalizer)
         meta.save(tmp)
+        metrics_doc["calibration"] = calibrate_saved_run(tmp, data.valid_words, enc.valid_gold,
+                                                         device=str(trainer.args.device))
         (tmp / "run_config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
         (tmp / "metrics.json").write_text(json.dumps(metrics_doc, ensure_ascii=False, indent=2) + "\n", "utf-8")
         card = render_model_card(cfg=cfg, meta=meta.to_dict(), metrics=metrics_doc, dataset_name=data.data_name)
         (tmp / "README.md").write_text(card, encoding="utf-8")
+
+
+def calibrate_saved_run(run_dir: Path, words: list[list[str]], gold: list[list[str]], *,
+                        device: str | None = None) -> dict[str, Any]:
+    """Fit the entity-score calibration on the validation split with the saved model, loaded as inference loads
+    it, and save ``calibration.json`` beside it (:mod:`parsner.evaluation.calibration`); what metrics.json keeps."""
+    from parsner.evaluation.calibration import calibrate_run
+    from parsner.inference.tagger import Tagger
+
+    tagger = Tagger.from_pretrained(run_dir, device=device, calibrator=None)
+    cal = calibrate_run(run_dir, tagger, words, gold)
+    if cal is None:
+        return {"file": None, "why": "entity scores are raw: no entity was predicted on the validation split"}
+    log.info(f"entity scores calibrated on {cal.info['entities']:,} validation entities: ECE "
+             f"{cal.info['ece_raw']:.4f} raw -> {cal.info['ece_fitted']:.4f} (on the fit data)")
+    return {"file": "calibration.json", **cal.info}
 
 
 def run_training(
