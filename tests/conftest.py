@@ -12,8 +12,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from parsner.paths import SAMPLE_DIR, parsbert_v1_tokenizer_dir, shared_dir
+
+# Hypothesis's timing checks (an input drawn too slowly, an example over 200 ms) fail a correct test on a loaded
+# 2-core machine; what a property test asserts does not depend on time, so they are off for the whole suite.
+settings.register_profile("parsner", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("parsner")
 
 
 @pytest.fixture(scope="session")
