@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 # The development set is exact (LOCK: what is tested here); the package itself declares ranges (pyproject.toml).
 LOCK := requirements/py311-dev.txt
-EXTRAS := dev,hazm,onnx,serve,browser,ray,crf
+EXTRAS := dev,hazm,onnx,serve,browser,ray,crf,docs
 
 $(BIN)/parsner: pyproject.toml setup.py $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ browser:
 test-py313:
 	bash tools/py313.sh test $(PYTEST_ARGS)
 
+# The same on Python 3.14 (Debian 14 forky, testing: numpy 2.4, Debian's CPU torch 2.14; the same recipe,
+# tools/debian-py.sh), its exact set requirements/py314-dev.txt. Testing moves: tools/py314.sh clean renews the root.
+.PHONY: test-py314
+test-py314:
+	bash tools/py314.sh test $(PYTEST_ARGS)
+
 # Regenerate the lock from the ranges (a fresh venv resolves them; review the diff before committing).
 lock:
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv && .lockvenv/bin/pip install -q --upgrade pip
@@ -56,9 +62,15 @@ lock:
 wheel: install
 	rm -rf dist && $(BIN)/python -m build --no-isolation --outdir dist . && $(BIN)/twine check --strict dist/*
 
+# The documentation site in site/ (git-ignored), built offline with warnings as errors (docs/development.md). The
+# variable silences Material for MkDocs' notice about its end of life, printed on every build.
+.PHONY: docs
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 lint: install
-	$(BIN)/ruff check src tests eval tools
+	$(BIN)/ruff check src tests eval tools docs
 	$(BIN)/lint-imports --no-cache
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info runs
+	rm -rf $(VENV) build dist *.egg-info runs site
