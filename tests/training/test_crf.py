@@ -209,9 +209,29 @@ def test_training_on_validation_says_its_validation_scores_are_seen(crf_setup: d
     assert "150 training sentences (train+validation)" in res.stderr and "on sentences it trained on" in res.stderr
     doc = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert doc["validation_seen_in_training"] is True and doc["train_sentences"] == 150
-    assert doc["calibration"]["file"] is None and not (out / "calibration.json").exists()  # no unseen data to fit
+    # calibrated by a first CRF that did not train on validation; its map is kept, this CRF's own scores are not fitted
+    cal = json.loads((out / "calibration.json").read_text(encoding="utf-8"))
+    assert doc["calibration"]["file"] == "calibration.json" and cal["info"]["model"].startswith("a CRF trained on the")
+    assert cal["info"]["entities"] == doc["calibration"]["entities"] > 0
+    assert "calibration: a first CRF on the 120 training sentences alone" in res.stderr
+    assert len(res.stderr.split("CRF iteration 1/15")) == 3  # two fits
+    rows = (out / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
+    its = [json.loads(r)["iteration"] for r in rows if '"iteration"' in r]
+    assert its and its == sorted(set(its))  # the published fit's iterations only, once each
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "says nothing about quality" in card and "model-index" not in card  # no seen-data figure published
+
+
+def test_crf_calibrate_off_keeps_raw_scores_and_fits_once(crf_setup: dict[str, Path]) -> None:
+    out = crf_setup["root"] / "raw"
+    res = run_cli(["train", "--config", str(crf_setup["cfg"]), "--out", str(out), "--set", "cluster_sizes=[]",
+                   "--set", "crf_max_iterations=15", "--set", "crf_train_on_validation=true",
+                   "--set", "crf_calibrate=false"])
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert doc["calibration"] == {"file": None, "why": "entity scores are raw: crf_calibrate is off"}
+    assert not (out / "calibration.json").exists() and "calibration: a first CRF" not in res.stderr
+    assert "not calibrated (crf_calibrate is off)" in (out / "README.md").read_text(encoding="utf-8")
 
 
 def test_a_missing_gazetteer_or_text_file_is_said_before_any_work(crf_setup: dict[str, Path]) -> None:

@@ -120,6 +120,10 @@ def test_student_run_loads_everywhere(student, teacher, data, work):
     assert (student / "normalizer.json").read_text("utf-8") == (teacher / "normalizer.json").read_text("utf-8")
     info = json.loads((student / "metrics.json").read_text("utf-8"))
     assert info["unlabelled_sentences"] == 40 and info["labelled_sentences"] == 48
+    # the student's scores are calibrated on validation, as a trained run's (or say why not)
+    cal = info["calibration"]
+    assert (cal["file"] == "calibration.json") == (student / "calibration.json").is_file()
+    assert cal["file"] or cal["why"].startswith("entity scores are raw")
 
     from transformers import AutoModelForTokenClassification, pipeline
 

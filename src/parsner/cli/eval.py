@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--no-plots", action="store_true",
                    help="do not write confusion.png, threshold.png and reliability.png")
+    p.add_argument("--no-raw-text", action="store_true",
+                   help="score the corpus's tokens only: do not also tag the sentences as raw text and score "
+                        "character spans (about doubles the prediction time)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.add_argument("--quiet", action="store_true", help="do not print the report")
     p.set_defaults(func=run)
@@ -88,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         with flag_names(EVAL_PARAMETERS, EVAL_SWITCHES):
             result = evaluate(args.model, args.data, args.split, out, batch_size=args.batch_size, device=args.device,
                               label_map=args.label_map, normalizer=args.normalizer, bootstrap=args.bootstrap,
-                              seed=args.seed, plots=not args.no_plots, overwrite=args.overwrite)
+                              seed=args.seed, plots=not args.no_plots, overwrite=args.overwrite,
+                              raw_text=not args.no_raw_text)
     print_eval(result, quiet=args.quiet, plots=not args.no_plots)
     return 0
 

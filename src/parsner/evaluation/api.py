@@ -35,6 +35,7 @@ def evaluate(
     seed: int = 0,
     plots: bool = True,
     overwrite: bool = False,
+    raw_text: bool = True,
 ) -> EvalResult:
     """Score a model on a dataset split (what ``parsner eval --model --data`` does).
 
@@ -57,6 +58,8 @@ def evaluate(
         seed: The bootstrap's seed.
         plots: Write ``confusion.png`` (and a run's ``curves.png``) into ``out``.
         overwrite: Replace an existing ``out`` that parsner wrote as an evaluation.
+        raw_text: Also tag the split's sentences as raw text (tokens joined with spaces) and score character
+            spans, beside the token-level scores (``metrics["raw_text"]``; :mod:`parsner.evaluation.rawtext`).
 
     Returns:
         The :class:`~parsner.evaluation.evaluate.EvalResult`: ``metrics`` (``metrics["strict"]["f1"]``,
@@ -81,7 +84,7 @@ def evaluate(
             load_label_map(label_map)  # a bad map fails here, before the model loads
         return evaluate_model(Path(model), data, split, out=out, batch_size=batch_size, device=device,
                               label_map=label_map, normalizer=normalizer, n_bootstrap=bootstrap, seed=seed,
-                              overwrite=overwrite, plots=plots)
+                              overwrite=overwrite, plots=plots, raw_text=raw_text)
 
 
 def check_eval_options(*, bootstrap: int, batch_size: int) -> None:
@@ -94,7 +97,8 @@ def check_eval_options(*, bootstrap: int, batch_size: int) -> None:
 
 def eval_summary(result: EvalResult, *, quiet: bool = False, plots: bool = True) -> list[str]:
     """What ``parsner eval`` prints: the report (unless ``quiet``), then what it wrote."""
-    pngs = ", confusion.png" + (", threshold.png, reliability.png" if result.metrics.get("confidence") else "")
+    pngs = ", confusion.png" + (", threshold.png, reliability.png" if result.metrics.get("confidence") else "") \
+        + (", raw_text_reliability.png" if result.metrics.get("raw_text") else "")
     wrote = (f"wrote {result.out_dir}/ (metrics.json, predictions.conll, analysis.json, report.md"
              f"{pngs if plots else ''})")
     return [wrote] if quiet else [result.report, wrote]

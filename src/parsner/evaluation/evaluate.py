@@ -44,6 +44,8 @@ class TaggedSet:
     #: per sentence, {(start, end, type): score} of the predicted entities (None: no scores, e.g. a predictions file)
     entity_scores: list[dict[tuple, float]] | None = None
     calibrated: bool = False  # the scores went through the model's calibration.json
+    #: the same sentences tagged as raw text, scored on character spans (:mod:`parsner.evaluation.rawtext`)
+    raw_text: dict[str, Any] | None = None
 
 
 @dataclass
@@ -248,6 +250,11 @@ def render_report(metrics: dict[str, Any], analysis: ErrorAnalysis, *, title: st
     """report.md: overall scores with CIs, per-type table, entity scores (threshold table, calibration), error
     analysis and confusion matrix."""
     conf_lines: list[str] = []
+    raw_lines: list[str] = []
+    if metrics.get("raw_text"):
+        from parsner.evaluation.rawtext import raw_text_markdown
+
+        raw_lines = raw_text_markdown(metrics)
     if metrics.get("confidence"):
         from parsner.evaluation.calibration import confidence_markdown
 
@@ -258,6 +265,7 @@ def render_report(metrics: dict[str, Any], analysis: ErrorAnalysis, *, title: st
         "",
         *_source_lines(metrics),
         *_overall_section(metrics),
+        *raw_lines,
         *_per_type_section(metrics),
         *conf_lines,
         "", "## Errors", "", summary_markdown(analysis), "",
@@ -311,6 +319,8 @@ def evaluate_tags(
 
         metrics["confidence"] = confidence_report(entity_outcomes(data.gold, data.pred, data.entity_scores),
                                                   calibrated=data.calibrated)
+    if data.raw_text is not None:
+        metrics["raw_text"] = data.raw_text
     log_path = Path(train_log) if train_log is not None else None
     want_curves = plots and log_path is not None and log_path.is_file()
     report = render_report(metrics, analysis, title=title, confusion_png="confusion.png" if plots else None,
@@ -329,6 +339,8 @@ def evaluate_tags(
                 plot_confusion(rows, cols, matrix, tmp / "confusion.png", title=f"{title}: entity confusion")
                 if metrics.get("confidence"):
                     _plot_confidence(metrics["confidence"], tmp, title)
+                if metrics.get("raw_text"):
+                    _plot_raw_text(metrics["raw_text"], tmp, title)
             if want_curves and log_path is not None:
                 from parsner.evaluation.plots import plot_training_curves
 
@@ -345,6 +357,15 @@ def _plot_confidence(conf: dict[str, Any], out: Path, title: str) -> None:
     plot_thresholds(conf["thresholds"], out / "threshold.png", title=f"{title}: entities by score threshold")
     plot_reliability(conf["reliability"], out / "reliability.png", ece=conf.get("ece"),
                      title=f"{title}: reliability")
+
+
+def _plot_raw_text(raw: dict[str, Any], out: Path, title: str) -> None:
+    """raw_text_reliability.png: the reliability diagram of the raw-text entities."""
+    from parsner.evaluation.plots import plot_reliability
+
+    conf = raw["confidence"]
+    plot_reliability(conf["reliability"], out / "raw_text_reliability.png", ece=conf.get("ece"),
+                     title=f"{title}: reliability on raw text")
 
 
 def restrict_types(tags: Sequence[Sequence[str]], types: set[str]) -> list[list[str]]:
@@ -429,9 +450,11 @@ def evaluate_model(
     device: str | None = None,
     label_map: str | Path | None = None,
     normalizer: str = "auto",
+    raw_text: bool = True,
     **kwargs: Any,
 ) -> EvalResult:
-    """Predict word-level tags for ``split`` with :class:`parsner.inference.tagger.Tagger` and score them.
+    """Predict word-level tags for ``split`` with :class:`parsner.inference.tagger.Tagger` and score them; with
+    ``raw_text``, also tag its sentences as raw text and score character spans (:mod:`parsner.evaluation.rawtext`).
 
     ``model_dir`` is a run directory, any token-classification model directory or a hub id; its labels are
     canonicalised at load (:func:`parsner.labels.model_labels`), ``label_map`` (a preset or file) maps them
@@ -454,6 +477,13 @@ def evaluate_model(
 
     data.entity_scores = sentence_entity_scores(data.pred, word_scores, tagger.entity_score)
     data.calibrated = getattr(tagger, "calibrator", None) is not None
+    if raw_text:
+        from parsner.evaluation.rawtext import evaluate_raw_text
+
+        t_raw = time.perf_counter()
+        data.raw_text = evaluate_raw_text(tagger, data.tokens, data.gold, batch_size=batch_size,
+                                          n_bootstrap=kwargs.get("n_bootstrap", 1000), seed=kwargs.get("seed", 0))
+        data.raw_text["predict_seconds"] = round(time.perf_counter() - t_raw, 3)
     n_words = sum(len(t) for t in data.tokens)
     meta = {**read_model_meta(model_dir), **(getattr(tagger, "meta", None) or {})}
     source: dict[str, Any] = {

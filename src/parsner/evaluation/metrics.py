@@ -178,17 +178,24 @@ def bootstrap_f1_ci(
     Per-sentence counts are computed once; each resample is then a weighted sum (multinomial weights),
     done in chunks so memory stays bounded for large test sets. Deterministic for a given ``seed``.
     """
+    return {**counts_f1_ci(sentence_counts(gold, pred, mode), n_resamples=n_resamples, seed=seed,
+                           confidence=confidence), "mode": mode}
+
+
+def counts_f1_ci(counts: np.ndarray, *, n_resamples: int = 1000, seed: int = 0,
+                 confidence: float = 0.95) -> dict[str, Any]:
+    """:func:`bootstrap_f1_ci` from per-sentence ``[correct, n_pred, n_gold]`` counts (any way of counting)."""
     if n_resamples < 1:
         raise ValueError("n_resamples must be >= 1")
     if not 0.0 < confidence < 1.0:
         raise ValueError("confidence must be between 0 and 1")
-    counts = sentence_counts(gold, pred, mode)
+    counts = np.asarray(counts, dtype=np.int64).reshape(-1, 3)
     n = counts.shape[0]
     total = counts.sum(axis=0)
     point = float(_f1(total[0:1], total[1:2], total[2:3])[0])
     if n == 0:
         return {"f1": point, "low": point, "high": point, "confidence": confidence,
-                "n_resamples": n_resamples, "seed": seed, "mode": mode}
+                "n_resamples": n_resamples, "seed": seed}
     rng = np.random.default_rng(seed)
     probs = np.full(n, 1.0 / n)
     chunk = max(1, min(n_resamples, 2_000_000 // max(n, 1)))
@@ -210,7 +217,6 @@ def bootstrap_f1_ci(
         "confidence": confidence,
         "n_resamples": n_resamples,
         "seed": seed,
-        "mode": mode,
     }
 
 

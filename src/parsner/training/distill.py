@@ -358,7 +358,8 @@ def _distill(cfg: DistillConfig, job: jobs.Job, *, resume: bool, overwrite: bool
             "best_checkpoint_step": jobs.step_of(trainer.state.best_model_checkpoint), "unlabelled": data.sources,
             "test_guard": data.guard, "labelled_sentences": data.labelled,
             "unlabelled_sentences": len(data.words) - data.labelled}
-    _write_run(cfg, trainer.model, s_tok, t_norm, meta, info, dirs, overwrite)
+    _write_run(cfg, trainer.model, s_tok, t_norm, meta, info, dirs, overwrite,
+               validation=(data.valid_words, data.valid_gold), device=str(trainer.args.device))
     log.info(f"done in {time.time() - t0:.0f}s: {dirs.final} (validation f1_strict={metrics.get('f1_strict', 0):.4f})")
     return DistillResult(dirs.final, metrics, int(trainer.state.global_step), info["train_runtime_s"],
                          dirs.resume_from)
@@ -416,15 +417,19 @@ def _make_trainer(cfg: DistillConfig, student: Any, tok: Any, labels: list[str],
 
 
 def _write_run(cfg: DistillConfig, model: Any, tok: Any, normalizer: Any, meta: dict[str, Any],
-               info: dict[str, Any], dirs: jobs.RunDirs, overwrite: bool) -> None:
+               info: dict[str, Any], dirs: jobs.RunDirs, overwrite: bool, *,
+               validation: tuple[list[list[str]], list[list[str]]], device: str | None = None) -> None:
+    """The run folder; the student's entity scores calibrated on the validation split, as a trained run's are."""
     from parsner._version import __version__
     from parsner.training.model_card import render_model_card
+    from parsner.training.train import calibrate_saved_run
 
     jobs.check_finite_weights(model, cfg, dirs.work, dirs.ckpt_dir)
     meta = {"parsner_version": __version__, **meta}
     with jobs.publish(dirs, kind="run", overwrite=overwrite) as tmp:
         jobs.save_model(tmp, model, tok, normalizer)
         jobs.write_json(tmp / "parsner.json", meta)
+        info["calibration"] = calibrate_saved_run(tmp, *validation, device=device)
         (tmp / "run_config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
         jobs.write_json(tmp / "metrics.json", info)
         card = render_model_card(cfg=cfg, meta=meta, metrics=info, kind="distill")

@@ -234,9 +234,10 @@ def _entity_scores(metrics: dict[str, Any]) -> list[str]:
         ece_raw, ece_fit = cal.get("ece_raw"), cal.get("ece_fitted")
         ece = (f" (expected calibration error {ece_raw:.3f} raw, {ece_fit:.3f} after, on those entities)"
                if isinstance(ece_raw, float) and isinstance(ece_fit, float) else "")
+        who = "a CRF trained on the training split alone (with these settings)" if cal.get("model") else "it"
         text = ("An entity's `score` is the probability of its span (the product of its words' tag "
                 "probabilities), calibrated on the "
-                f"{cal.get('entities', 0):,} entities it predicted on the validation split{ece} by the isotonic map "
+                f"{cal.get('entities', 0):,} entities {who} predicted on the validation split{ece} by the isotonic map "
                 "in `calibration.json`; `parsner eval` measures it on a test split. Filter with "
                 "`parsner predict --min-score X`.")
     else:
