@@ -71,3 +71,14 @@ def test_serve_min_score_flag_is_checked_first(tmp_path: Path, capsys, value: st
 
     code = main(["serve", "--model", str(tmp_path / "none"), "--min-score", value])
     assert code == 2 and "--min-score" in capsys.readouterr().err
+
+
+def test_the_page_threshold_field_starts_at_the_server_floor() -> None:
+    import re
+
+    from parsner.serving.page import page_html
+
+    field = re.search(r'<input id="min-score"[^>]*>', page_html(["PER"], min_score=0.95, calibrated=True)).group(0)
+    assert 'value="0.95"' in field and 'min="0"' in field and 'max="1"' in field and "calibrated: 0.9" in field
+    raw = re.search(r'<input id="min-score"[^>]*>', page_html(["PER"])).group(0)
+    assert 'value="0"' in raw and "raw (not calibrated)" in raw

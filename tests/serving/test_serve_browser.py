@@ -7,6 +7,7 @@ Playwright's own browser when one is installed. The test skips, saying why, only
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -52,7 +53,8 @@ def test_page_highlights_exactly_the_api_entities(browser, tmp_path_factory: pyt
     from parsner.inference.tagger import Tagger
 
     run = train_tiny_run(tmp_path_factory.mktemp("browser"))
-    tagger = Tagger.from_pretrained(run, device="cpu")
+    # raw scores: the calibration of a run this small maps every entity to 1.0, and the threshold needs levels
+    tagger = Tagger.from_pretrained(run, device="cpu", calibrator=None)
     with running_server(create_app(tagger, str(run))) as url:
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         requests: list[str] = []
@@ -84,6 +86,24 @@ def test_page_highlights_exactly_the_api_entities(browser, tmp_path_factory: pyt
         assert json.loads(page.text_content("#json")) == api
         legend = page.eval_on_selector_all(".legend .key b", "els => els.map(e => e.textContent)")
         assert legend == ["LOC", "ORG", "PER"]
+        # The threshold field: entities scored below it are left out, exactly as the API leaves them out
+        levels = sorted({math.floor(e["score"] * 1e4) / 1e4 for e in api["entities"]})
+        cut = levels[-1] if len(levels) > 1 else min(1.0, levels[0] + 1e-4)  # keeps the top level only, or none
+        assert page.input_value("#min-score") == "0"
+        page.fill("#min-score", f"{cut:.4f}")
+        page.evaluate("document.body.dataset.state = ''")
+        page.click("#go")
+        page.wait_for_selector("body[data-state=done]", timeout=30_000)
+        status, kept = http("POST", f"{url}/v1/ner", {"text": TEXT, "min_score": float(f"{cut:.4f}")})
+        assert status == 200 and len(kept["entities"]) < len(api["entities"])
+        assert all(e["score"] >= float(f"{cut:.4f}") for e in kept["entities"])
+        marks = page.eval_on_selector_all("#result mark.ent",
+                                          "els => els.map(m => m.querySelector('.etext').textContent)")
+        assert marks == [e["text"] for e in kept["entities"]]
+        page.fill("#min-score", "2")  # out of range: the server's refusal is shown, nothing highlighted
+        page.click("#go")
+        page.wait_for_selector("#status.err", timeout=30_000)
+        assert "min_score" in page.text_content("#status") and page.locator("#result mark").count() == 0
         assert all(r.startswith(url) for r in requests), requests  # self-contained: no CDN, no fonts fetched
         shot = tmp_path_factory.mktemp("shot") / "page.png"
         page.screenshot(path=str(shot), full_page=True)

@@ -35,7 +35,8 @@ from parsner.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, USER_ERRNOS, Confi
 
 #: Command modules, in the order of the pipeline.
 COMMAND_MODULES = (
-    "data", "pretrain", "train", "distill", "eval", "predict", "export", "serve", "benchmark", "quickstart", "env",
+    "data", "pretrain", "train", "distill", "eval", "predict", "export", "serve", "benchmark", "active_learning",
+    "quickstart", "env",
 )
 
 

@@ -23,6 +23,8 @@ button { font: inherit; font-size: 1rem; padding: .35rem 1.4rem; border-radius: 
          background: #1f6feb; color: #fff; cursor: pointer; }
 button:disabled { opacity: .6; cursor: wait; }
 #status { color: #57606a; font-size: .9rem; }
+.threshold { font-size: .9rem; color: #57606a; }
+.threshold input { width: 4.5rem; font: inherit; padding: .15rem .3rem; }
 #status.err { color: #cf222e; }
 .warn { background: #fff8c5; border: 1px solid #d4a72c; border-radius: .4rem; padding: .2rem .7rem; line-height: 1.7;
         font-size: .85rem; margin: .5rem 0; }
@@ -36,6 +38,7 @@ const COLOURS = %(colours)s;
 const form = document.getElementById("ner-form"), box = document.getElementById("text");
 const button = document.getElementById("go"), status = document.getElementById("status");
 const result = document.getElementById("result"), jsonOut = document.getElementById("json");
+const minScore = document.getElementById("min-score");
 
 function colour(label) { return COLOURS[label] || "#e5e7eb"; }
 
@@ -67,12 +70,16 @@ function render(text, entities) {
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const text = box.value;
+  const body = {text};
+  // The threshold the server starts with is the field's first value; sent only when changed, so the server's
+  // own --min-score stays the default.
+  if (minScore.value !== minScore.defaultValue) body.min_score = Number(minScore.value);
   button.disabled = true;
   status.className = "";
   status.textContent = "…";
   try {
     const response = await fetch("v1/ner", {
-      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({text}),
+      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
     });
     const data = await response.json();
     jsonOut.textContent = JSON.stringify(data, null, 2);
@@ -95,15 +102,23 @@ form.addEventListener("submit", async (event) => {
 """
 
 
-def page_html(labels: Sequence[str], *, stand_in: str | None = None, title: str = "ParsNER") -> str:
+def page_html(labels: Sequence[str], *, stand_in: str | None = None, title: str = "ParsNER",
+              min_score: float = 0.0, calibrated: bool = False) -> str:
+    """The page; its threshold field starts at the server's ``min_score`` and says whether scores are calibrated."""
     colours = {label: colour_for(label) for label in labels}
+    score_note = ("entities scored below this are left out; scores are calibrated: 0.9 means about 9 in 10 right"
+                  if calibrated else "entities scored below this are left out; scores are raw (not calibrated)")
     warn = f'<p class="warn" dir="ltr">Stand-in model: {html.escape(stand_in)}</p>' if stand_in else ""
     body = (
         f"{warn}"
-        '<form id="ner-form">'
+        # novalidate: any threshold from 0 to 1 may be typed (step only sets the arrows); the server checks it
+        '<form id="ner-form" novalidate>'
         '<label for="text" hidden>متن</label>'
         '<textarea id="text" name="text" dir="rtl" lang="fa" placeholder="متن خبر را اینجا بنویسید…"></textarea>'
         '<div class="row"><button id="go" type="submit">یافتن موجودیت‌ها</button>'
+        '<label class="threshold" dir="rtl">کمینهٔ امتیاز '
+        f'<input id="min-score" type="number" min="0" max="1" step="0.05" value="{min_score:g}" dir="ltr" '
+        f'title="{html.escape(score_note)}"></label>'
         '<span id="status" role="status"></span></div></form>\n'
         '<article><div class="text" id="result" dir="rtl"></div></article>\n'
         '<details open><summary>JSON</summary><pre id="json"></pre></details>\n'

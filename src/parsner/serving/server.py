@@ -261,7 +261,8 @@ def create_app(tagger: Any, model_dir: str, options: ServeOptions | None = None,
     opts = options or ServeOptions()
     batcher = MicroBatcher(tagger, opts)
     info = model_info(tagger, model_dir, opts)
-    page = page_html(tagger.labels, stand_in=info["stand_in"])
+    page = page_html(tagger.labels, stand_in=info["stand_in"], min_score=opts.min_score,
+                     calibrated=info.get("calibrated", False))
 
     @asynccontextmanager
     async def lifespan(_app: Any):
