@@ -220,7 +220,8 @@ def test_setup_and_predict_with_non_default_names(app_url: str) -> None:
                        "skipped": "the task has no text field 'body'"}
     assert first["model_version"] == third["model_version"] == setup["model_version"]
     for res, task in ((first, tasks[0]), (third, tasks[2])):
-        assert res["result"] and res["score"] == 0.9123  # the least confident entity's score, which LS sorts by
+        # the task's score is 1 - its least-confident-word uncertainty (LS sorts by it); regions keep entity scores
+        assert res["result"] and res["score"] == 0.8 and {r["score"] for r in res["result"]} == {0.9123}
         for r in res["result"]:
             assert (r["from_name"], r["to_name"], r["type"]) == ("ents", "article", "labels")
             assert task["data"]["body"][r["value"]["start"] : r["value"]["end"]] == r["value"]["text"]
@@ -378,3 +379,18 @@ def test_one_round_at_a_time_and_the_latest_request_waits(tmp_path: Path, monkey
     assert retrainer.request({"n": 4}) == "started"
     retrainer.wait(10)
     assert ran == [1, 3, 4] and retrainer.status()["last"] == {"round": 3, "status": "kept"}
+
+
+def test_task_score_orders_by_the_least_confident_word() -> None:
+    """Label Studio sorts by the prediction score: 1 - the least-confident-word uncertainty, as the simulation chose;
+    an entity-free task with one doubtful word still comes before a confident one with entities."""
+    from types import SimpleNamespace
+
+    from parsner.serving.labelstudio_protocol import task_score
+    from parsner.serving.preannotate import uncertainty
+
+    sure = SimpleNamespace(entities=[{"score": 0.5}], scores=[0.99, 0.97])
+    doubtful = SimpleNamespace(entities=[], scores=[0.99, 0.41, 0.95])
+    assert task_score(sure) == 0.97 and task_score(doubtful) == 0.41 and task_score(doubtful) < task_score(sure)
+    assert task_score(SimpleNamespace(entities=[], scores=[])) == 1.0
+    assert task_score(doubtful) == round(1 - uncertainty(doubtful), 4)  # the same rule as predict --order uncertainty

@@ -149,13 +149,13 @@ def regions(doc: Any, cfg: LabelingConfig, mapper: TypeMapper, *, utf16: bool = 
 
 
 def task_score(doc: Any) -> float:
-    """A prediction's score, which Label Studio sorts by: its least confident entity's (calibrated) score; for a
-    text without entities, the model's confidence in its least certain word (1.0 for a text without words)."""
-    entities = list(getattr(doc, "entities", []) or [])
-    if entities:
-        return round(min(float(e.get("score", 0.0)) for e in entities), 4)
-    scores = list(getattr(doc, "scores", []) or [])
-    return round(min(scores), 4) if scores else 1.0
+    """A prediction's score, which Label Studio sorts tasks by (ascending: the least sure first): 1 - the task's
+    uncertainty by *least confident word* (:func:`parsner.inference.selection.sentence_uncertainty`), the rule that
+    saved the most annotation in the active-learning simulation (eval/RESULTS.md section 15); 1.0 for a text without
+    words. Each region keeps its entity's own calibrated score."""
+    from parsner.inference.selection import sentence_uncertainty
+
+    return round(1.0 - sentence_uncertainty(list(getattr(doc, "scores", []) or [])), 4)
 
 
 def project_id(value: Any) -> str | None:

@@ -30,12 +30,12 @@ TOOL_FORMATS = ("labelstudio", "doccano", "brat")
 
 
 def uncertainty(doc: Any) -> float:
-    """1 - the probability of the model's least certain word tag (0 for a text without words).
+    """1 - the probability of the model's least certain word tag (0 for a text without words): the *least confident
+    word* rule of :func:`parsner.inference.selection.sentence_uncertainty`, which the active-learning simulation
+    measured against random and diversity-aware orders (eval/RESULTS.md section 15)."""
+    from parsner.inference.selection import sentence_uncertainty
 
-    One doubtful word is enough to need an annotator's look, so the minimum, not the mean, decides.
-    """
-    scores = list(getattr(doc, "scores", []) or [])
-    return 1.0 - min(scores) if scores else 0.0
+    return sentence_uncertainty(list(getattr(doc, "scores", []) or []))
 
 
 def _entities(text: str, entities: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
