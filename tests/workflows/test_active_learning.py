@@ -137,6 +137,16 @@ def test_a_missing_dataset_a_too_small_pool_or_a_foreign_out_folder_is_refused(d
         al.run_simulation(_config(dataset), dataset / "al")
 
 
+def test_a_second_simulation_into_the_same_folder_is_refused_while_one_runs(dataset: Path, tmp_path: Path) -> None:
+    """Two runs on one folder would append the same points twice: the second is refused, naming the first."""
+    from parsner.runlock import RunLock, RunLocked
+
+    with RunLock(tmp_path / "out", what="an active-learning simulation"):
+        with pytest.raises(RunLocked, match="active-learning simulation"):
+            al.run_simulation(_config(dataset), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_command_line_options_become_the_config(tmp_path: Path) -> None:
     from parsner.cli import active_learning as cli
 

@@ -871,13 +871,23 @@ def write_outputs(out: Path, cfg: SimulationConfig, ref: dict[str, Any], data: S
 
 
 def run_simulation(cfg: SimulationConfig, out: str | Path) -> SimulationResult:
-    """Run (or resume) the simulation into ``out`` and write its results (see the module docstring)."""
+    """Run (or resume) the simulation into ``out`` and write its results (see the module docstring); a second run on
+    the same ``out`` while one is going is refused (:class:`parsner.runlock.RunLocked`), as two would append the
+    same points twice."""
+    from parsner.runlock import RunLock
+
     check_config(cfg)
     out = Path(out)
     data = load_data(cfg)
     if cfg.sizes[-1] > len(data.pool_words):
         raise ConfigError(f"{_option('sizes')}: {cfg.sizes[-1]:,} is more than the pool's {len(data.pool_words):,} "
                           f"sentences (the train split of {cfg.data})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with RunLock(out, what="an active-learning simulation"):
+        return _run_locked(cfg, out, data)
+
+
+def _run_locked(cfg: SimulationConfig, out: Path, data: SimulationData) -> SimulationResult:
     resumed = prepare_out(out, cfg)  # the first write: every check that needs no work came before
     _check_fingerprint(out, data.fingerprint)
     repair_points(out)
