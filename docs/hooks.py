@@ -32,6 +32,12 @@ REPO_FILES = (
     "data/README.md",
     "eval/serve-page.png",
     "eval/predict_html.png",
+    "eval/active-learning-peyma/report.md",
+    "eval/active-learning-peyma/learning_curves.png",
+    "eval/calibration-peyma/peyma-cpu-raw-text-reliability.png",
+    "eval/calibration-peyma/peyma-cpu-threshold.png",
+    "eval/calibration-peyma/peyma-scratch-raw-text-reliability.png",
+    "eval/calibration-peyma/peyma-scratch-threshold.png",
 )
 
 CONFIG_MARKER = re.compile(r"^<!-- config-reference: ([\w.]+) -->$", re.MULTILINE)
