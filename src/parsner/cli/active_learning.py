@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from parsner.errors import ConfigError
+from parsner.workflows.active_learning import DEFAULT_SIZES as _DEFAULT_SIZES
 
 if TYPE_CHECKING:
     from parsner.workflows.active_learning import SimulationConfig
 
-DEFAULT_SIZES = "200,400,600,800,1000,1400,1800,2200,2600,3000,3500,4000,5000,6000"
+# the schedule's one owner is the workflow; the option shows it
+DEFAULT_SIZES = ",".join(map(str, _DEFAULT_SIZES))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
