@@ -129,3 +129,34 @@ def test_min_score_drops_entities_and_their_tags(tagger) -> None:
 def test_calibration_file_is_json(calibrated_dir: Path) -> None:
     doc = json.loads((calibrated_dir / CALIBRATION_FILE).read_text(encoding="utf-8"))
     assert doc["method"] == "isotonic" and doc["raw"] == "product" and doc["version"] == 1
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b'{"method": "isotonic", "method": "isotonic", "raw": "product", "x": [0.5], "y": [0.5]}', "duplicate key"),
+    (b"[" * 5000 + b"]" * 5000, "nest"),
+    (b'["isotonic"]', "a JSON object"),
+    (b'{"method": "isotonic", "raw": "product", "x": ["0.5"], "y": [0.5]}', "list of numbers"),
+    (b'{"method": "isotonic", "raw": "product", "x": [true], "y": [0.5]}', "list of numbers"),
+    (b'{"method": "isotonic", "raw": "product", "x": [NaN], "y": [0.5]}', "list of numbers"),
+    (b'{"method": "isotonic", "raw": "product", "x": [0.5], "y": [0.5], "info": [1]}', "info"),
+    (b'{"method": "isotonic", "raw": "product", "x": [0.5], "y": [0.5]', "malformed"),
+    (b"\xff\xfe{}", "UTF-8"),
+])
+def test_a_hostile_calibration_file_is_one_message(tmp_path: Path, content: bytes, why: str) -> None:
+    """A model folder may come from anyone: what its calibration.json holds is checked, never trusted."""
+    from parsner.inference.calibration import load_calibration
+
+    (tmp_path / CALIBRATION_FILE).write_bytes(content)
+    with pytest.raises(ModelLoadError, match=why) as err:
+        load_calibration(tmp_path / CALIBRATION_FILE)
+    assert str(tmp_path / CALIBRATION_FILE) in str(err.value) and "delete it" in str(err.value)
+
+
+def test_an_oversized_calibration_file_is_refused_unread(tmp_path: Path) -> None:
+    from parsner.inference import calibration
+
+    path = tmp_path / CALIBRATION_FILE
+    with open(path, "wb") as f:
+        f.truncate(calibration.MAX_CALIBRATION_BYTES + 10)  # sparse: no memory or disk spent
+    with pytest.raises(ModelLoadError, match="over 16 MiB"):
+        calibration.load_calibration(path)

@@ -132,11 +132,20 @@ class Calibrator:
                 "x": list(self.x), "y": list(self.y), "info": self.info}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
+    def from_dict(cls, data: Any) -> Calibrator:
+        """The calibrator of a ``to_dict`` mapping; ValueError for anything else (numbers must be numbers)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, not {type(data).__name__}")
         if data.get("method") != "isotonic" or data.get("raw") != RAW_SCORE:
             raise ValueError(f"unknown calibration (method {data.get('method')!r}, raw {data.get('raw')!r})")
-        return cls(x=[float(v) for v in data["x"]], y=[float(v) for v in data["y"]], method="isotonic",
-                   raw=RAW_SCORE, info=dict(data.get("info") or {}))
+        xs, ys, info = data.get("x"), data.get("y"), data.get("info") or {}
+        for name, values in (("x", xs), ("y", ys)):
+            if not isinstance(values, list) or not all(_is_number(v) for v in values):
+                raise ValueError(f'"{name}" must be a list of numbers')
+        if not isinstance(info, dict):
+            raise ValueError('"info" must be an object')
+        return cls(x=[float(v) for v in xs], y=[float(v) for v in ys], method="isotonic",  # type: ignore[union-attr]
+                   raw=RAW_SCORE, info=dict(info))
 
     def save(self, directory: str | Path) -> Path:
         from parsner.atomic import atomic_write_text
@@ -146,13 +155,29 @@ class Calibrator:
         return path
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+#: A calibration holds two knots per fitted block: a few thousand numbers. Far more is not one parsner wrote.
+MAX_CALIBRATION_BYTES = 16 * 2**20
+
+
 def load_calibration(path: str | Path | None) -> Calibrator | None:
-    """The calibrator in ``path`` (a calibration.json), None when ``path`` is None; ModelLoadError when unreadable."""
+    """The calibrator in ``path`` (a calibration.json), None when ``path`` is None; ModelLoadError when unreadable.
+
+    Read strictly (:mod:`parsner.data.strictjson`: no duplicate keys, bounded nesting) and checked, since a model
+    folder may come from anyone: a bad file is one message naming it, never a traceback."""
+    from parsner.data import strictjson
     from parsner.errors import ModelLoadError
 
     if path is None:
         return None
     try:
-        return Calibrator.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CALIBRATION_BYTES + 1)
+        if len(raw) > MAX_CALIBRATION_BYTES:
+            raise ValueError(f"over {MAX_CALIBRATION_BYTES // 2**20} MiB")
+        return Calibrator.from_dict(strictjson.loads(raw))
+    except (OSError, ValueError) as exc:
         raise ModelLoadError(f"{path}: not a usable calibration ({exc}); delete it to use raw scores") from None
