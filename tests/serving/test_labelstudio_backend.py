@@ -386,8 +386,7 @@ def test_task_score_orders_by_the_least_confident_word() -> None:
     an entity-free task with one doubtful word still comes before a confident one with entities."""
     from types import SimpleNamespace
 
-    from parsner.serving.labelstudio_protocol import task_score
-    from parsner.serving.preannotate import uncertainty
+    from parsner.serving.preannotate import task_score, uncertainty
 
     sure = SimpleNamespace(entities=[{"score": 0.5}], scores=[0.99, 0.97])
     doubtful = SimpleNamespace(entities=[], scores=[0.99, 0.41, 0.95])

@@ -45,8 +45,9 @@ def _doc_entities(tagger: Any, doc: Any) -> list[tuple[tuple[int, int, str], flo
     for ws, we, label in spans_from_tags(list(doc.tags)):
         start, end = doc.words[ws].start, doc.words[we - 1].end
         scores = doc.scores[ws:we]
-        raw = span_confidence(scores) if tagger.score_reduce == "product" else tagger.entity_score(scores)
-        out.append(((start, end, label), float(tagger.entity_score(scores)), float(raw)))
+        score = tagger.entity_score(scores)
+        raw = span_confidence(scores) if tagger.calibrator is not None else score  # uncalibrated: the same
+        out.append(((start, end, label), float(score), float(raw)))
     return out
 
 

@@ -42,9 +42,9 @@ from parsner.serving.labelstudio_protocol import (
     TypeMapper,
     parse_labeling_config,
     regions,
-    task_score,
     utf16_votes,
 )
+from parsner.serving.preannotate import task_score
 
 log = logging.getLogger(__name__)
 

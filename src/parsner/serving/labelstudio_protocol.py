@@ -148,16 +148,6 @@ def regions(doc: Any, cfg: LabelingConfig, mapper: TypeMapper, *, utf16: bool = 
     return out
 
 
-def task_score(doc: Any) -> float:
-    """A prediction's score, which Label Studio sorts tasks by (ascending: the least sure first): 1 - the task's
-    uncertainty by *least confident word* (:func:`parsner.inference.selection.sentence_uncertainty`), the rule that
-    saved the most annotation in the active-learning simulation (eval/RESULTS.md section 15); 1.0 for a text without
-    words. Each region keeps its entity's own calibrated score."""
-    from parsner.inference.selection import sentence_uncertainty
-
-    return round(1.0 - sentence_uncertainty(list(getattr(doc, "scores", []) or [])), 4)
-
-
 def project_id(value: Any) -> str | None:
     """Label Studio's project reference: ``"3.1796284911"`` (setup, predict), ``{"id": 3}`` (webhooks), ``3``."""
     if isinstance(value, dict):

@@ -38,6 +38,13 @@ def uncertainty(doc: Any) -> float:
     return sentence_uncertainty(list(getattr(doc, "scores", []) or []))
 
 
+def task_score(doc: Any) -> float:
+    """A Label Studio prediction's ``score``, which Label Studio sorts tasks by (ascending: the least sure first):
+    1 - :func:`uncertainty`, rounded to 4 places; 1.0 for a text without words. The same in pre-annotation files and
+    in the live backend; each region keeps its entity's own calibrated score."""
+    return round(1.0 - uncertainty(doc), 4)
+
+
 def _entities(text: str, entities: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Entities sorted by offset; their offsets must index ``text`` and give their ``text``."""
     out = sorted(entities, key=lambda e: (int(e["start"]), int(e["end"])))
@@ -78,7 +85,7 @@ class LabelStudioWriter:
             "predictions": [
                 {
                     "model_version": self.model_version,
-                    "score": round(1.0 - uncertainty(doc), 4),
+                    "score": task_score(doc),
                     "result": result,
                 }
             ],

@@ -177,14 +177,20 @@ def _fit(words: list[list[str]], tags: list[list[str]], spec: dict[str, Any], pa
     trainer.train(model_path)
 
 
+def crfsuite_params(c1: float, c2: float, max_iterations: int) -> dict[str, Any]:
+    """crfsuite's L-BFGS settings for every feature CRF parsner trains: L1 + L2, transitions between every pair of
+    tags (so Viterbi can score any sequence), every feature kept however rare (L1 prunes them instead)."""
+    return {"c1": c1, "c2": c2, "max_iterations": max_iterations, "feature.possible_transitions": True,
+            "feature.minfreq": 0}
+
+
 def fit_crf(cfg: RunConfig, words: list[list[str]], tags: list[list[str]], spec: Any, work: Path) -> Path:
     """Train in a child process (see the module docstring); Ctrl-C/SIGTERM raise TrainingInterrupted."""
     from parsner.inference.crf_tagger import CRF_FILE
 
     _fault(os.environ.get(FAULT_ENV, ""))  # a malformed hook is said here, not in the child
 
-    params = {"c1": cfg.crf_c1, "c2": cfg.crf_c2, "max_iterations": cfg.crf_max_iterations,
-              "feature.possible_transitions": True, "feature.minfreq": 0}
+    params = crfsuite_params(cfg.crf_c1, cfg.crf_c2, cfg.crf_max_iterations)
     model_path = work / CRF_FILE
     model_path.unlink(missing_ok=True)
     ctx = multiprocessing.get_context("spawn")
@@ -264,10 +270,10 @@ def train_crf(cfg: RunConfig, data: Any, dirs: RunDirs, *, overwrite: bool) -> d
     fit_crf(cfg, words, tags, spec, work)
     fit_seconds = time.time() - t_fit
     # Calibrated on validation sentences the CRF did not train on (holdout_calibration's when it trained on them).
-    own_calibration = cfg.crf_calibrate and not cfg.crf_train_on_validation
-    scores, fitted = validation_metrics(work, data.valid_words, gold, calibrate=True)
-    if own_calibration:
-        calibrator = fitted
+    if cfg.crf_calibrate and not cfg.crf_train_on_validation:
+        scores, calibrator = validation_metrics(work, data.valid_words, gold, calibrate=True)
+    else:
+        scores = validation_metrics(work, data.valid_words, gold)
     iterations = _iterations(work / "train_log.jsonl")
     doc = {"split": "validation", "dataset": str(cfg.data), "selection_metric": None, "metrics": scores,
            "model_type": "feature-crf", "train_runtime_s": round(fit_seconds, 1),

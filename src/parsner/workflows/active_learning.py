@@ -298,6 +298,8 @@ def fit_model(ctx: _Context, indices: Sequence[int], path: Path) -> float:
     returns the seconds it took. crfsuite's log lines are dropped, but each enters Python, so Ctrl-C stops it."""
     import pycrfsuite
 
+    from parsner.training.crf_fit import crfsuite_params
+
     class Trainer(pycrfsuite.Trainer):
         def message(self, message: str) -> None:
             pass
@@ -307,8 +309,7 @@ def fit_model(ctx: _Context, indices: Sequence[int], path: Path) -> float:
     for i in indices:
         if len(ctx.data.pool_words[i]):
             trainer.append(ctx.pool_seqs[i], ctx.data.pool_tags[i])
-    trainer.set_params({"c1": ctx.cfg.c1, "c2": ctx.cfg.c2, "max_iterations": ctx.cfg.max_iterations,
-                        "feature.possible_transitions": True, "feature.minfreq": 0})
+    trainer.set_params(crfsuite_params(ctx.cfg.c1, ctx.cfg.c2, ctx.cfg.max_iterations))
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     try:
         trainer.train(str(tmp))
